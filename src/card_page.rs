@@ -1,0 +1,93 @@
+//! The card page `/c/{card_key}`: the customer's card, and a QR code of the page itself so a
+//! desktop visitor can continue on the phone.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use qrcode::QrCode;
+use qrcode::render::svg;
+use serde::Serialize;
+
+use crate::domain::{CardKey, Locale};
+use crate::http::pages::{Message, locale_of};
+use crate::startup::AppState;
+use crate::store::CardLookup;
+
+#[derive(Serialize)]
+struct CardPage {
+    program_name: String,
+    member_name: String,
+    card_number: String,
+    balance: i64,
+    tier_name: String,
+    background_color: String,
+    foreground_color: String,
+    label_color: String,
+    qr_svg: String,
+    wallet_buttons: Option<String>,
+}
+
+/// An inline SVG QR code of `text`.
+pub fn qr_svg(text: &str) -> Option<String> {
+    let code = QrCode::new(text.as_bytes()).ok()?;
+    let image = code.render::<svg::Color<'_>>().min_dimensions(180, 180).quiet_zone(true).build();
+    // Inline SVG must not carry an XML declaration.
+    Some(image.trim_start_matches(|c| c != '<').split_once("?>").map(|(_, rest)| rest.trim_start().to_owned()).unwrap_or(image))
+}
+
+pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String>) -> HttpResponse {
+    let locale = locale_of(&req, state.settings.default_locale);
+    let Ok(key) = CardKey::parse(&key) else {
+        return not_found(&state, locale).await;
+    };
+    let card = match state.store.find_card(CardLookup::Key(key.expose())).await {
+        Ok(Some(card)) if key.matches(card.card_key.expose()) => card,
+        Ok(_) => return not_found(&state, locale).await,
+        Err(e) => {
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "loading a card page failed");
+            return state.error_page(locale);
+        }
+    };
+    let program = match state.program_by_id(&card.program_id).await {
+        Ok(p) => p,
+        Err(_) => return state.error_page(locale),
+    };
+    let tier_name = program
+        .rules
+        .tier(&card.tier)
+        .map(|t| if locale == Locale::Ru { t.name_ru.clone() } else { t.name_en.clone() })
+        .unwrap_or_else(|| card.tier.clone());
+    let page_url = state.card_url(&card);
+    let ctx = CardPage {
+        program_name: program.name.clone(),
+        member_name: card.holder.display_name(),
+        card_number: card.card_number.grouped(),
+        balance: card.balance,
+        tier_name,
+        background_color: program.design.background_color.clone(),
+        foreground_color: program.design.foreground_color.clone(),
+        label_color: program.design.label_color.clone(),
+        qr_svg: qr_svg(&page_url).unwrap_or_default(),
+        wallet_buttons: None,
+    };
+    let mut response = state.pages.respond(StatusCode::OK, "card.html", locale, ctx);
+    // The page holds the card's secrets: never cache it anywhere shared.
+    response.headers_mut().insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn not_found(state: &AppState, locale: Locale) -> HttpResponse {
+    let t = state.pages.catalog(locale);
+    let program_name = state.program().await.map(|p| p.name).unwrap_or_default();
+    state.pages.respond(
+        StatusCode::NOT_FOUND,
+        "message.html",
+        locale,
+        Message {
+            program_name,
+            title: t.text("not_found_title").to_owned(),
+            text: t.text("not_found_text").to_owned(),
+            link: Some(format!("/?lang={}", locale.code())),
+            link_text: Some(t.text("back_to_form").to_owned()),
+        },
+    )
+}

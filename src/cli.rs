@@ -1,0 +1,100 @@
+//! The `loy` command line: subcommands call into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::startup::{Application, shutdown_signal};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(name = "loy", version, about = "Loyalty cards in Apple Wallet and Google Wallet, self-hosted")]
+pub struct Cli {
+    /// A TOML settings file (keys as in .env.example, lower case, without LOY_); LOY_* variables
+    /// override it. Also LOY_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve,
+    /// Check the settings and print them (secrets hidden), then exit.
+    Config,
+}
+
+/// Parses the command line and runs the command; the process exit code is its result.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (settings, warnings) = match Settings::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("loy: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log_filter, settings.log_format);
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loy: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(settings).await,
+            Command::Config => {
+                print_settings(&settings);
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "loy stopped with an error");
+            eprintln!("loy: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    let bind = settings.bind;
+    let public_url = settings.public_url.clone();
+    let store = settings.store_description();
+    let app = Application::build(settings).await?;
+    tracing::info!(%bind, %public_url, %store, "loy is serving: registration form at {public_url}/");
+    let handle = app.handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: finishing requests in flight");
+        handle.stop(true).await;
+    });
+    app.run_until_stopped().await?;
+    tracing::info!("loy stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_settings(s: &Settings) {
+    println!("environment      {:?}", s.environment);
+    println!("bind             {}", s.bind);
+    println!("public_url       {}", s.public_url);
+    println!("data_dir         {}", s.data_dir.display());
+    println!("store            {}", s.store_description());
+    match &s.redis {
+        Some(r) => println!("queue            Redis (prefix {})", r.prefix),
+        None => println!("queue            in-process"),
+    }
+    println!("default_locale   {}", s.default_locale);
+}

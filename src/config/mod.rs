@@ -1,0 +1,328 @@
+//! Typed settings, read once at start-up and passed to whoever needs them.
+
+mod sources;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use sources::RawSettings;
+use sources::parse;
+
+use crate::domain::{Currency, Locale};
+
+/// A mistake in the settings, as one sentence that names the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Where data lives.
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    /// The embedded database file (no server needed).
+    Embedded { path: PathBuf, synchronous_full: bool },
+    /// A MongoDB deployment.
+    Mongo { uri: SecretString, database: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub bind: SocketAddr,
+    /// HTTP worker threads (default: one per CPU core).
+    pub http_workers: usize,
+    /// The address customers and Wallet reach the server at, without a trailing slash.
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub store: StoreSettings,
+    pub redis: Option<RedisSettings>,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub default_locale: Locale,
+    /// Used when the default program is first created.
+    pub program_name: String,
+    pub currency: Currency,
+    /// Replaces the built-in consent sentence on the registration form.
+    pub consent_text: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    /// Prepended to every key, so several installs (or test runs) can share one Redis.
+    pub prefix: String,
+}
+
+/// Every setting name, lower case, without the `LOY_` prefix.
+pub const KEYS: &[&str] = &[
+    "env",
+    "bind",
+    "http_workers",
+    "public_url",
+    "data_dir",
+    "mongodb_uri",
+    "mongodb_database",
+    "sqlite_synchronous",
+    "redis_url",
+    "redis_prefix",
+    "log",
+    "log_format",
+    "default_locale",
+    "program_name",
+    "currency",
+    "consent_text",
+];
+
+impl Settings {
+    /// Reads the settings from the process environment and the optional file named by
+    /// `--config` or `LOY_CONFIG`.
+    pub fn load(config_file: Option<&Path>) -> Result<(Self, Vec<String>), ConfigError> {
+        let from_env = std::env::var_os("LOY_CONFIG").map(PathBuf::from);
+        let file = config_file.map(Path::to_path_buf).or(from_env);
+        let raw = RawSettings::load(file.as_deref(), std::env::vars(), KEYS)?;
+        let warnings = raw
+            .unknown_env
+            .iter()
+            .map(|name| format!("{name} is set but is not a loy setting (see .env.example)"))
+            .collect();
+        Ok((Self::from_raw(&raw)?, warnings))
+    }
+
+    /// Parses and checks layered raw values, applying the built-in defaults.
+    pub fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
+        let environment = raw.parse_or("env", Environment::Development, |s| match s {
+            "development" | "dev" => Ok(Environment::Development),
+            "production" | "prod" => Ok(Environment::Production),
+            _ => Err(format!("`{s}` is not `development` or `production`")),
+        })?;
+        let bind = raw.parse_or("bind", SocketAddr::from(([127, 0, 0, 1], 8080)), |s| {
+            s.parse().map_err(|_| format!("`{s}` is not an address like 127.0.0.1:8080 or 0.0.0.0:8080"))
+        })?;
+        let default_workers = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        let http_workers = raw.parse_or("http_workers", default_workers, parse::number(1, 256))?;
+        let public_url = raw.parse_or("public_url", "http://127.0.0.1:8080".to_owned(), parse_public_url)?;
+        if environment == Environment::Production && !public_url.starts_with("https://") {
+            return Err(ConfigError(format!(
+                "{} must start with https:// in production (Apple Wallet only talks to HTTPS servers)",
+                raw.origin("public_url")
+            )));
+        }
+        let data_dir = raw.parse_or("data_dir", PathBuf::from("./data"), |s| Ok(PathBuf::from(s)))?;
+        let synchronous_full = raw.parse_or("sqlite_synchronous", true, |s| match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(true),
+            "normal" => Ok(false),
+            _ => Err(format!("`{s}` is not `full` or `normal`")),
+        })?;
+        let mongodb_uri = raw.parse_opt("mongodb_uri", |s| {
+            if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") {
+                Ok(SecretString::from(s.to_owned()))
+            } else {
+                Err("must start with mongodb:// or mongodb+srv://".to_owned())
+            }
+        })?;
+        let database = raw.parse_or("mongodb_database", "loy".to_owned(), parse_database_name)?;
+        if raw.get("mongodb_database").is_some() && mongodb_uri.is_none() {
+            return Err(ConfigError(format!(
+                "{} is set but LOY_MONGODB_URI is not: set both to use MongoDB, or neither for the embedded store",
+                raw.origin("mongodb_database")
+            )));
+        }
+        let store = match mongodb_uri {
+            Some(uri) => StoreSettings::Mongo { uri, database },
+            None => StoreSettings::Embedded { path: data_dir.join("loy.sqlite3"), synchronous_full },
+        };
+        let redis_url = raw.parse_opt("redis_url", |s| {
+            if s.starts_with("redis://") || s.starts_with("rediss://") || s.starts_with("unix://") {
+                Ok(SecretString::from(s.to_owned()))
+            } else {
+                Err("must start with redis://, rediss:// or unix://".to_owned())
+            }
+        })?;
+        let prefix = raw.parse_or("redis_prefix", "loy".to_owned(), |s| {
+            if s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+                Ok(s.to_owned())
+            } else {
+                Err("use up to 64 letters, digits, '-', '_', '.' or ':'".to_owned())
+            }
+        })?;
+        let log_filter = raw.parse_or("log", "info".to_owned(), |s| {
+            tracing_subscriber::EnvFilter::try_new(s).map(|_| s.to_owned()).map_err(|e| format!("not a log filter: {e}"))
+        })?;
+        let log_format = raw.parse_or("log_format", LogFormat::Json, |s| match s {
+            "json" => Ok(LogFormat::Json),
+            "text" => Ok(LogFormat::Text),
+            _ => Err(format!("`{s}` is not `json` or `text`")),
+        })?;
+        let default_locale = raw.parse_or("default_locale", Locale::Ru, |s| match s {
+            "ru" => Ok(Locale::Ru),
+            "en" => Ok(Locale::En),
+            _ => Err(format!("`{s}` is not `ru` or `en`")),
+        })?;
+        let program_name = raw.parse_or("program_name", "Loyalty Card".to_owned(), |s| {
+            if s.chars().count() <= 64 { Ok(s.to_owned()) } else { Err("is longer than 64 characters".to_owned()) }
+        })?;
+        let currency = raw.parse_or("currency", Currency::parse("RUB").expect("RUB is a currency"), Currency::parse)?;
+        let consent_text = raw.parse_opt("consent_text", parse::string)?;
+        Ok(Settings {
+            environment,
+            bind,
+            http_workers,
+            public_url,
+            data_dir,
+            store,
+            redis: redis_url.map(|url| RedisSettings { url, prefix }),
+            log_filter,
+            log_format,
+            default_locale,
+            program_name,
+            currency,
+            consent_text,
+        })
+    }
+
+    /// Settings for tests and examples: everything default, the store in `data_dir`.
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        let raw = RawSettings::load(None, [("LOY_DATA_DIR".to_owned(), data_dir.display().to_string())], KEYS)
+            .expect("no file, known key");
+        Self::from_raw(&raw).expect("defaults are valid")
+    }
+
+    /// The absolute URL of a path on this server (`path` starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url)
+    }
+
+    /// A description of the store for logs, without credentials.
+    pub fn store_description(&self) -> String {
+        match &self.store {
+            StoreSettings::Embedded { path, .. } => format!("embedded database {}", path.display()),
+            StoreSettings::Mongo { uri, database } => {
+                format!("MongoDB {} database {database}", redact_url(uri.expose_secret()))
+            }
+        }
+    }
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|_| format!("`{s}` is not an absolute URL like https://loyalty.example.com"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("`{s}` must be an http:// or https:// URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{s}` must not have a query or fragment"));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+fn parse_database_name(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not a database name (letters, digits, '_' and '-', up to 63)"))
+    }
+}
+
+/// `scheme://user:password@host/…` → `scheme://***@host/…`, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://***@{}", &url[..scheme_end], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::from_raw(&RawSettings::load(None, env, KEYS)?)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert!(matches!(s.store, StoreSettings::Embedded { .. }));
+        assert!(s.redis.is_none());
+        assert_eq!(s.default_locale, Locale::Ru);
+        assert_eq!(s.environment, Environment::Development);
+    }
+
+    #[test]
+    fn environment_variables_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("loy.toml");
+        std::fs::write(&file, "bind = \"0.0.0.0:9000\"\npublic_url = \"https://file.example\"\n").unwrap();
+        let env = [("LOY_PUBLIC_URL".to_owned(), "https://env.example/".to_owned())];
+        let raw = RawSettings::load(Some(&file), env, KEYS).unwrap();
+        let s = Settings::from_raw(&raw).unwrap();
+        assert_eq!(s.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.public_url, "https://env.example");
+    }
+
+    #[test]
+    fn mongodb_uri_selects_mongodb() {
+        let s = settings(&[("LOY_MONGODB_URI", "mongodb://u:p@db:27017"), ("LOY_MONGODB_DATABASE", "shop")]).unwrap();
+        match &s.store {
+            StoreSettings::Mongo { database, .. } => assert_eq!(database, "shop"),
+            other => panic!("expected MongoDB, got {other:?}"),
+        }
+        assert_eq!(s.store_description(), "MongoDB mongodb://***@db:27017 database shop");
+        assert!(!format!("{s:?}").contains("u:p"), "the URI is a secret");
+    }
+
+    #[test]
+    fn each_mistake_is_one_sentence_naming_the_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("LOY_BIND", "localhost")], "LOY_BIND: `localhost` is not an address"),
+            (&[("LOY_PUBLIC_URL", "example.com")], "LOY_PUBLIC_URL: `example.com` is not an absolute URL"),
+            (&[("LOY_PUBLIC_URL", "ftp://x")], "must be an http:// or https:// URL"),
+            (&[("LOY_MONGODB_URI", "postgres://x")], "LOY_MONGODB_URI: must start with mongodb://"),
+            (&[("LOY_MONGODB_DATABASE", "x")], "LOY_MONGODB_DATABASE is set but LOY_MONGODB_URI is not"),
+            (&[("LOY_REDIS_URL", "localhost:6379")], "LOY_REDIS_URL: must start with redis://"),
+            (&[("LOY_DEFAULT_LOCALE", "de")], "LOY_DEFAULT_LOCALE: `de` is not `ru` or `en`"),
+            (&[("LOY_LOG_FORMAT", "xml")], "LOY_LOG_FORMAT"),
+            (&[("LOY_CURRENCY", "RUBLE")], "LOY_CURRENCY"),
+            (&[("LOY_ENV", "production")], "LOY_PUBLIC_URL must start with https:// in production"),
+        ];
+        for (env, expected) in cases {
+            let err = settings(env).unwrap_err().0;
+            assert!(err.contains(expected), "{env:?} gave {err:?}");
+            assert!(!err.contains('\n'), "one line: {err:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors_and_in_the_environment_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("loy.toml");
+        std::fs::write(&file, "bnd = \"0.0.0.0:9000\"\n").unwrap();
+        let err = RawSettings::load(Some(&file), [], KEYS).unwrap_err();
+        assert!(err.0.contains("`bnd` is not a setting"), "{err}");
+        let raw = RawSettings::load(None, [("LOY_BNID".to_owned(), "x".to_owned()), ("LOY_TEST_REDIS_URL".to_owned(), "x".to_owned())], KEYS).unwrap();
+        assert_eq!(raw.unknown_env, ["LOY_BNID"]);
+    }
+
+    #[test]
+    fn blank_values_mean_unset() {
+        let s = settings(&[("LOY_MONGODB_URI", ""), ("LOY_REDIS_URL", " ")]).unwrap();
+        assert!(matches!(s.store, StoreSettings::Embedded { .. }));
+        assert!(s.redis.is_none());
+    }
+}

@@ -1,0 +1,221 @@
+//! The loyalty card and the customer who holds it.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::ledger::{EntryKind, EntrySource, LedgerEntry};
+use super::{
+    AuthToken, BarcodeValue, CardKey, CardNumber, Email, Locale, PersonName, Phone, Program, ReferralCode,
+    SerialNumber,
+};
+
+/// The person a card belongs to: only what the program needs (SPEC §5, personal data minimal).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    pub first_name: PersonName,
+    pub last_name: Option<PersonName>,
+    pub phone: Phone,
+    pub email: Option<Email>,
+    pub birthday: Option<NaiveDate>,
+    /// The language the customer registered in; messages and the pass use it.
+    pub locale: Locale,
+    /// When the customer agreed to the program's terms.
+    pub consent_at: DateTime<Utc>,
+}
+
+impl Customer {
+    /// "Анна И." — the first name and the initial of the last name, for cashiers and the pass.
+    pub fn display_name(&self) -> String {
+        match &self.last_name {
+            Some(last) => format!("{} {}", self.first_name, last.initial()),
+            None => self.first_name.to_string(),
+        }
+    }
+
+    pub fn full_name(&self) -> String {
+        match &self.last_name {
+            Some(last) => format!("{} {}", self.first_name, last),
+            None => self.first_name.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CardStatus {
+    Active,
+    /// Refuses earn and redeem; the pass still shows.
+    Blocked,
+}
+
+impl CardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "blocked" => Some(Self::Blocked),
+            _ => None,
+        }
+    }
+}
+
+/// What the pass shows as "last transaction", kept on the card so rendering needs no ledger read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastEntry {
+    pub kind: EntryKind,
+    pub points: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// A loyalty card. `version` moves whenever anything the customer sees changes; a push is owed
+/// while `pushed_version < version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Card {
+    pub serial: SerialNumber,
+    pub program_id: String,
+    pub card_number: CardNumber,
+    pub barcode: BarcodeValue,
+    pub card_key: CardKey,
+    pub auth_token: AuthToken,
+    pub referral_code: ReferralCode,
+    pub referred_by: Option<SerialNumber>,
+    pub holder: Customer,
+    pub status: CardStatus,
+    pub balance: i64,
+    pub lifetime_earned: i64,
+    pub tier: String,
+    pub version: i64,
+    pub pushed_version: i64,
+    /// Set when the version moved ahead of `pushed_version`; cleared when the push is done.
+    pub push_pending_since: Option<DateTime<Utc>>,
+    /// The pass's `Last-Modified`, in whole seconds, strictly later for every new version (see
+    /// [`Card::next_modified_at`]).
+    pub modified_at: DateTime<Utc>,
+    pub last_entry: Option<LastEntry>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Card {
+    /// A new card for `holder` with fresh identifiers and its welcome entry, which is the first
+    /// entry of its ledger and sets the starting balance.
+    pub fn enroll(program: &Program, holder: Customer, referred_by: Option<SerialNumber>, now: DateTime<Utc>) -> (Card, LedgerEntry) {
+        let rules = &program.rules;
+        let welcome = rules.welcome_bonus;
+        let tier = rules.tier_for(0).id.clone();
+        let modified_at = whole_second(now);
+        let serial = SerialNumber::generate();
+        let card = Card {
+            serial: serial.clone(),
+            program_id: program.id.clone(),
+            card_number: CardNumber::generate(),
+            barcode: BarcodeValue::generate(),
+            card_key: CardKey::generate(),
+            auth_token: AuthToken::generate(),
+            referral_code: ReferralCode::generate(),
+            referred_by,
+            holder,
+            status: CardStatus::Active,
+            balance: welcome,
+            lifetime_earned: 0,
+            tier: tier.clone(),
+            version: 1,
+            pushed_version: 1,
+            push_pending_since: None,
+            modified_at,
+            last_entry: Some(LastEntry { kind: EntryKind::Welcome, points: welcome, at: now }),
+            created_at: now,
+            updated_at: now,
+        };
+        let entry = LedgerEntry {
+            id: LedgerEntry::new_id(),
+            serial,
+            program_id: program.id.clone(),
+            seq: 1,
+            kind: EntryKind::Welcome,
+            points: welcome,
+            purchase_amount: None,
+            balance_after: welcome,
+            lifetime_after: 0,
+            tier_after: tier,
+            order_id: None,
+            description: None,
+            source: EntrySource::System,
+            actor: None,
+            idempotency_key: None,
+            reverses: None,
+            created_at: now,
+        };
+        (card, entry)
+    }
+
+    /// The `Last-Modified` second for the next version: now, but always at least one second
+    /// after the previous one. Wallet compares `If-Modified-Since` at one-second resolution, so
+    /// two versions within one second would otherwise look identical and the second one would
+    /// never reach the phone.
+    pub fn next_modified_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let now = whole_second(now);
+        let floor = self.modified_at + chrono::Duration::seconds(1);
+        now.max(floor)
+    }
+
+    pub fn needs_push(&self) -> bool {
+        self.pushed_version < self.version
+    }
+}
+
+/// `t` truncated to whole seconds.
+pub fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).expect("a valid timestamp stays valid when truncated")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Currency;
+
+    fn customer(now: DateTime<Utc>) -> Customer {
+        Customer {
+            first_name: PersonName::parse("Анна").unwrap(),
+            last_name: Some(PersonName::parse("Иванова").unwrap()),
+            phone: Phone::parse("+79123456789").unwrap(),
+            email: None,
+            birthday: None,
+            locale: Locale::Ru,
+            consent_at: now,
+        }
+    }
+
+    #[test]
+    fn a_new_card_starts_with_the_welcome_bonus_as_its_first_entry() {
+        let now = Utc::now();
+        let program = Program::new("default", "Coffee", Currency::parse("RUB").unwrap(), now);
+        let (card, entry) = Card::enroll(&program, customer(now), None, now);
+        assert_eq!(card.balance, 100);
+        assert_eq!(entry.points, 100);
+        assert_eq!(entry.balance_after, card.balance);
+        assert_eq!(entry.kind, EntryKind::Welcome);
+        assert_eq!(entry.serial, card.serial);
+        assert_eq!(card.tier, "bronze");
+        assert!(!card.needs_push());
+        assert_eq!(card.holder.display_name(), "Анна И.");
+    }
+
+    #[test]
+    fn last_modified_moves_forward_by_at_least_a_second_per_version() {
+        let now = Utc::now();
+        let program = Program::new("default", "Coffee", Currency::parse("RUB").unwrap(), now);
+        let (mut card, _) = Card::enroll(&program, customer(now), None, now);
+        let first = card.modified_at;
+        let second = card.next_modified_at(now);
+        assert_eq!(second, first + chrono::Duration::seconds(1));
+        card.modified_at = second;
+        let later = now + chrono::Duration::seconds(60);
+        assert_eq!(card.next_modified_at(later), whole_second(later));
+    }
+}

@@ -1,0 +1,21 @@
+//! The things loy is about, as types that can only hold valid values.
+
+pub mod card;
+pub mod card_number;
+pub mod email;
+pub mod ledger;
+pub mod locale;
+pub mod person;
+pub mod phone;
+pub mod program;
+pub mod tokens;
+
+pub use card::{Card, CardStatus, Customer, LastEntry};
+pub use card_number::{CardNumber, CardNumberError};
+pub use email::{Email, EmailError};
+pub use ledger::{EntryKind, EntrySource, LedgerEntry};
+pub use locale::Locale;
+pub use person::{PersonName, PersonNameError};
+pub use phone::{Phone, PhoneError};
+pub use program::{Currency, DEFAULT_PROGRAM_ID, Program, ProgramDesign, ProgramRules, TierRule};
+pub use tokens::{AuthToken, BarcodeValue, CardKey, ReferralCode, SerialNumber, TokenError};

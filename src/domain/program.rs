@@ -1,0 +1,237 @@
+//! A loyalty program: its name, currency, rules (SPEC §4.8) and card design.
+
+use serde::{Deserialize, Serialize};
+
+/// The program every install starts with.
+pub const DEFAULT_PROGRAM_ID: &str = "default";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    /// A slug (`default`): part of Google class ids and URLs.
+    pub id: String,
+    pub name: String,
+    pub currency: Currency,
+    pub rules: ProgramRules,
+    pub design: ProgramDesign,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Program {
+    /// A new program with the default rules and design.
+    pub fn new(id: &str, name: &str, currency: Currency, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            currency,
+            rules: ProgramRules::default(),
+            design: ProgramDesign::default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// An ISO 4217 currency and how many minor units make one major unit (2 for RUB/EUR, 0 for JPY).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Currency {
+    pub code: String,
+    pub minor_digits: u8,
+}
+
+impl Currency {
+    /// Parses a three-letter code; the number of minor digits is known for common currencies.
+    pub fn parse(code: &str) -> Result<Self, String> {
+        let code = code.trim().to_ascii_uppercase();
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(format!("`{code}` is not a three-letter currency code such as RUB, EUR or USD"));
+        }
+        let minor_digits = match code.as_str() {
+            "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "XAF" | "XOF" => 0,
+            "BHD" | "KWD" | "OMR" | "TND" | "JOD" | "IQD" | "LYD" => 3,
+            _ => 2,
+        };
+        Ok(Self { code, minor_digits })
+    }
+
+    /// Minor units in one major unit: 100 for kopecks in a rouble.
+    pub fn minor_per_major(&self) -> i64 {
+        10i64.pow(u32::from(self.minor_digits))
+    }
+}
+
+/// A level of the program, reached by lifetime earned points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierRule {
+    /// A stable identifier (`bronze`), kept in cards and the ledger.
+    pub id: String,
+    /// Display names by locale.
+    pub name_en: String,
+    pub name_ru: String,
+    /// Lifetime earned points from which the tier applies.
+    pub threshold: i64,
+    /// Cashback in basis points of the purchase amount (500 = 5 %).
+    pub cashback_bp: u32,
+}
+
+/// The rules of earning and spending points. All point amounts are whole points; 1 point is
+/// worth 1 major currency unit when redeemed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProgramRules {
+    /// Sorted by threshold, the first at 0.
+    pub tiers: Vec<TierRule>,
+    pub welcome_bonus: i64,
+    pub min_redemption: i64,
+    /// The largest share of a purchase that points may pay, in percent.
+    pub max_redeem_percent: u32,
+    /// Points expire this many days after they were earned (oldest first); `None` = never.
+    pub expiry_days: Option<u32>,
+    /// Given to both the inviting and the invited customer at the invited one's first purchase.
+    pub referral_bonus: i64,
+}
+
+impl Default for ProgramRules {
+    fn default() -> Self {
+        let tier = |id: &str, en: &str, ru: &str, threshold, cashback_bp| TierRule {
+            id: id.to_owned(),
+            name_en: en.to_owned(),
+            name_ru: ru.to_owned(),
+            threshold,
+            cashback_bp,
+        };
+        Self {
+            tiers: vec![
+                tier("bronze", "Bronze", "Бронза", 0, 500),
+                tier("silver", "Silver", "Серебро", 500, 1000),
+                tier("gold", "Gold", "Золото", 1500, 1500),
+                tier("platinum", "Platinum", "Платина", 3000, 2000),
+            ],
+            welcome_bonus: 100,
+            min_redemption: 100,
+            max_redeem_percent: 50,
+            expiry_days: None,
+            referral_bonus: 100,
+        }
+    }
+}
+
+impl ProgramRules {
+    /// The tier a card with `lifetime_earned` points belongs to.
+    pub fn tier_for(&self, lifetime_earned: i64) -> &TierRule {
+        self.tiers
+            .iter()
+            .rev()
+            .find(|t| lifetime_earned >= t.threshold)
+            .or_else(|| self.tiers.first())
+            .expect("a program has at least one tier")
+    }
+
+    pub fn tier(&self, id: &str) -> Option<&TierRule> {
+        self.tiers.iter().find(|t| t.id == id)
+    }
+
+    /// Checks that the rules make sense; the message names what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tiers.is_empty() {
+            return Err("a program needs at least one tier".into());
+        }
+        if self.tiers[0].threshold != 0 {
+            return Err("the first tier must start at 0 points".into());
+        }
+        if self.tiers.windows(2).any(|w| w[0].threshold >= w[1].threshold) {
+            return Err("tier thresholds must increase".into());
+        }
+        if self.tiers.iter().any(|t| t.cashback_bp > 10_000) {
+            return Err("cashback cannot exceed 100 %".into());
+        }
+        if self.welcome_bonus < 0 || self.min_redemption < 0 || self.referral_bonus < 0 {
+            return Err("bonuses and the minimum redemption cannot be negative".into());
+        }
+        if self.max_redeem_percent > 100 {
+            return Err("the maximum share payable with points cannot exceed 100 %".into());
+        }
+        Ok(())
+    }
+}
+
+/// How the card looks and what its back says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProgramDesign {
+    /// `rgb(r, g, b)` colours as Apple's pass.json wants them.
+    pub background_color: String,
+    pub foreground_color: String,
+    pub label_color: String,
+    /// Shown on the back of the card.
+    pub terms: String,
+    pub how_to_earn: String,
+    pub contacts: String,
+    /// Bumped whenever the design changes, so every card is re-rendered.
+    pub revision: i64,
+}
+
+impl Default for ProgramDesign {
+    fn default() -> Self {
+        Self {
+            background_color: "rgb(28, 43, 74)".into(),
+            foreground_color: "rgb(255, 255, 255)".into(),
+            label_color: "rgb(244, 196, 98)".into(),
+            terms: String::new(),
+            how_to_earn: String::new(),
+            contacts: String::new(),
+            revision: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rules_are_the_documented_ones_and_valid() {
+        let rules = ProgramRules::default();
+        rules.validate().unwrap();
+        assert_eq!(rules.welcome_bonus, 100);
+        assert_eq!(rules.min_redemption, 100);
+        assert_eq!(rules.max_redeem_percent, 50);
+        assert_eq!(rules.expiry_days, None);
+        assert_eq!(rules.referral_bonus, 100);
+        let summary: Vec<_> = rules.tiers.iter().map(|t| (t.id.as_str(), t.threshold, t.cashback_bp)).collect();
+        assert_eq!(
+            summary,
+            [("bronze", 0, 500), ("silver", 500, 1000), ("gold", 1500, 1500), ("platinum", 3000, 2000)]
+        );
+    }
+
+    #[test]
+    fn tiers_switch_exactly_at_their_thresholds() {
+        let rules = ProgramRules::default();
+        assert_eq!(rules.tier_for(0).id, "bronze");
+        assert_eq!(rules.tier_for(499).id, "bronze");
+        assert_eq!(rules.tier_for(500).id, "silver");
+        assert_eq!(rules.tier_for(1499).id, "silver");
+        assert_eq!(rules.tier_for(1500).id, "gold");
+        assert_eq!(rules.tier_for(3000).id, "platinum");
+        assert_eq!(rules.tier_for(-5).id, "bronze");
+    }
+
+    #[test]
+    fn inconsistent_rules_are_refused_with_a_reason() {
+        let mut rules = ProgramRules::default();
+        rules.tiers[2].threshold = 100;
+        assert_eq!(rules.validate().unwrap_err(), "tier thresholds must increase");
+        let mut rules = ProgramRules::default();
+        rules.max_redeem_percent = 150;
+        assert!(rules.validate().is_err());
+    }
+
+    #[test]
+    fn currencies_know_their_minor_units() {
+        assert_eq!(Currency::parse("rub").unwrap().minor_per_major(), 100);
+        assert_eq!(Currency::parse("JPY").unwrap().minor_per_major(), 1);
+        assert!(Currency::parse("RUBLES").is_err());
+        assert!(Currency::parse("R1B").is_err());
+    }
+}

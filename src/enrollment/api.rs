@@ -1,0 +1,91 @@
+//! `POST /api/v1/enrollments`: enrollment for integrations.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::{EnrollError, Enrolled, EnrollmentInput, enroll, send_card_link};
+use crate::domain::Locale;
+use crate::http::errors::ApiError;
+use crate::http::json::JsonBody;
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentRequest {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub birthday: Option<String>,
+    pub consent: Option<bool>,
+    pub referral_code: Option<String>,
+    /// `ru` or `en`: the language of the customer's card and messages.
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnrollmentCreated {
+    pub card: CardSummary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CardSummary {
+    pub serial_number: String,
+    pub card_number: String,
+    pub balance: i64,
+    pub card_url: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AlreadyRegistered {
+    pub status: &'static str,
+    pub message: &'static str,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn create(state: web::Data<AppState>, body: JsonBody<EnrollmentRequest>) -> Result<HttpResponse, ApiError> {
+    let request = body.0;
+    let locale = match request.locale.as_deref() {
+        None => state.settings.default_locale,
+        Some(code) => Locale::parse(code)
+            .ok_or_else(|| ApiError::unprocessable("invalid_locale", "locale must be `ru` or `en`", "locale"))?,
+    };
+    let input = EnrollmentInput {
+        first_name: request.first_name,
+        last_name: request.last_name,
+        phone: request.phone,
+        email: request.email,
+        birthday: request.birthday,
+        consent: request.consent.unwrap_or(false),
+        referral_code: request.referral_code,
+        locale,
+    };
+    let program = state.program().await?;
+    match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {
+        Ok(Enrolled::Created(card)) => {
+            let card_url = state.card_url(&card);
+            Ok(HttpResponse::Created().insert_header(("Location", card_url.clone())).json(EnrollmentCreated {
+                card: CardSummary {
+                    serial_number: card.serial.to_string(),
+                    card_number: card.card_number.as_str().to_owned(),
+                    balance: card.balance,
+                    card_url,
+                },
+            }))
+        }
+        Ok(Enrolled::AlreadyRegistered(card)) => {
+            send_card_link(&card);
+            Ok(HttpResponse::build(StatusCode::ACCEPTED).json(AlreadyRegistered {
+                status: "already_registered",
+                message: "This phone number already has a card. The link to it has been sent to the contact details on file.",
+            }))
+        }
+        Err(EnrollError::Invalid(errors)) => {
+            let first = errors.into_iter().next().expect("Invalid always carries an error");
+            Err(ApiError::unprocessable(first.code, first.message, first.field))
+        }
+        Err(EnrollError::Store(e)) => Err(e.into()),
+    }
+}

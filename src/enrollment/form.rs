@@ -1,0 +1,114 @@
+//! The registration form at `/`: works without JavaScript; errors are shown next to their
+//! fields and what the customer typed is kept.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::{EnrollError, Enrolled, EnrollmentInput, enroll, send_card_link};
+use crate::domain::Locale;
+use crate::http::json::read_body;
+use crate::http::pages::locale_of;
+use crate::startup::AppState;
+
+/// Form posts are small; anything bigger is not a person typing.
+const FORM_LIMIT: usize = 16 * 1024;
+const FIELDS: [&str; 6] = ["first_name", "last_name", "phone", "email", "birthday", "referral_code"];
+
+#[derive(Serialize, Default)]
+struct FormPage {
+    program_name: String,
+    consent_text: String,
+    values: HashMap<String, String>,
+    errors: HashMap<String, String>,
+}
+
+async fn form_page(state: &AppState, locale: Locale, values: HashMap<String, String>, errors: HashMap<String, String>, status: StatusCode) -> HttpResponse {
+    let program_name = match state.program().await {
+        Ok(p) => p.name,
+        Err(_) => return state.error_page(locale),
+    };
+    let consent_text = state.settings.consent_text.clone().unwrap_or_else(|| state.pages.catalog(locale).text("consent").to_owned());
+    state.pages.respond(status, "register.html", locale, FormPage { program_name, consent_text, values, errors })
+}
+
+pub async fn show(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let locale = locale_of(&req, state.settings.default_locale);
+    form_page(&state, locale, HashMap::new(), HashMap::new(), StatusCode::OK).await
+}
+
+pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> HttpResponse {
+    let query_locale = locale_of(&req, state.settings.default_locale);
+    let is_form = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return HttpResponse::UnsupportedMediaType().content_type("text/plain; charset=utf-8").body("Send the form as application/x-www-form-urlencoded.");
+    }
+    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let body = match read_body(&mut payload, declared, FORM_LIMIT).await {
+        Ok(body) => body,
+        Err(e) => return HttpResponse::build(e.status).content_type("text/plain; charset=utf-8").body(e.message),
+    };
+    let pairs: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(pairs) => pairs,
+        Err(_) => return HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body("The form could not be read."),
+    };
+    let mut values: HashMap<String, String> = HashMap::new();
+    for (key, value) in pairs {
+        if FIELDS.contains(&key.as_str()) || key == "consent" || key == "lang" {
+            values.insert(key, value);
+        }
+    }
+    let locale = values.get("lang").and_then(|l| Locale::parse(l)).unwrap_or(query_locale);
+    let field = |name: &str| values.get(name).cloned();
+    let input = EnrollmentInput {
+        first_name: field("first_name"),
+        last_name: field("last_name"),
+        phone: field("phone"),
+        email: field("email"),
+        birthday: field("birthday"),
+        consent: values.get("consent").is_some_and(|v| !v.is_empty()),
+        referral_code: field("referral_code"),
+        locale,
+    };
+    let program = match state.program().await {
+        Ok(p) => p,
+        Err(_) => return state.error_page(locale),
+    };
+    match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {
+        Ok(Enrolled::Created(card)) => HttpResponse::SeeOther()
+            .insert_header(("Location", format!("/c/{}?lang={}", card.card_key.expose(), locale.code())))
+            .finish(),
+        Ok(Enrolled::AlreadyRegistered(card)) => {
+            send_card_link(&card);
+            let t = state.pages.catalog(locale);
+            state.pages.respond(
+                StatusCode::OK,
+                "message.html",
+                locale,
+                crate::http::pages::Message {
+                    program_name: program.name,
+                    title: t.text("already_title").to_owned(),
+                    text: t.text("already_text").to_owned(),
+                    link: None,
+                    link_text: None,
+                },
+            )
+        }
+        Err(EnrollError::Invalid(errors)) => {
+            let catalog = state.pages.catalog(locale);
+            let errors = errors.into_iter().map(|e| (e.field.to_owned(), catalog.error(e.code))).collect();
+            values.remove("lang");
+            form_page(&state, locale, values, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(EnrollError::Store(e)) => {
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "enrollment through the form failed");
+            state.error_page(locale)
+        }
+    }
+}

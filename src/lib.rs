@@ -1,0 +1,14 @@
+//! loy: a self-hosted server that issues loyalty cards into Apple Wallet and Google Wallet and
+//! keeps them up to date. `docs/architecture.md` is the map of this crate.
+#![forbid(unsafe_code)]
+
+pub mod card_page;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod enrollment;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

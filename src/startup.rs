@@ -1,0 +1,171 @@
+//! Building the application from settings: store, state, HTTP server (STYLE §1).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Settings, StoreSettings};
+use crate::domain::{Card, DEFAULT_PROGRAM_ID, Locale, Program};
+use crate::http::errors::ApiError;
+use crate::http::pages::{Message, Pages};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::mongo::MongoStore;
+use crate::store::{DynStore, Faults};
+
+/// What every request handler can reach, shared as `web::Data<AppState>`.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: DynStore,
+    pub clock: Arc<dyn Clock>,
+    pub pages: Arc<Pages>,
+    pub redis: Option<redis::aio::ConnectionManager>,
+}
+
+impl AppState {
+    /// The default program.
+    pub async fn program(&self) -> Result<Program, ApiError> {
+        self.program_by_id(DEFAULT_PROGRAM_ID).await
+    }
+
+    pub async fn program_by_id(&self, id: &str) -> Result<Program, ApiError> {
+        match self.store.program(id).await? {
+            Some(program) => Ok(program),
+            None => Err(ApiError::internal(&crate::store::StoreError::Corrupt(format!("program {id} is missing")))),
+        }
+    }
+
+    /// The absolute address of a card's page.
+    pub fn card_url(&self, card: &Card) -> String {
+        self.settings.url(&format!("/c/{}", card.card_key.expose()))
+    }
+
+    /// A "something went wrong" page (the cause is already logged by the caller).
+    pub fn error_page(&self, locale: Locale) -> HttpResponse {
+        let t = self.pages.catalog(locale);
+        self.pages.respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "message.html",
+            locale,
+            Message {
+                program_name: String::new(),
+                title: t.text("error_title").to_owned(),
+                text: t.text("error_text").to_owned(),
+                link: None,
+                link_text: None,
+            },
+        )
+    }
+}
+
+/// Opens the configured store (creating indexes or migrating the schema).
+pub async fn connect_store(settings: &Settings, faults: Arc<Faults>) -> anyhow::Result<DynStore> {
+    Ok(match &settings.store {
+        StoreSettings::Embedded { path, synchronous_full } => {
+            let path = path.clone();
+            let full = *synchronous_full;
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&path, full, faults)).await??;
+            Arc::new(store)
+        }
+        StoreSettings::Mongo { uri, database } => Arc::new(MongoStore::connect(uri.expose_secret(), database, faults).await?),
+    })
+}
+
+/// Creates the default program at first start.
+pub async fn ensure_default_program(settings: &Settings, store: &DynStore, clock: &dyn Clock) -> anyhow::Result<Program> {
+    let program = Program::new(DEFAULT_PROGRAM_ID, &settings.program_name, settings.currency.clone(), clock.now());
+    Ok(store.ensure_program(&program).await.context("while creating the default program")?)
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects to what the settings name and binds the listener (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = connect_store(&settings, Arc::new(Faults::default())).await?;
+        Self::build_with(settings, store, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Application::build`] with a given store and clock (tests inject both).
+    pub async fn build_with(settings: Settings, store: DynStore, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        ensure_default_program(&settings, &store, clock.as_ref()).await?;
+        let redis = match &settings.redis {
+            None => None,
+            Some(redis) => {
+                let client = redis::Client::open(redis.url.expose_secret()).context("while reading LOY_REDIS_URL")?;
+                let manager = tokio::time::timeout(std::time::Duration::from_secs(5), redis::aio::ConnectionManager::new(client))
+                    .await
+                    .context("Redis did not answer within 5 s (LOY_REDIS_URL)")?
+                    .context("while connecting to Redis (LOY_REDIS_URL)")?;
+                Some(manager)
+            }
+        };
+        let pages = Arc::new(Pages::load()?);
+        let listener = TcpListener::bind(settings.bind).with_context(|| format!("while binding LOY_BIND={}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.http_workers;
+        let state = web::Data::new(AppState { settings: Arc::new(settings), store, clock, pages, redis });
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(crate::http::request_id::middleware))
+                .app_data(app_state.clone())
+                .configure(crate::http::routes)
+        })
+        .listen(listener)?
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(30)
+        .run();
+        Ok(Self { port, server, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped through its handle.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
