@@ -31,7 +31,13 @@ pub fn qr_svg(text: &str) -> Option<String> {
     let code = QrCode::new(text.as_bytes()).ok()?;
     let image = code.render::<svg::Color<'_>>().min_dimensions(180, 180).quiet_zone(true).build();
     // Inline SVG must not carry an XML declaration.
-    Some(image.trim_start_matches(|c| c != '<').split_once("?>").map(|(_, rest)| rest.trim_start().to_owned()).unwrap_or(image))
+    Some(
+        image
+            .trim_start_matches(|c| c != '<')
+            .split_once("?>")
+            .map(|(_, rest)| rest.trim_start().to_owned())
+            .unwrap_or(image),
+    )
 }
 
 pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String>) -> HttpResponse {
@@ -71,7 +77,9 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
     };
     let mut response = state.pages.respond(StatusCode::OK, "card.html", locale, ctx);
     // The page holds the card's secrets: never cache it anywhere shared.
-    response.headers_mut().insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
     response
 }
 

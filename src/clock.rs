@@ -4,6 +4,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 
+/// Times are at millisecond precision, the precision both stores keep.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
@@ -14,7 +15,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        crate::domain::card::stored_precision(Utc::now())
     }
 }
 
@@ -32,6 +33,6 @@ impl TestClock {
 
 impl Clock for TestClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now() + *self.offset.lock().unwrap_or_else(|p| p.into_inner())
+        crate::domain::card::stored_precision(Utc::now() + *self.offset.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

@@ -73,14 +73,20 @@ pub async fn connect_store(settings: &Settings, faults: Arc<Faults>) -> anyhow::
             let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&path, full, faults)).await??;
             Arc::new(store)
         }
-        StoreSettings::Mongo { uri, database } => Arc::new(MongoStore::connect(uri.expose_secret(), database, faults).await?),
+        StoreSettings::Mongo { uri, database } => {
+            Arc::new(MongoStore::connect(uri.expose_secret(), database, faults).await?)
+        }
     })
 }
 
 /// Creates the default program at first start.
-pub async fn ensure_default_program(settings: &Settings, store: &DynStore, clock: &dyn Clock) -> anyhow::Result<Program> {
+pub async fn ensure_default_program(
+    settings: &Settings,
+    store: &DynStore,
+    clock: &dyn Clock,
+) -> anyhow::Result<Program> {
     let program = Program::new(DEFAULT_PROGRAM_ID, &settings.program_name, settings.currency.clone(), clock.now());
-    Ok(store.ensure_program(&program).await.context("while creating the default program")?)
+    store.ensure_program(&program).await.context("while creating the default program")
 }
 
 pub struct Application {
@@ -103,15 +109,17 @@ impl Application {
             None => None,
             Some(redis) => {
                 let client = redis::Client::open(redis.url.expose_secret()).context("while reading LOY_REDIS_URL")?;
-                let manager = tokio::time::timeout(std::time::Duration::from_secs(5), redis::aio::ConnectionManager::new(client))
-                    .await
-                    .context("Redis did not answer within 5 s (LOY_REDIS_URL)")?
-                    .context("while connecting to Redis (LOY_REDIS_URL)")?;
+                let manager =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), redis::aio::ConnectionManager::new(client))
+                        .await
+                        .context("Redis did not answer within 5 s (LOY_REDIS_URL)")?
+                        .context("while connecting to Redis (LOY_REDIS_URL)")?;
                 Some(manager)
             }
         };
         let pages = Arc::new(Pages::load()?);
-        let listener = TcpListener::bind(settings.bind).with_context(|| format!("while binding LOY_BIND={}", settings.bind))?;
+        let listener =
+            TcpListener::bind(settings.bind).with_context(|| format!("while binding LOY_BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
         let state = web::Data::new(AppState { settings: Arc::new(settings), store, clock, pages, redis });

@@ -159,7 +159,9 @@ impl Settings {
             }
         })?;
         let log_filter = raw.parse_or("log", "info".to_owned(), |s| {
-            tracing_subscriber::EnvFilter::try_new(s).map(|_| s.to_owned()).map_err(|e| format!("not a log filter: {e}"))
+            tracing_subscriber::EnvFilter::try_new(s)
+                .map(|_| s.to_owned())
+                .map_err(|e| format!("not a log filter: {e}"))
         })?;
         let log_format = raw.parse_or("log_format", LogFormat::Json, |s| match s {
             "json" => Ok(LogFormat::Json),
@@ -217,7 +219,8 @@ impl Settings {
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {
-    let url = url::Url::parse(s).map_err(|_| format!("`{s}` is not an absolute URL like https://loyalty.example.com"))?;
+    let url =
+        url::Url::parse(s).map_err(|_| format!("`{s}` is not an absolute URL like https://loyalty.example.com"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!("`{s}` must be an http:// or https:// URL with a host"));
     }
@@ -315,7 +318,12 @@ mod tests {
         std::fs::write(&file, "bnd = \"0.0.0.0:9000\"\n").unwrap();
         let err = RawSettings::load(Some(&file), [], KEYS).unwrap_err();
         assert!(err.0.contains("`bnd` is not a setting"), "{err}");
-        let raw = RawSettings::load(None, [("LOY_BNID".to_owned(), "x".to_owned()), ("LOY_TEST_REDIS_URL".to_owned(), "x".to_owned())], KEYS).unwrap();
+        let raw = RawSettings::load(
+            None,
+            [("LOY_BNID".to_owned(), "x".to_owned()), ("LOY_TEST_REDIS_URL".to_owned(), "x".to_owned())],
+            KEYS,
+        )
+        .unwrap();
         assert_eq!(raw.unknown_env, ["LOY_BNID"]);
     }
 

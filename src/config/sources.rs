@@ -93,7 +93,12 @@ impl RawSettings {
     }
 
     /// Parses `key` with `parse`, or returns `default` when it was not given.
-    pub fn parse_or<T>(&self, key: &str, default: T, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+    pub fn parse_or<T>(
+        &self,
+        key: &str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
         match self.get(key) {
             None => Ok(default),
             Some(raw) => parse(raw.value.trim()).map_err(|why| ConfigError(format!("{}: {why}", raw.origin))),
@@ -101,7 +106,11 @@ impl RawSettings {
     }
 
     /// Parses `key` with `parse` when given.
-    pub fn parse_opt<T>(&self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
+    pub fn parse_opt<T>(
+        &self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
             Some(raw) => parse(raw.value.trim()).map(Some).map_err(|why| ConfigError(format!("{}: {why}", raw.origin))),
@@ -115,9 +124,9 @@ pub mod parse {
         Ok(s.to_owned())
     }
 
-    pub fn number<T: std::str::FromStr>(min: T, max: T) -> impl FnOnce(&str) -> Result<T, String>
+    pub fn number<T>(min: T, max: T) -> impl FnOnce(&str) -> Result<T, String>
     where
-        T: PartialOrd + std::fmt::Display + Copy,
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
     {
         move |s| {
             let n: T = s.parse().map_err(|_| format!("`{s}` is not a whole number"))?;

@@ -4,8 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::ledger::{EntryKind, EntrySource, LedgerEntry};
 use super::{
-    AuthToken, BarcodeValue, CardKey, CardNumber, Email, Locale, PersonName, Phone, Program, ReferralCode,
-    SerialNumber,
+    AuthToken, BarcodeValue, CardKey, CardNumber, Email, Locale, PersonName, Phone, Program, ReferralCode, SerialNumber,
 };
 
 /// The person a card belongs to: only what the program needs (SPEC §5, personal data minimal).
@@ -104,7 +103,13 @@ pub struct Card {
 impl Card {
     /// A new card for `holder` with fresh identifiers and its welcome entry, which is the first
     /// entry of its ledger and sets the starting balance.
-    pub fn enroll(program: &Program, holder: Customer, referred_by: Option<SerialNumber>, now: DateTime<Utc>) -> (Card, LedgerEntry) {
+    pub fn enroll(
+        program: &Program,
+        holder: Customer,
+        referred_by: Option<SerialNumber>,
+        now: DateTime<Utc>,
+    ) -> (Card, LedgerEntry) {
+        let now = stored_precision(now);
         let rules = &program.rules;
         let welcome = rules.welcome_bonus;
         let tier = rules.tier_for(0).id.clone();
@@ -167,6 +172,12 @@ impl Card {
     pub fn needs_push(&self) -> bool {
         self.pushed_version < self.version
     }
+}
+
+/// `t` at the precision the stores keep (milliseconds), so a value read back equals the one written.
+pub fn stored_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(3)
 }
 
 /// `t` truncated to whole seconds.

@@ -17,15 +17,8 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 7] = [
-        Self::Welcome,
-        Self::Earn,
-        Self::Redeem,
-        Self::Adjust,
-        Self::Reverse,
-        Self::Expire,
-        Self::Referral,
-    ];
+    pub const ALL: [EntryKind; 7] =
+        [Self::Welcome, Self::Earn, Self::Redeem, Self::Adjust, Self::Reverse, Self::Expire, Self::Referral];
 
     pub fn as_str(self) -> &'static str {
         match self {

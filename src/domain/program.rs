@@ -222,8 +222,7 @@ mod tests {
         let mut rules = ProgramRules::default();
         rules.tiers[2].threshold = 100;
         assert_eq!(rules.validate().unwrap_err(), "tier thresholds must increase");
-        let mut rules = ProgramRules::default();
-        rules.max_redeem_percent = 150;
+        let rules = ProgramRules { max_redeem_percent: 150, ..Default::default() };
         assert!(rules.validate().is_err());
     }
 

@@ -40,12 +40,14 @@ const ALNUM62: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 #[error("{0}")]
 pub struct TokenError(&'static str);
 
-fn check(input: &str, min: usize, max: usize, allowed: impl Fn(char) -> bool, what: &'static str) -> Result<(), TokenError> {
-    if (min..=max).contains(&input.len()) && input.chars().all(allowed) {
-        Ok(())
-    } else {
-        Err(TokenError(what))
-    }
+fn check(
+    input: &str,
+    min: usize,
+    max: usize,
+    allowed: impl Fn(char) -> bool,
+    what: &'static str,
+) -> Result<(), TokenError> {
+    if (min..=max).contains(&input.len()) && input.chars().all(allowed) { Ok(()) } else { Err(TokenError(what)) }
 }
 
 fn url_safe(c: char) -> bool {

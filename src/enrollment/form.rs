@@ -25,12 +25,19 @@ struct FormPage {
     errors: HashMap<String, String>,
 }
 
-async fn form_page(state: &AppState, locale: Locale, values: HashMap<String, String>, errors: HashMap<String, String>, status: StatusCode) -> HttpResponse {
+async fn form_page(
+    state: &AppState,
+    locale: Locale,
+    values: HashMap<String, String>,
+    errors: HashMap<String, String>,
+    status: StatusCode,
+) -> HttpResponse {
     let program_name = match state.program().await {
         Ok(p) => p.name,
         Err(_) => return state.error_page(locale),
     };
-    let consent_text = state.settings.consent_text.clone().unwrap_or_else(|| state.pages.catalog(locale).text("consent").to_owned());
+    let consent_text =
+        state.settings.consent_text.clone().unwrap_or_else(|| state.pages.catalog(locale).text("consent").to_owned());
     state.pages.respond(status, "register.html", locale, FormPage { program_name, consent_text, values, errors })
 }
 
@@ -47,7 +54,9 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return HttpResponse::UnsupportedMediaType().content_type("text/plain; charset=utf-8").body("Send the form as application/x-www-form-urlencoded.");
+        return HttpResponse::UnsupportedMediaType()
+            .content_type("text/plain; charset=utf-8")
+            .body("Send the form as application/x-www-form-urlencoded.");
     }
     let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let body = match read_body(&mut payload, declared, FORM_LIMIT).await {
@@ -56,7 +65,11 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
     };
     let pairs: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
         Ok(pairs) => pairs,
-        Err(_) => return HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body("The form could not be read."),
+        Err(_) => {
+            return HttpResponse::BadRequest()
+                .content_type("text/plain; charset=utf-8")
+                .body("The form could not be read.");
+        }
     };
     let mut values: HashMap<String, String> = HashMap::new();
     for (key, value) in pairs {

@@ -63,7 +63,10 @@ fn present(value: &Option<String>) -> Option<&str> {
 
 /// The checked customer and the referral code they brought, or every field error at once (the
 /// form shows them all; the API reports the first).
-pub fn validate(input: &EnrollmentInput, now: DateTime<Utc>) -> Result<(Customer, Option<ReferralCode>), Vec<FieldError>> {
+pub fn validate(
+    input: &EnrollmentInput,
+    now: DateTime<Utc>,
+) -> Result<(Customer, Option<ReferralCode>), Vec<FieldError>> {
     let mut errors = Vec::new();
     let name = |field: &'static str, value: &str, errors: &mut Vec<FieldError>| match PersonName::parse(value) {
         Ok(name) => Some(name),
@@ -111,7 +114,11 @@ pub fn validate(input: &EnrollmentInput, now: DateTime<Utc>) -> Result<(Customer
         match NaiveDate::parse_from_str(v, "%Y-%m-%d") {
             Ok(date) if date >= earliest && date <= now.date_naive() => Some(date),
             _ => {
-                errors.push(FieldError::new("birthday", "invalid_birthday", "birthday must be a past date as YYYY-MM-DD"));
+                errors.push(FieldError::new(
+                    "birthday",
+                    "invalid_birthday",
+                    "birthday must be a past date as YYYY-MM-DD",
+                ));
                 None
             }
         }
@@ -138,9 +145,16 @@ pub fn validate(input: &EnrollmentInput, now: DateTime<Utc>) -> Result<(Customer
 /// Registers a customer in `program`: a new card with the welcome bonus, or — when the phone is
 /// known — the existing card, never a second one.
 #[tracing::instrument(skip_all, fields(program = %program.id))]
-pub async fn enroll(store: &dyn Store, program: &Program, input: &EnrollmentInput, now: DateTime<Utc>) -> Result<Enrolled, EnrollError> {
+pub async fn enroll(
+    store: &dyn Store,
+    program: &Program,
+    input: &EnrollmentInput,
+    now: DateTime<Utc>,
+) -> Result<Enrolled, EnrollError> {
     let (customer, referral) = validate(input, now).map_err(EnrollError::Invalid)?;
-    if let Some(existing) = store.find_card(CardLookup::Phone { program_id: &program.id, phone: &customer.phone }).await? {
+    if let Some(existing) =
+        store.find_card(CardLookup::Phone { program_id: &program.id, phone: &customer.phone }).await?
+    {
         return Ok(Enrolled::AlreadyRegistered(existing));
     }
     let referred_by: Option<SerialNumber> = match &referral {

@@ -59,13 +59,21 @@ impl ApiError {
     /// A failure of ours: the cause goes to the log, the client learns nothing internal.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %error_chain(cause), "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side; please try again.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Something went wrong on our side; please try again.",
+        )
     }
 
     /// The store is down or refused: 503 so clients retry.
     pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %error_chain(cause), "storage unavailable");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The service is temporarily unavailable; please retry.")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The service is temporarily unavailable; please retry.",
+        )
     }
 
     /// The JSON body of this error.

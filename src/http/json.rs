@@ -109,10 +109,14 @@ where
     Ok(body.freeze())
 }
 
-/// Parses JSON into `T`: syntax errors are 400, values of the wrong shape 422 with the field.
+/// Parses a JSON object into `T`: syntax errors are 400, values of the wrong shape 422 with the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("invalid_json", "The request body is empty; send a JSON object."));
+    }
+    // Every body of this API is an object; serde would otherwise accept `[…]` for a struct.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request("invalid_json", "The body must be a JSON object."));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = serde_path_to_error::deserialize(&mut de);
@@ -125,10 +129,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
                 let path = err.path().to_string();
-                let field = quoted_name(&message, "unknown field `")
-                    .map(|name| if path == "." { name } else { format!("{path}.{name}") })
-                    .or_else(|| quoted_name(&message, "missing field `").map(|name| if path == "." { name } else { format!("{path}.{name}") }))
-                    .unwrap_or(path);
+                // The path already ends with an unknown field's name, but not a missing one's.
+                let field = match quoted_name(&message, "missing field `") {
+                    Some(name) if path == "." => name,
+                    Some(name) => format!("{path}.{name}"),
+                    None => path,
+                };
                 let readable = message.split(" at line ").next().unwrap_or(&message).to_owned();
                 if field == "." {
                     ApiError::bad_request("invalid_json", format!("The body has the wrong shape: {readable}."))

@@ -18,10 +18,9 @@ use pages::{Message, locale_of};
 /// Every route of the application.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found("No such resource.").into()))
-        .app_data(
-            web::QueryConfig::default()
-                .error_handler(|e, _| ApiError::bad_request("invalid_query", format!("The query string is invalid: {e}.")).into()),
-        )
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::bad_request("invalid_query", format!("The query string is invalid: {e}.")).into()
+        }))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .service(

@@ -24,12 +24,7 @@ impl Catalog {
     }
 
     pub fn error(&self, code: &str) -> String {
-        self.texts
-            .get("errors")
-            .and_then(|e| e.get(code))
-            .and_then(toml::Value::as_str)
-            .unwrap_or(code)
-            .to_owned()
+        self.texts.get("errors").and_then(|e| e.get(code)).and_then(toml::Value::as_str).unwrap_or(code).to_owned()
     }
 }
 
@@ -53,7 +48,10 @@ impl Pages {
         let mut catalogs = HashMap::new();
         for locale in Locale::ALL {
             let path = format!("i18n/{}.toml", locale.code());
-            let text = PUBLIC.get_file(&path).and_then(|f| f.contents_utf8()).with_context(|| format!("public/{path} is missing"))?;
+            let text = PUBLIC
+                .get_file(&path)
+                .and_then(|f| f.contents_utf8())
+                .with_context(|| format!("public/{path} is missing"))?;
             let catalog: Catalog = toml::from_str(text).with_context(|| format!("public/{path}"))?;
             catalogs.insert(locale, catalog);
         }

@@ -102,7 +102,8 @@ impl EmbeddedStore {
     pub fn open(path: &Path, synchronous_full: bool, faults: Arc<Faults>) -> anyhow::Result<Self> {
         use anyhow::Context;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("while creating the data directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("while creating the data directory {}", dir.display()))?;
         }
         let mut writer = open_connection(path, synchronous_full)
             .with_context(|| format!("while opening the database {}", path.display()))?;
@@ -318,7 +319,8 @@ impl Store for EmbeddedStore {
         self.write(move |tx, _| {
             tx.execute("INSERT INTO programs (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING", params![id, doc])
                 .map_err(sql)?;
-            let stored: String = tx.query_row("SELECT doc FROM programs WHERE id = ?1", [&id], |r| r.get(0)).map_err(sql)?;
+            let stored: String =
+                tx.query_row("SELECT doc FROM programs WHERE id = ?1", [&id], |r| r.get(0)).map_err(sql)?;
             serde_json::from_str(&stored).map_err(|e| StoreError::Corrupt(format!("program {id}: {e}")))
         })
         .await
@@ -327,8 +329,10 @@ impl Store for EmbeddedStore {
     async fn program(&self, id: &str) -> StoreResult<Option<Program>> {
         let id = id.to_owned();
         self.read(move |conn| {
-            let doc: Option<String> =
-                conn.query_row("SELECT doc FROM programs WHERE id = ?1", [&id], |r| r.get(0)).optional().map_err(sql)?;
+            let doc: Option<String> = conn
+                .query_row("SELECT doc FROM programs WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()
+                .map_err(sql)?;
             doc.map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Corrupt(format!("program {id}: {e}"))))
                 .transpose()
         })
@@ -368,7 +372,12 @@ impl Store for EmbeddedStore {
         record.map(Card::try_from).transpose()
     }
 
-    async fn card_entries(&self, serial: &SerialNumber, before_seq: Option<i64>, limit: usize) -> StoreResult<Vec<LedgerEntry>> {
+    async fn card_entries(
+        &self,
+        serial: &SerialNumber,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<LedgerEntry>> {
         let serial = serial.as_str().to_owned();
         let before = before_seq.unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

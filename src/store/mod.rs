@@ -61,8 +61,14 @@ pub enum CardLookup<'a> {
     Key(&'a str),
     Number(&'a CardNumber),
     Barcode(&'a str),
-    Phone { program_id: &'a str, phone: &'a Phone },
-    ReferralCode { program_id: &'a str, code: &'a ReferralCode },
+    Phone {
+        program_id: &'a str,
+        phone: &'a Phone,
+    },
+    ReferralCode {
+        program_id: &'a str,
+        code: &'a ReferralCode,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,5 +106,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// A card's ledger, newest first: entries with `seq < before_seq` (all when `None`), at most
     /// `limit` of them.
-    async fn card_entries(&self, serial: &SerialNumber, before_seq: Option<i64>, limit: usize) -> StoreResult<Vec<LedgerEntry>>;
+    async fn card_entries(
+        &self,
+        serial: &SerialNumber,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<LedgerEntry>>;
 }

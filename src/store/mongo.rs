@@ -136,7 +136,10 @@ fn pending_entries(card: &Document) -> StoreResult<Vec<EntryRecord>> {
     match card.get_array("pending") {
         Ok(items) => items
             .iter()
-            .map(|b| bson::from_bson::<EntryRecord>(b.clone()).map_err(|e| StoreError::Corrupt(format!("pending entry: {e}"))))
+            .map(|b| {
+                bson::from_bson::<EntryRecord>(b.clone())
+                    .map_err(|e| StoreError::Corrupt(format!("pending entry: {e}")))
+            })
             .collect(),
         Err(_) => Ok(Vec::new()),
     }
@@ -226,13 +229,20 @@ impl Store for MongoStore {
             CardLookup::Number(n) => doc! { "card_number": n.as_str() },
             CardLookup::Barcode(b) => doc! { "barcode": b },
             CardLookup::Phone { program_id, phone } => doc! { "program_id": program_id, "phone": phone.as_str() },
-            CardLookup::ReferralCode { program_id, code } => doc! { "program_id": program_id, "referral_code": code.as_str() },
+            CardLookup::ReferralCode { program_id, code } => {
+                doc! { "program_id": program_id, "referral_code": code.as_str() }
+            }
         };
         let doc = self.cards.find_one(filter).projection(doc! { "pending": 0, "recent": 0 }).await.map_err(mongo)?;
         doc.map(card_from_doc).transpose()
     }
 
-    async fn card_entries(&self, serial: &SerialNumber, before_seq: Option<i64>, limit: usize) -> StoreResult<Vec<LedgerEntry>> {
+    async fn card_entries(
+        &self,
+        serial: &SerialNumber,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<LedgerEntry>> {
         self.faults.step()?;
         let before = before_seq.unwrap_or(i64::MAX);
         let limit_i64 = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -261,7 +271,7 @@ impl Store for MongoStore {
                 }
             }
         }
-        records.sort_by(|a, b| b.seq.cmp(&a.seq));
+        records.sort_by_key(|r| std::cmp::Reverse(r.seq));
         records.truncate(limit);
         records.into_iter().map(LedgerEntry::try_from).collect()
     }

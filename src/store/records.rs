@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use crate::domain::{
-    AuthToken, BarcodeValue, Card, CardKey, CardNumber, CardStatus, Customer, Email, EntryKind, EntrySource,
-    LastEntry, LedgerEntry, Locale, PersonName, Phone, ReferralCode, SerialNumber,
+    AuthToken, BarcodeValue, Card, CardKey, CardNumber, CardStatus, Customer, Email, EntryKind, EntrySource, LastEntry,
+    LedgerEntry, Locale, PersonName, Phone, ReferralCode, SerialNumber,
 };
 
 pub fn millis(t: DateTime<Utc>) -> i64 {

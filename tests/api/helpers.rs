@@ -1,0 +1,199 @@
+//! `spawn_app` and friends: the real application on a random port with a fresh database.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use loy::clock::TestClock;
+use loy::config::{KEYS, RawSettings, Settings};
+use loy::startup::{AppState, Application, connect_store};
+use loy::store::{DynStore, Faults};
+use serde_json::{Value, json};
+
+/// The public address test apps believe they have; requests go to `TestApp::address`.
+pub const PUBLIC_URL: &str = "http://loy.test";
+
+/// Which store a test runs on.
+#[derive(Debug, Clone)]
+pub enum StoreKind {
+    Embedded,
+    Mongo { uri: String },
+}
+
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+impl StoreKind {
+    /// MongoDB from `LOY_TEST_MONGODB_URI`. Under CI a missing server is a failure; on a
+    /// developer's machine the test says loudly that it skipped.
+    pub fn mongo() -> Option<Self> {
+        match std::env::var("LOY_TEST_MONGODB_URI") {
+            Ok(uri) if !uri.is_empty() => Some(Self::Mongo { uri }),
+            _ if under_ci() => {
+                panic!("LOY_TEST_MONGODB_URI is not set under CI: the MongoDB tests must run (use scripts/test)")
+            }
+            _ => {
+                eprintln!("SKIPPED: MongoDB test (set LOY_TEST_MONGODB_URI or run scripts/test)");
+                None
+            }
+        }
+    }
+}
+
+/// Redis from `LOY_TEST_REDIS_URL`, with the same CI rule as MongoDB.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("LOY_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if under_ci() => {
+            panic!("LOY_TEST_REDIS_URL is not set under CI: the Redis tests must run (use scripts/test)")
+        }
+        _ => {
+            eprintln!("SKIPPED: Redis test (set LOY_TEST_REDIS_URL or run scripts/test)");
+            None
+        }
+    }
+}
+
+pub fn random_suffix() -> String {
+    loy::domain::tokens::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 12)
+}
+
+/// Runs `$name(StoreKind)` once per store, as `$name::embedded` and `$name::mongodb`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn embedded() {
+                    super::$name($crate::helpers::StoreKind::Embedded).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mongodb() {
+                    if let Some(kind) = $crate::helpers::StoreKind::mongo() {
+                        super::$name(kind).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Settings for a test app: fresh data directory or database, one HTTP worker, random port.
+pub struct TestEnv {
+    pub vars: HashMap<String, String>,
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+impl TestEnv {
+    pub fn new(kind: &StoreKind) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("a temporary directory"));
+        let mut vars = HashMap::new();
+        let mut set = |k: &str, v: &str| vars.insert(k.to_owned(), v.to_owned());
+        set("LOY_BIND", "127.0.0.1:0");
+        set("LOY_PUBLIC_URL", PUBLIC_URL);
+        set("LOY_HTTP_WORKERS", "1");
+        set("LOY_DATA_DIR", &dir.path().display().to_string());
+        set("LOY_LOG", "warn");
+        set("LOY_DEFAULT_LOCALE", "en");
+        set("LOY_SQLITE_SYNCHRONOUS", "normal");
+        if let StoreKind::Mongo { uri } = kind {
+            set("LOY_MONGODB_URI", uri);
+            set("LOY_MONGODB_DATABASE", &format!("loy_test_{}", random_suffix()));
+        }
+        Self { vars, dir }
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) -> &mut Self {
+        self.vars.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn settings(&self) -> Settings {
+        let raw = RawSettings::load(None, self.vars.clone(), KEYS).expect("test settings load");
+        Settings::from_raw(&raw).expect("test settings are valid")
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: web::Data<AppState>,
+    pub store: DynStore,
+    pub faults: Arc<Faults>,
+    pub clock: Arc<TestClock>,
+    pub env: TestEnv,
+    handle: ServerHandle,
+}
+
+pub async fn spawn_app(kind: StoreKind) -> TestApp {
+    spawn_app_in(TestEnv::new(&kind)).await
+}
+
+/// Starts the application with the given environment (to change settings or restart on the
+/// same data).
+pub async fn spawn_app_in(env: TestEnv) -> TestApp {
+    loy::telemetry::init("warn", loy::config::LogFormat::Text);
+    let settings = env.settings();
+    let faults = Arc::new(Faults::default());
+    let store = connect_store(&settings, faults.clone()).await.expect("the test store opens");
+    let clock = Arc::new(TestClock::default());
+    let app = Application::build_with(settings, store.clone(), clock.clone()).await.expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { address, client, state, store, faults, clock, env, handle }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Stops the server (in-flight requests finish) and returns its environment for a restart.
+    pub async fn stop(self) -> TestEnv {
+        self.handle.stop(true).await;
+        self.env
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("POST")
+    }
+
+    pub async fn post_enrollment(&self, body: &Value) -> reqwest::Response {
+        self.post_json("/api/v1/enrollments", body).await
+    }
+
+    /// Enrolls a customer with `phone` and returns the 201 body.
+    pub async fn enroll(&self, first_name: &str, phone: &str) -> Value {
+        let response = self.post_enrollment(&json!({"first_name": first_name, "phone": phone, "consent": true})).await;
+        assert_eq!(response.status(), 201, "enrollment of {phone} failed");
+        response.json().await.unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client.post(self.url(path)).form(fields).send().await.expect("POST form")
+    }
+}
+
+/// The path part of an absolute URL made with [`PUBLIC_URL`].
+pub fn path_of(url: &str) -> &str {
+    url.strip_prefix(PUBLIC_URL).unwrap_or_else(|| panic!("{url} is not under {PUBLIC_URL}"))
+}
+
+/// A phone number unique within a test run.
+pub fn unique_phone() -> String {
+    let mut digits = [0u8; 9];
+    loy::domain::tokens::fill_random(&mut digits);
+    let body: String = digits.iter().map(|b| char::from(b'0' + b % 10)).collect();
+    format!("+79{body}")
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: the application started on a random port, called over HTTP.
+
+#[allow(dead_code)]
+mod helpers;
+
+mod card_page;
+mod enrollment;
+mod form;
+mod health;
+mod store_conformance;
