@@ -169,6 +169,19 @@ impl Card {
         now.max(floor)
     }
 
+    /// This card at its next version: what a change the customer can see does besides the
+    /// change itself (a new `Last-Modified`, a push owed).
+    pub fn bumped(&self, now: DateTime<Utc>) -> Card {
+        let now = stored_precision(now);
+        Card {
+            version: self.version + 1,
+            modified_at: self.next_modified_at(now),
+            push_pending_since: Some(self.push_pending_since.unwrap_or(now)),
+            updated_at: now,
+            ..self.clone()
+        }
+    }
+
     pub fn needs_push(&self) -> bool {
         self.pushed_version < self.version
     }

@@ -8,6 +8,7 @@ pub mod locale;
 pub mod person;
 pub mod phone;
 pub mod program;
+pub mod registration;
 pub mod tokens;
 
 pub use card::{Card, CardStatus, Customer, LastEntry};
@@ -18,4 +19,5 @@ pub use locale::Locale;
 pub use person::{PersonName, PersonNameError};
 pub use phone::{Phone, PhoneError};
 pub use program::{Currency, DEFAULT_PROGRAM_ID, Program, ProgramDesign, ProgramRules, TierRule};
+pub use registration::{DeviceLibraryId, PassTypeId, PushToken, RegisterOutcome, Registration};
 pub use tokens::{AuthToken, BarcodeValue, CardKey, ReferralCode, SerialNumber, TokenError};

@@ -40,6 +40,12 @@ const ALNUM62: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 #[error("{0}")]
 pub struct TokenError(&'static str);
 
+impl TokenError {
+    pub fn new(what: &'static str) -> Self {
+        Self(what)
+    }
+}
+
 fn check(
     input: &str,
     min: usize,

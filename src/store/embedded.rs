@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
-use super::records::{CardRecord, EntryRecord};
+use super::records::{CardRecord, EntryRecord, RegistrationRecord};
 use super::{Backend, CardLookup, Faults, Store, StoreError, StoreResult, UniqueKey};
-use crate::domain::{Card, LedgerEntry, Program, SerialNumber};
+use crate::domain::{
+    Card, DeviceLibraryId, LedgerEntry, PassTypeId, Program, PushToken, RegisterOutcome, Registration, SerialNumber,
+};
 
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
@@ -28,7 +30,8 @@ struct Inner {
 }
 
 /// Schema changes, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE programs (
     id TEXT PRIMARY KEY,
     doc TEXT NOT NULL
@@ -87,7 +90,22 @@ CREATE TABLE ledger (
     UNIQUE (serial, seq)
 );
 CREATE UNIQUE INDEX ledger_reverses ON ledger (reverses) WHERE reverses IS NOT NULL;
-"#];
+"#,
+    r#"
+CREATE TABLE registrations (
+    device_library_id TEXT NOT NULL,
+    pass_type_id TEXT NOT NULL,
+    serial TEXT NOT NULL REFERENCES cards (serial),
+    push_token TEXT NOT NULL,
+    pushed_version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (device_library_id, pass_type_id, serial)
+);
+CREATE INDEX registrations_serial ON registrations (serial);
+CREATE INDEX registrations_push_token ON registrations (push_token);
+"#,
+];
 
 const CARD_COLUMNS: &str = "serial, program_id, card_number, barcode, card_key, auth_token, referral_code, \
     referred_by, first_name, last_name, phone, email, birthday, locale, consent_at, status, balance, \
@@ -219,6 +237,26 @@ fn sql(e: rusqlite::Error) -> StoreError {
         }
     }
     StoreError::unavailable(e)
+}
+
+const REGISTRATION_COLUMNS: &str =
+    "device_library_id, pass_type_id, serial, push_token, pushed_version, created_at, updated_at";
+
+/// The card columns qualified with the table alias `c.`, for joins.
+fn card_columns_of_c() -> String {
+    CARD_COLUMNS.split(", ").map(|c| format!("c.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
+fn registration_from_row(row: &Row<'_>) -> rusqlite::Result<RegistrationRecord> {
+    Ok(RegistrationRecord {
+        device_library_id: row.get(0)?,
+        pass_type_id: row.get(1)?,
+        serial: row.get(2)?,
+        push_token: row.get(3)?,
+        pushed_version: row.get(4)?,
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
 }
 
 fn card_from_row(row: &Row<'_>) -> rusqlite::Result<CardRecord> {
@@ -370,6 +408,120 @@ impl Store for EmbeddedStore {
             })
             .await?;
         record.map(Card::try_from).transpose()
+    }
+
+    async fn update_card(&self, card: &Card, expected_version: i64) -> StoreResult<bool> {
+        let r = CardRecord::from(card);
+        self.write(move |tx, _| {
+            let changed = tx
+                .execute(
+                    "UPDATE cards SET first_name = ?1, last_name = ?2, phone = ?3, email = ?4, birthday = ?5, locale = ?6, \
+                     consent_at = ?7, status = ?8, balance = ?9, lifetime_earned = ?10, tier = ?11, version = ?12, \
+                     push_pending_since = ?13, modified_at = ?14, last_entry_kind = ?15, last_entry_points = ?16, \
+                     last_entry_at = ?17, updated_at = ?18 WHERE serial = ?19 AND version = ?20",
+                    params![
+                        r.first_name, r.last_name, r.phone, r.email, r.birthday, r.locale, r.consent_at, r.status,
+                        r.balance, r.lifetime_earned, r.tier, r.version, r.push_pending_since, r.modified_at,
+                        r.last_entry_kind, r.last_entry_points, r.last_entry_at, r.updated_at, r.serial,
+                        expected_version,
+                    ],
+                )
+                .map_err(sql)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn register_device(&self, registration: &Registration) -> StoreResult<RegisterOutcome> {
+        let r = RegistrationRecord::from(registration);
+        self.write(move |tx, faults| {
+            tx.execute(
+                "UPDATE registrations SET push_token = ?1, updated_at = ?2 WHERE device_library_id = ?3",
+                params![r.push_token, r.updated_at, r.device_library_id],
+            )
+            .map_err(sql)?;
+            faults.step()?;
+            let inserted = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO registrations ({REGISTRATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                         ON CONFLICT (device_library_id, pass_type_id, serial) DO NOTHING"
+                    ),
+                    params![
+                        r.device_library_id,
+                        r.pass_type_id,
+                        r.serial,
+                        r.push_token,
+                        r.pushed_version,
+                        r.created_at,
+                        r.updated_at,
+                    ],
+                )
+                .map_err(sql)?;
+            Ok(if inserted == 1 { RegisterOutcome::Created } else { RegisterOutcome::Updated })
+        })
+        .await
+    }
+
+    async fn unregister_device(
+        &self,
+        device: &DeviceLibraryId,
+        pass_type: &PassTypeId,
+        serial: &SerialNumber,
+    ) -> StoreResult<bool> {
+        let keys = [device.as_str().to_owned(), pass_type.as_str().to_owned(), serial.as_str().to_owned()];
+        self.write(move |tx, _| {
+            let deleted = tx
+                .execute(
+                    "DELETE FROM registrations WHERE device_library_id = ?1 AND pass_type_id = ?2 AND serial = ?3",
+                    rusqlite::params_from_iter(keys.iter()),
+                )
+                .map_err(sql)?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn device_cards(&self, device: &DeviceLibraryId, pass_type: &PassTypeId) -> StoreResult<Vec<Card>> {
+        let keys = [device.as_str().to_owned(), pass_type.as_str().to_owned()];
+        let query = format!(
+            "SELECT {} FROM cards c JOIN registrations r ON r.serial = c.serial \
+             WHERE r.device_library_id = ?1 AND r.pass_type_id = ?2 ORDER BY c.serial",
+            card_columns_of_c()
+        );
+        let records = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&query).map_err(sql)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(keys.iter()), card_from_row).map_err(sql)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+            })
+            .await?;
+        records.into_iter().map(Card::try_from).collect()
+    }
+
+    async fn card_registrations(&self, serial: &SerialNumber) -> StoreResult<Vec<Registration>> {
+        let serial = serial.as_str().to_owned();
+        let records = self
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE serial = ?1 ORDER BY device_library_id"
+                    ))
+                    .map_err(sql)?;
+                let rows = stmt.query_map([serial], registration_from_row).map_err(sql)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+            })
+            .await?;
+        records.into_iter().map(Registration::try_from).collect()
+    }
+
+    async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<u64> {
+        let token = token.expose().to_owned();
+        self.write(move |tx, _| {
+            let deleted = tx.execute("DELETE FROM registrations WHERE push_token = ?1", [token]).map_err(sql)?;
+            Ok(deleted as u64)
+        })
+        .await
     }
 
     async fn card_entries(

@@ -13,7 +13,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{Card, CardNumber, LedgerEntry, Phone, Program, ReferralCode, SerialNumber};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    Card, CardNumber, DeviceLibraryId, LedgerEntry, PassTypeId, Phone, Program, PushToken, ReferralCode,
+    RegisterOutcome, Registration, SerialNumber,
+};
 
 pub use faults::Faults;
 
@@ -106,10 +111,51 @@ pub trait Store: Send + Sync + 'static {
 
     /// A card's ledger, newest first: entries with `seq < before_seq` (all when `None`), at most
     /// `limit` of them.
+    /// Writes the changeable state of `card` (holder, status, balance, tier, version, times, last
+    /// entry) if the stored version is still `expected_version`; `false` when it moved on (a
+    /// concurrent change won: re-read and retry). Identity fields and `pushed_version` are never
+    /// written here.
+    async fn update_card(&self, card: &Card, expected_version: i64) -> StoreResult<bool>;
+
+    /// Registers a device for a pass: an idempotent upsert. The device's push token is updated on
+    /// all of its registrations.
+    async fn register_device(&self, registration: &Registration) -> StoreResult<RegisterOutcome>;
+
+    /// Removes one registration; `false` when there was none.
+    async fn unregister_device(
+        &self,
+        device: &DeviceLibraryId,
+        pass_type: &PassTypeId,
+        serial: &SerialNumber,
+    ) -> StoreResult<bool>;
+
+    /// The cards a device is registered for, for one pass type.
+    async fn device_cards(&self, device: &DeviceLibraryId, pass_type: &PassTypeId) -> StoreResult<Vec<Card>>;
+
+    /// Every device registered for a card.
+    async fn card_registrations(&self, serial: &SerialNumber) -> StoreResult<Vec<Registration>>;
+
+    /// Removes every registration with this push token (the token is dead); returns how many.
+    async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<u64>;
+
     async fn card_entries(
         &self,
         serial: &SerialNumber,
         before_seq: Option<i64>,
         limit: usize,
     ) -> StoreResult<Vec<LedgerEntry>>;
+}
+
+/// Moves a card to its next version without another change (a design or message change, an
+/// operator's "push now"): retried until it wins against concurrent writers.
+pub async fn bump_version(store: &dyn Store, serial: &SerialNumber, now: DateTime<Utc>) -> StoreResult<Option<Card>> {
+    loop {
+        let Some(card) = store.find_card(CardLookup::Serial(serial)).await? else {
+            return Ok(None);
+        };
+        let next = card.bumped(now);
+        if store.update_card(&next, card.version).await? {
+            return Ok(Some(next));
+        }
+    }
 }

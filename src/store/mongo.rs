@@ -16,15 +16,18 @@ use futures_util::TryStreamExt;
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
-use super::records::{CardRecord, EntryRecord};
+use super::records::{CardRecord, EntryRecord, RegistrationRecord};
 use super::{Backend, CardLookup, Faults, Store, StoreError, StoreResult, UniqueKey};
-use crate::domain::{Card, LedgerEntry, Program, SerialNumber};
+use crate::domain::{
+    Card, DeviceLibraryId, LedgerEntry, PassTypeId, Program, PushToken, RegisterOutcome, Registration, SerialNumber,
+};
 
 pub struct MongoStore {
     db: Database,
     programs: Collection<Document>,
     cards: Collection<Document>,
     ledger: Collection<EntryRecord>,
+    registrations: Collection<RegistrationRecord>,
     faults: Arc<Faults>,
 }
 
@@ -52,6 +55,7 @@ impl MongoStore {
             programs: db.collection("programs"),
             cards: db.collection("cards"),
             ledger: db.collection("ledger"),
+            registrations: db.collection("registrations"),
             db,
             faults,
         };
@@ -96,6 +100,22 @@ impl MongoStore {
                             .partial_filter_expression(doc! { "reverses": { "$type": "string" } })
                             .build(),
                     )
+                    .build(),
+            ])
+            .await?;
+        self.registrations
+            .create_indexes([
+                IndexModel::builder()
+                    .keys(doc! { "device_library_id": 1, "pass_type_id": 1, "serial": 1 })
+                    .options(unique("device_pass"))
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "serial": 1 })
+                    .options(IndexOptions::builder().name("serial".to_owned()).build())
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "push_token": 1 })
+                    .options(IndexOptions::builder().name("push_token".to_owned()).build())
                     .build(),
             ])
             .await?;
@@ -235,6 +255,120 @@ impl Store for MongoStore {
         };
         let doc = self.cards.find_one(filter).projection(doc! { "pending": 0, "recent": 0 }).await.map_err(mongo)?;
         doc.map(card_from_doc).transpose()
+    }
+
+    async fn update_card(&self, card: &Card, expected_version: i64) -> StoreResult<bool> {
+        self.faults.step()?;
+        let r = CardRecord::from(card);
+        let set = doc! {
+            "first_name": &r.first_name, "last_name": &r.last_name, "phone": &r.phone, "email": &r.email,
+            "birthday": &r.birthday, "locale": &r.locale, "consent_at": r.consent_at, "status": &r.status,
+            "balance": r.balance, "lifetime_earned": r.lifetime_earned, "tier": &r.tier, "version": r.version,
+            "push_pending_since": r.push_pending_since, "modified_at": r.modified_at,
+            "last_entry_kind": &r.last_entry_kind, "last_entry_points": r.last_entry_points,
+            "last_entry_at": r.last_entry_at, "updated_at": r.updated_at,
+        };
+        let result = self
+            .cards
+            .update_one(doc! { "_id": &r.serial, "version": expected_version }, doc! { "$set": set })
+            .await
+            .map_err(mongo)?;
+        Ok(result.matched_count == 1)
+    }
+
+    async fn register_device(&self, registration: &Registration) -> StoreResult<RegisterOutcome> {
+        let r = RegistrationRecord::from(registration);
+        self.faults.step()?;
+        self.registrations
+            .update_many(
+                doc! { "device_library_id": &r.device_library_id },
+                doc! { "$set": { "push_token": &r.push_token, "updated_at": r.updated_at } },
+            )
+            .await
+            .map_err(mongo)?;
+        let key =
+            doc! { "device_library_id": &r.device_library_id, "pass_type_id": &r.pass_type_id, "serial": &r.serial };
+        let upsert = doc! {
+            "$set": { "push_token": &r.push_token, "updated_at": r.updated_at },
+            "$setOnInsert": { "pushed_version": r.pushed_version, "created_at": r.created_at },
+        };
+        // Two concurrent upserts of one key can both try to insert; the loser sees a duplicate
+        // key and its retry finds the document.
+        for _ in 0..3 {
+            self.faults.step()?;
+            match self.registrations.update_one(key.clone(), upsert.clone()).upsert(true).await {
+                Ok(result) if result.upserted_id.is_some() => return Ok(RegisterOutcome::Created),
+                Ok(_) => return Ok(RegisterOutcome::Updated),
+                Err(e) if duplicate_index(&e).is_some() => continue,
+                Err(e) => return Err(mongo(e)),
+            }
+        }
+        Ok(RegisterOutcome::Updated)
+    }
+
+    async fn unregister_device(
+        &self,
+        device: &DeviceLibraryId,
+        pass_type: &PassTypeId,
+        serial: &SerialNumber,
+    ) -> StoreResult<bool> {
+        self.faults.step()?;
+        let result = self
+            .registrations
+            .delete_one(doc! {
+                "device_library_id": device.as_str(), "pass_type_id": pass_type.as_str(), "serial": serial.as_str()
+            })
+            .await
+            .map_err(mongo)?;
+        Ok(result.deleted_count > 0)
+    }
+
+    async fn device_cards(&self, device: &DeviceLibraryId, pass_type: &PassTypeId) -> StoreResult<Vec<Card>> {
+        self.faults.step()?;
+        let registrations: Vec<RegistrationRecord> = self
+            .registrations
+            .find(doc! { "device_library_id": device.as_str(), "pass_type_id": pass_type.as_str() })
+            .await
+            .map_err(mongo)?
+            .try_collect()
+            .await
+            .map_err(mongo)?;
+        if registrations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let serials: Vec<&str> = registrations.iter().map(|r| r.serial.as_str()).collect();
+        self.faults.step()?;
+        let docs: Vec<Document> = self
+            .cards
+            .find(doc! { "_id": { "$in": serials } })
+            .projection(doc! { "pending": 0, "recent": 0 })
+            .sort(doc! { "_id": 1 })
+            .await
+            .map_err(mongo)?
+            .try_collect()
+            .await
+            .map_err(mongo)?;
+        docs.into_iter().map(card_from_doc).collect()
+    }
+
+    async fn card_registrations(&self, serial: &SerialNumber) -> StoreResult<Vec<Registration>> {
+        self.faults.step()?;
+        let records: Vec<RegistrationRecord> = self
+            .registrations
+            .find(doc! { "serial": serial.as_str() })
+            .sort(doc! { "device_library_id": 1 })
+            .await
+            .map_err(mongo)?
+            .try_collect()
+            .await
+            .map_err(mongo)?;
+        records.into_iter().map(Registration::try_from).collect()
+    }
+
+    async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<u64> {
+        self.faults.step()?;
+        let result = self.registrations.delete_many(doc! { "push_token": token.expose() }).await.map_err(mongo)?;
+        Ok(result.deleted_count)
     }
 
     async fn card_entries(

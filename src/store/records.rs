@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use crate::domain::{
-    AuthToken, BarcodeValue, Card, CardKey, CardNumber, CardStatus, Customer, Email, EntryKind, EntrySource, LastEntry,
-    LedgerEntry, Locale, PersonName, Phone, ReferralCode, SerialNumber,
+    AuthToken, BarcodeValue, Card, CardKey, CardNumber, CardStatus, Customer, DeviceLibraryId, Email, EntryKind,
+    EntrySource, LastEntry, LedgerEntry, Locale, PassTypeId, PersonName, Phone, PushToken, ReferralCode, Registration,
+    SerialNumber,
 };
 
 pub fn millis(t: DateTime<Utc>) -> i64 {
@@ -220,6 +221,51 @@ impl TryFrom<EntryRecord> for LedgerEntry {
             actor: r.actor,
             idempotency_key: r.idempotency_key,
             reverses: r.reverses,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegistrationRecord {
+    pub device_library_id: String,
+    pub pass_type_id: String,
+    pub serial: String,
+    pub push_token: String,
+    pub pushed_version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&Registration> for RegistrationRecord {
+    fn from(r: &Registration) -> Self {
+        Self {
+            device_library_id: r.device_library_id.as_str().to_owned(),
+            pass_type_id: r.pass_type_id.as_str().to_owned(),
+            serial: r.serial.as_str().to_owned(),
+            push_token: r.push_token.expose().to_owned(),
+            pushed_version: r.pushed_version,
+            created_at: millis(r.created_at),
+            updated_at: millis(r.updated_at),
+        }
+    }
+}
+
+impl TryFrom<RegistrationRecord> for Registration {
+    type Error = StoreError;
+
+    fn try_from(r: RegistrationRecord) -> Result<Self, StoreError> {
+        Ok(Registration {
+            device_library_id: parsed(
+                "device_library_id",
+                &r.device_library_id,
+                DeviceLibraryId::parse(&r.device_library_id),
+            )?,
+            pass_type_id: parsed("pass_type_id", &r.pass_type_id, PassTypeId::parse(&r.pass_type_id))?,
+            serial: parsed("serial", &r.serial, SerialNumber::parse(&r.serial))?,
+            push_token: parsed("push_token", "…", PushToken::parse(&r.push_token))?,
+            pushed_version: r.pushed_version,
+            created_at: from_millis(r.created_at)?,
+            updated_at: from_millis(r.updated_at)?,
         })
     }
 }

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use loy::domain::{Card, Currency, Customer, Email, Locale, PersonName, Phone, Program, SerialNumber};
+use loy::domain::{
+    Card, Currency, Customer, DeviceLibraryId, Email, Locale, PassTypeId, PersonName, Phone, Program, PushToken,
+    RegisterOutcome, Registration, SerialNumber,
+};
 use loy::store::{CardLookup, DynStore, Faults, StoreError, UniqueKey};
 
 use crate::helpers::{StoreKind, TestEnv};
@@ -43,6 +46,9 @@ on_both_stores!(
     each_unique_key_refuses_a_second_card,
     inserting_a_card_is_all_or_nothing_whatever_step_fails,
     ensuring_a_program_creates_it_once_and_keeps_what_is_stored,
+    updating_a_card_succeeds_only_from_the_version_read,
+    concurrent_version_bumps_are_never_lost,
+    device_registrations_are_idempotent_upserts,
 );
 
 async fn a_card_round_trips_every_field_and_is_found_by_every_lookup(kind: StoreKind) {
@@ -146,4 +152,100 @@ async fn ensuring_a_program_creates_it_once_and_keeps_what_is_stored(kind: Store
     assert_eq!(again.name, "Coffee", "an existing program is not overwritten");
     assert_eq!(t.store.program("default").await.unwrap().unwrap().name, "Coffee");
     assert!(t.store.program("nope").await.unwrap().is_none());
+}
+
+async fn insert(t: &TestStore, phone: &str) -> Card {
+    let (card, welcome) = Card::enroll(&program(), customer(phone), None, Utc::now());
+    t.store.insert_card(&card, &welcome).await.unwrap();
+    card
+}
+
+async fn updating_a_card_succeeds_only_from_the_version_read(kind: StoreKind) {
+    let t = test_store(kind).await;
+    let card = insert(&t, "+79120000301").await;
+    let mut next = card.bumped(Utc::now());
+    next.balance = 250;
+    next.holder.first_name = PersonName::parse("Annie").unwrap();
+
+    assert!(t.store.update_card(&next, card.version).await.unwrap());
+    assert!(!t.store.update_card(&next.bumped(Utc::now()), card.version).await.unwrap(), "a stale version loses");
+
+    let stored = t.store.find_card(CardLookup::Serial(&card.serial)).await.unwrap().unwrap();
+    assert_eq!(stored, next);
+    assert_eq!(stored.version, card.version + 1);
+    assert!(stored.needs_push());
+    assert!(stored.modified_at > card.modified_at);
+}
+
+async fn concurrent_version_bumps_are_never_lost(kind: StoreKind) {
+    let t = test_store(kind).await;
+    let card = insert(&t, "+79120000302").await;
+    let bumps = (0..20).map(|_| loy::store::bump_version(t.store.as_ref(), &card.serial, Utc::now()));
+    let results = futures_util::future::join_all(bumps).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Some(_)))));
+
+    let stored = t.store.find_card(CardLookup::Serial(&card.serial)).await.unwrap().unwrap();
+    assert_eq!(stored.version, card.version + 20);
+    assert!(
+        stored.modified_at >= card.modified_at + chrono::Duration::seconds(20),
+        "every version has its own Last-Modified second"
+    );
+    assert!(loy::store::bump_version(t.store.as_ref(), &SerialNumber::generate(), Utc::now()).await.unwrap().is_none());
+}
+
+fn registration(device: &str, serial: &SerialNumber, token: &str) -> Registration {
+    Registration {
+        device_library_id: DeviceLibraryId::parse(device).unwrap(),
+        pass_type_id: PassTypeId::parse("pass.test.loy").unwrap(),
+        serial: serial.clone(),
+        push_token: PushToken::parse(token).unwrap(),
+        pushed_version: 1,
+        created_at: loy::domain::card::stored_precision(Utc::now()),
+        updated_at: loy::domain::card::stored_precision(Utc::now()),
+    }
+}
+
+async fn device_registrations_are_idempotent_upserts(kind: StoreKind) {
+    let t = test_store(kind).await;
+    let a = insert(&t, "+79120000401").await;
+    let b = insert(&t, "+79120000402").await;
+    let pass_type = PassTypeId::parse("pass.test.loy").unwrap();
+    let phone = DeviceLibraryId::parse("device-one").unwrap();
+
+    assert_eq!(
+        t.store.register_device(&registration("device-one", &a.serial, "token1")).await.unwrap(),
+        RegisterOutcome::Created
+    );
+    assert_eq!(
+        t.store.register_device(&registration("device-one", &a.serial, "token1")).await.unwrap(),
+        RegisterOutcome::Updated
+    );
+    assert_eq!(
+        t.store.register_device(&registration("device-one", &b.serial, "token2")).await.unwrap(),
+        RegisterOutcome::Created
+    );
+    assert_eq!(
+        t.store.register_device(&registration("device-two", &a.serial, "token3")).await.unwrap(),
+        RegisterOutcome::Created
+    );
+
+    let cards = t.store.device_cards(&phone, &pass_type).await.unwrap();
+    let mut expected = vec![a.serial.clone(), b.serial.clone()];
+    expected.sort();
+    assert_eq!(cards.iter().map(|c| c.serial.clone()).collect::<Vec<_>>(), expected);
+    let other_type = PassTypeId::parse("pass.other.type").unwrap();
+    assert!(t.store.device_cards(&phone, &other_type).await.unwrap().is_empty());
+
+    let on_a = t.store.card_registrations(&a.serial).await.unwrap();
+    assert_eq!(on_a.len(), 2);
+    let device_one = on_a.iter().find(|r| r.device_library_id == phone).unwrap();
+    assert_eq!(device_one.push_token.expose(), "token2", "a new token replaces the device's old one everywhere");
+
+    assert!(t.store.unregister_device(&phone, &pass_type, &a.serial).await.unwrap());
+    assert!(!t.store.unregister_device(&phone, &pass_type, &a.serial).await.unwrap());
+    assert_eq!(t.store.card_registrations(&a.serial).await.unwrap().len(), 1);
+
+    assert_eq!(t.store.delete_registrations_with_token(&PushToken::parse("token3").unwrap()).await.unwrap(), 1);
+    assert!(t.store.card_registrations(&a.serial).await.unwrap().is_empty());
+    assert_eq!(t.store.card_registrations(&b.serial).await.unwrap().len(), 1);
 }
