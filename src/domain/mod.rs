@@ -1,5 +1,6 @@
 //! The things loy is about, as types that can only hold valid values.
 
+pub mod access;
 pub mod card;
 pub mod card_number;
 pub mod email;
@@ -11,6 +12,7 @@ pub mod program;
 pub mod registration;
 pub mod tokens;
 
+pub use access::{ApiKey, PresentedKey, Scope, WebhookSource};
 pub use card::{Card, CardStatus, Customer, LastEntry};
 pub use card_number::{CardNumber, CardNumberError};
 pub use email::{Email, EmailError};

@@ -3,6 +3,9 @@
 //! Two backends implement it — [`embedded::EmbeddedStore`] (SQLite in one local file) and
 //! [`mongo::MongoStore`] — and one conformance suite (`tests/api/store_conformance.rs`) runs
 //! against both. How ledger writes stay atomic on each is explained in `docs/architecture.md`.
+//!
+//! The interface is split by area ([`CardStore`], [`LedgerStore`], [`DeviceStore`],
+//! [`AccessStore`]); [`Store`] is all of them, and `DynStore` is what the application holds.
 
 pub mod embedded;
 pub mod faults;
@@ -12,18 +15,22 @@ mod records;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Card, CardNumber, DeviceLibraryId, LedgerEntry, PassTypeId, Phone, Program, PushToken, ReferralCode,
-    RegisterOutcome, Registration, SerialNumber,
+    ApiKey, Card, CardNumber, DeviceLibraryId, LedgerEntry, PassTypeId, Phone, Program, PushToken, ReferralCode,
+    RegisterOutcome, Registration, SerialNumber, WebhookSource,
 };
 
 pub use faults::Faults;
 
 /// A shared handle to whichever backend is configured.
 pub type DynStore = Arc<dyn Store>;
+
+/// Every storage capability; implemented by each backend through its parts.
+pub trait Store: CardStore + LedgerStore + DeviceStore + AccessStore {}
+
+impl<T: CardStore + LedgerStore + DeviceStore + AccessStore> Store for T {}
 
 /// The unique keys of a card: inserting a second card with the same value fails with
 /// [`StoreError::Duplicate`] naming the key.
@@ -36,11 +43,13 @@ pub enum UniqueKey {
     CardKey,
     Barcode,
     ReferralCode,
+    /// Any other unique record (an entry id, an API key id).
+    Other,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("a card with this {0:?} already exists")]
+    #[error("a record with this {0:?} already exists")]
     Duplicate(UniqueKey),
     #[error("the database cannot be reached or refused the operation")]
     Unavailable(#[source] anyhow::Error),
@@ -91,8 +100,62 @@ impl Backend {
     }
 }
 
+/// One atomic ledger write on one card: its new state and the entries that produced it.
+#[derive(Debug, Clone)]
+pub struct LedgerWrite {
+    /// The card after the write (`version` already moved on by one per entry).
+    pub card: Card,
+    /// The version the write was computed from: the write applies only if it is still current.
+    pub expected_version: i64,
+    /// The new entries, in order; their `seq` values follow `expected_version`.
+    pub entries: Vec<LedgerEntry>,
+    /// The idempotency record to complete with this answer, in the same atomic step where the
+    /// backend can (SQLite) or right after (MongoDB, where a retry derives the same answer).
+    pub completes: Option<(IdempotencyKey, StoredResponse)>,
+}
+
+/// Who used an idempotency key: the API key or webhook source id (`scope`) and the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    pub scope: String,
+    pub key: String,
+}
+
+/// The answer given to a request, kept to answer its retries identically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What is known about a request with an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub key: IdempotencyKey,
+    /// SHA-256 of the request (method, path, body): a different request with the same key is refused.
+    pub request_hash: String,
+    /// The id reserved for the ledger entry this request writes, so a retry recognises it.
+    pub entry_id: String,
+    /// Until when the request that holds the record is presumed alive (while unanswered).
+    pub lease_until: DateTime<Utc>,
+    /// Set once answered.
+    pub response: Option<StoredResponse>,
+    pub created_at: DateTime<Utc>,
+    /// Kept at least until then (24 h and more).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The result of trying to start a request with an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyStart {
+    /// The record was created: the caller owns the request.
+    Started,
+    /// A record already exists (answered, or in progress, or left by a crashed request).
+    Existing(IdempotencyRecord),
+}
+
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait CardStore: Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Succeeds when the database answers.
@@ -109,14 +172,65 @@ pub trait Store: Send + Sync + 'static {
 
     async fn find_card(&self, by: CardLookup<'_>) -> StoreResult<Option<Card>>;
 
-    /// A card's ledger, newest first: entries with `seq < before_seq` (all when `None`), at most
-    /// `limit` of them.
     /// Writes the changeable state of `card` (holder, status, balance, tier, version, times, last
     /// entry) if the stored version is still `expected_version`; `false` when it moved on (a
     /// concurrent change won: re-read and retry). Identity fields and `pushed_version` are never
-    /// written here.
+    /// written here. Balance changes go through [`LedgerStore::commit_ledger`] instead.
     async fn update_card(&self, card: &Card, expected_version: i64) -> StoreResult<bool>;
 
+    /// All cards in serial order, a page at a time: those after `after`, at most `limit`.
+    async fn cards_after(&self, after: Option<&SerialNumber>, limit: usize) -> StoreResult<Vec<Card>>;
+}
+
+#[async_trait]
+pub trait LedgerStore: Send + Sync + 'static {
+    /// Applies a ledger write atomically if the card is still at `expected_version`; `false`
+    /// (and nothing changed) when it is not.
+    async fn commit_ledger(&self, write: &LedgerWrite) -> StoreResult<bool>;
+
+    /// A card's ledger, newest first: entries with `seq < before_seq` (all when `None`), at most
+    /// `limit` of them.
+    async fn card_entries(
+        &self,
+        serial: &SerialNumber,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<LedgerEntry>>;
+
+    /// One entry by id, wherever it is.
+    async fn entry(&self, id: &str) -> StoreResult<Option<LedgerEntry>>;
+
+    /// The entry that reversed `id`, if any.
+    async fn reversal_of(&self, id: &str) -> StoreResult<Option<LedgerEntry>>;
+
+    /// Finishes any write to this card that a crash interrupted after its commit point (MongoDB
+    /// settles pending entries; SQLite has nothing to do).
+    async fn repair_card(&self, serial: &SerialNumber) -> StoreResult<()>;
+
+    /// Creates the record for a new request, or returns the existing one.
+    async fn idempotency_start(&self, record: &IdempotencyRecord) -> StoreResult<IdempotencyStart>;
+
+    /// Takes over an unanswered record whose lease (as seen: `seen_lease_until`) has expired;
+    /// `false` when someone else changed it first.
+    async fn idempotency_take_over(
+        &self,
+        key: &IdempotencyKey,
+        seen_lease_until: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Records the answer to a request.
+    async fn idempotency_complete(&self, key: &IdempotencyKey, response: &StoredResponse) -> StoreResult<()>;
+
+    /// Gives up the lease on an unanswered record so a retry can take over at once.
+    async fn idempotency_release(&self, key: &IdempotencyKey) -> StoreResult<()>;
+
+    /// Deletes records that expired before `now`; returns how many.
+    async fn idempotency_purge(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait DeviceStore: Send + Sync + 'static {
     /// Registers a device for a pass: an idempotent upsert. The device's push token is updated on
     /// all of its registrations.
     async fn register_device(&self, registration: &Registration) -> StoreResult<RegisterOutcome>;
@@ -137,13 +251,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes every registration with this push token (the token is dead); returns how many.
     async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<u64>;
+}
 
-    async fn card_entries(
-        &self,
-        serial: &SerialNumber,
-        before_seq: Option<i64>,
-        limit: usize,
-    ) -> StoreResult<Vec<LedgerEntry>>;
+#[async_trait]
+pub trait AccessStore: Send + Sync + 'static {
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKey>>;
+
+    /// Every key, newest first.
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+
+    /// Marks a key revoked; `false` when there is no such active key.
+    async fn revoke_api_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+
+    async fn insert_webhook_source(&self, source: &WebhookSource) -> StoreResult<()>;
+
+    async fn webhook_source(&self, id: &str) -> StoreResult<Option<WebhookSource>>;
+
+    async fn webhook_sources(&self) -> StoreResult<Vec<WebhookSource>>;
+
+    async fn revoke_webhook_source(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
 }
 
 /// Moves a card to its next version without another change (a design or message change, an

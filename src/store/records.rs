@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use crate::domain::{
-    AuthToken, BarcodeValue, Card, CardKey, CardNumber, CardStatus, Customer, DeviceLibraryId, Email, EntryKind,
-    EntrySource, LastEntry, LedgerEntry, Locale, PassTypeId, PersonName, Phone, PushToken, ReferralCode, Registration,
-    SerialNumber,
+    ApiKey, AuthToken, BarcodeValue, Card, CardKey, CardNumber, CardStatus, Customer, DeviceLibraryId, Email,
+    EntryKind, EntrySource, LastEntry, LedgerEntry, Locale, PassTypeId, PersonName, Phone, PushToken, ReferralCode,
+    Registration, Scope, SerialNumber, WebhookSource,
 };
 
 pub fn millis(t: DateTime<Utc>) -> i64 {
@@ -266,6 +266,81 @@ impl TryFrom<RegistrationRecord> for Registration {
             pushed_version: r.pushed_version,
             created_at: from_millis(r.created_at)?,
             updated_at: from_millis(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub name: String,
+    pub scope: String,
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<&ApiKey> for ApiKeyRecord {
+    fn from(k: &ApiKey) -> Self {
+        Self {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            scope: k.scope.as_str().to_owned(),
+            secret_hash: k.secret_hash.clone(),
+            created_at: millis(k.created_at),
+            revoked_at: k.revoked_at.map(millis),
+        }
+    }
+}
+
+impl TryFrom<ApiKeyRecord> for ApiKey {
+    type Error = StoreError;
+
+    fn try_from(r: ApiKeyRecord) -> Result<Self, StoreError> {
+        Ok(ApiKey {
+            scope: Scope::parse(&r.scope).ok_or_else(|| corrupt("scope", &r.scope))?,
+            created_at: from_millis(r.created_at)?,
+            revoked_at: r.revoked_at.map(from_millis).transpose()?,
+            id: r.id,
+            name: r.name,
+            secret_hash: r.secret_hash,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookSourceRecord {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub name: String,
+    pub secret: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<&WebhookSource> for WebhookSourceRecord {
+    fn from(s: &WebhookSource) -> Self {
+        Self {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            secret: s.secret.clone(),
+            created_at: millis(s.created_at),
+            revoked_at: s.revoked_at.map(millis),
+        }
+    }
+}
+
+impl TryFrom<WebhookSourceRecord> for WebhookSource {
+    type Error = StoreError;
+
+    fn try_from(r: WebhookSourceRecord) -> Result<Self, StoreError> {
+        Ok(WebhookSource {
+            created_at: from_millis(r.created_at)?,
+            revoked_at: r.revoked_at.map(from_millis).transpose()?,
+            id: r.id,
+            name: r.name,
+            secret: r.secret,
         })
     }
 }

@@ -1,0 +1,104 @@
+//! Device registrations (PassKit web service) in the embedded store.
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::{EmbeddedStore, REGISTRATION_COLUMNS, card_columns_of_c, card_from_row, registration_from_row, sql};
+use crate::domain::{Card, DeviceLibraryId, PassTypeId, PushToken, RegisterOutcome, Registration, SerialNumber};
+use crate::store::records::RegistrationRecord;
+use crate::store::{DeviceStore, StoreResult};
+
+#[async_trait]
+impl DeviceStore for EmbeddedStore {
+    async fn register_device(&self, registration: &Registration) -> StoreResult<RegisterOutcome> {
+        let r = RegistrationRecord::from(registration);
+        self.write(move |tx, faults| {
+            tx.execute(
+                "UPDATE registrations SET push_token = ?1, updated_at = ?2 WHERE device_library_id = ?3",
+                params![r.push_token, r.updated_at, r.device_library_id],
+            )
+            .map_err(sql)?;
+            faults.step()?;
+            let inserted = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO registrations ({REGISTRATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                         ON CONFLICT (device_library_id, pass_type_id, serial) DO NOTHING"
+                    ),
+                    params![
+                        r.device_library_id,
+                        r.pass_type_id,
+                        r.serial,
+                        r.push_token,
+                        r.pushed_version,
+                        r.created_at,
+                        r.updated_at,
+                    ],
+                )
+                .map_err(sql)?;
+            Ok(if inserted == 1 { RegisterOutcome::Created } else { RegisterOutcome::Updated })
+        })
+        .await
+    }
+
+    async fn unregister_device(
+        &self,
+        device: &DeviceLibraryId,
+        pass_type: &PassTypeId,
+        serial: &SerialNumber,
+    ) -> StoreResult<bool> {
+        let keys = [device.as_str().to_owned(), pass_type.as_str().to_owned(), serial.as_str().to_owned()];
+        self.write(move |tx, _| {
+            let deleted = tx
+                .execute(
+                    "DELETE FROM registrations WHERE device_library_id = ?1 AND pass_type_id = ?2 AND serial = ?3",
+                    rusqlite::params_from_iter(keys.iter()),
+                )
+                .map_err(sql)?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn device_cards(&self, device: &DeviceLibraryId, pass_type: &PassTypeId) -> StoreResult<Vec<Card>> {
+        let keys = [device.as_str().to_owned(), pass_type.as_str().to_owned()];
+        let query = format!(
+            "SELECT {} FROM cards c JOIN registrations r ON r.serial = c.serial \
+             WHERE r.device_library_id = ?1 AND r.pass_type_id = ?2 ORDER BY c.serial",
+            card_columns_of_c()
+        );
+        let records = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&query).map_err(sql)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(keys.iter()), card_from_row).map_err(sql)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+            })
+            .await?;
+        records.into_iter().map(Card::try_from).collect()
+    }
+
+    async fn card_registrations(&self, serial: &SerialNumber) -> StoreResult<Vec<Registration>> {
+        let serial = serial.as_str().to_owned();
+        let records = self
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE serial = ?1 ORDER BY device_library_id"
+                    ))
+                    .map_err(sql)?;
+                let rows = stmt.query_map([serial], registration_from_row).map_err(sql)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+            })
+            .await?;
+        records.into_iter().map(Registration::try_from).collect()
+    }
+
+    async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<u64> {
+        let token = token.expose().to_owned();
+        self.write(move |tx, _| {
+            let deleted = tx.execute("DELETE FROM registrations WHERE push_token = ?1", [token]).map_err(sql)?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+}

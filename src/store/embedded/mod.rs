@@ -1,0 +1,501 @@
+//! The embedded store: SQLite in one file under `LOY_DATA_DIR`, in WAL mode.
+//!
+//! SQLite gives real ACID transactions, so every multi-step write here is one transaction:
+//! a crash leaves either all of it or none of it. Writes go to one writer thread that owns the
+//! only write connection (SQLite allows one writer at a time anyway) and commits them in groups:
+//! each write runs inside its own savepoint, and the writes waiting at that moment share one
+//! commit and so one disk flush. A write is acknowledged only after its group is durable. Reads
+//! go through a small pool of connections on Tokio's blocking pool and never wait for a write.
+
+mod access;
+mod cards;
+mod devices;
+mod ledger;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, Row, TransactionBehavior, params};
+
+use super::records::{CardRecord, EntryRecord, RegistrationRecord};
+use super::{Faults, StoreError, StoreResult, UniqueKey};
+
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    synchronous_full: bool,
+    jobs: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+    faults: Arc<Faults>,
+}
+
+/// A write waiting for the writer thread: it runs inside a savepoint and says whether it
+/// succeeded, and how to deliver its result once the group's commit is known.
+type Job = Box<dyn FnOnce(&Connection, &Faults) -> Ran + Send>;
+
+struct Ran {
+    ok: bool,
+    deliver: Box<dyn FnOnce(Result<(), CommitFailure>) + Send>,
+}
+
+/// Why a group's commit failed, handed to every write of the group.
+#[derive(Debug, Clone)]
+enum CommitFailure {
+    Injected(u64),
+    Sql(String),
+}
+
+impl From<CommitFailure> for StoreError {
+    fn from(f: CommitFailure) -> Self {
+        match f {
+            CommitFailure::Injected(n) => StoreError::Injected(n),
+            CommitFailure::Sql(message) => StoreError::unavailable(anyhow::anyhow!("commit failed: {message}")),
+        }
+    }
+}
+
+/// At most this many writes share one commit.
+const MAX_GROUP: usize = 128;
+
+/// Schema changes, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE programs (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE cards (
+    serial TEXT PRIMARY KEY,
+    program_id TEXT NOT NULL,
+    card_number TEXT NOT NULL UNIQUE,
+    barcode TEXT NOT NULL UNIQUE,
+    card_key TEXT NOT NULL UNIQUE,
+    auth_token TEXT NOT NULL,
+    referral_code TEXT NOT NULL,
+    referred_by TEXT,
+    first_name TEXT NOT NULL,
+    last_name TEXT,
+    phone TEXT NOT NULL,
+    email TEXT,
+    birthday TEXT,
+    locale TEXT NOT NULL,
+    consent_at INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    balance INTEGER NOT NULL,
+    lifetime_earned INTEGER NOT NULL,
+    tier TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    pushed_version INTEGER NOT NULL,
+    push_pending_since INTEGER,
+    modified_at INTEGER NOT NULL,
+    last_entry_kind TEXT,
+    last_entry_points INTEGER,
+    last_entry_at INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    CONSTRAINT cards_program_phone UNIQUE (program_id, phone),
+    CONSTRAINT cards_program_referral_code UNIQUE (program_id, referral_code)
+);
+CREATE INDEX cards_push_pending ON cards (push_pending_since) WHERE push_pending_since IS NOT NULL;
+CREATE TABLE ledger (
+    id TEXT PRIMARY KEY,
+    serial TEXT NOT NULL REFERENCES cards (serial),
+    program_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    purchase_amount INTEGER,
+    balance_after INTEGER NOT NULL,
+    lifetime_after INTEGER NOT NULL,
+    tier_after TEXT NOT NULL,
+    order_id TEXT,
+    description TEXT,
+    source TEXT NOT NULL,
+    actor TEXT,
+    idempotency_key TEXT,
+    reverses TEXT,
+    created_at INTEGER NOT NULL,
+    UNIQUE (serial, seq)
+);
+CREATE UNIQUE INDEX ledger_reverses ON ledger (reverses) WHERE reverses IS NOT NULL;
+"#,
+    r#"
+CREATE TABLE registrations (
+    device_library_id TEXT NOT NULL,
+    pass_type_id TEXT NOT NULL,
+    serial TEXT NOT NULL REFERENCES cards (serial),
+    push_token TEXT NOT NULL,
+    pushed_version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (device_library_id, pass_type_id, serial)
+);
+CREATE INDEX registrations_serial ON registrations (serial);
+CREATE INDEX registrations_push_token ON registrations (push_token);
+"#,
+    r#"
+CREATE TABLE idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    entry_id TEXT NOT NULL,
+    lease_until INTEGER NOT NULL,
+    status INTEGER,
+    body TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_expires ON idempotency (expires_at);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE webhook_sources (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+"#,
+];
+
+pub(super) const CARD_COLUMNS: &str = "serial, program_id, card_number, barcode, card_key, auth_token, referral_code, \
+    referred_by, first_name, last_name, phone, email, birthday, locale, consent_at, status, balance, \
+    lifetime_earned, tier, version, pushed_version, push_pending_since, modified_at, last_entry_kind, \
+    last_entry_points, last_entry_at, created_at, updated_at";
+
+pub(super) const ENTRY_COLUMNS: &str = "id, serial, program_id, seq, kind, points, purchase_amount, balance_after, \
+    lifetime_after, tier_after, order_id, description, source, actor, idempotency_key, reverses, created_at";
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
+    pub fn open(path: &Path, synchronous_full: bool, faults: Arc<Faults>) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("while creating the data directory {}", dir.display()))?;
+        }
+        let mut writer = open_connection(path, synchronous_full)
+            .with_context(|| format!("while opening the database {}", path.display()))?;
+        migrate(&mut writer).with_context(|| format!("while upgrading the schema of {}", path.display()))?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let writer_faults = faults.clone();
+        std::thread::Builder::new()
+            .name("loy-sqlite-writer".into())
+            .spawn(move || run_writer(writer, queue, writer_faults))
+            .context("while starting the database writer thread")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                synchronous_full,
+                jobs,
+                readers: Mutex::new(Vec::new()),
+                faults,
+            }),
+        })
+    }
+
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.inner.faults
+    }
+
+    /// Runs `f` atomically on the write connection and returns its result once committed. When
+    /// `f` fails, everything it did is rolled back.
+    pub(super) async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Faults) -> StoreResult<T> + Send + 'static,
+    {
+        self.inner.faults.step()?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn, faults| {
+            let result = f(conn, faults);
+            Ran {
+                ok: result.is_ok(),
+                deliver: Box::new(move |commit| {
+                    let _ = reply.send(match commit {
+                        Ok(()) => result,
+                        Err(failure) => Err(failure.into()),
+                    });
+                }),
+            }
+        });
+        let lost = || StoreError::unavailable(anyhow::anyhow!("the database write did not complete"));
+        self.inner.jobs.send(job).map_err(|_| lost())?;
+        answer.await.map_err(|_| lost())?
+    }
+
+    /// Runs `f` on a pooled read connection.
+    pub(super) async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            inner.faults.step()?;
+            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.path, inner.synchronous_full).map_err(sql)?,
+            };
+            let result = f(&conn);
+            let mut readers = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if readers.len() < 8 {
+                readers.push(conn);
+            }
+            result
+        })
+        .await
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(StoreError::unavailable)?
+}
+
+/// The writer thread: takes the writes waiting, runs each in a savepoint, commits them together.
+fn run_writer(conn: Connection, queue: mpsc::Receiver<Job>, faults: Arc<Faults>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Nothing runs; dropping the writes tells their callers they did not complete.
+            tracing::error!(error = %e, "the database refused to start a transaction");
+            continue;
+        }
+        let mut delivered = Vec::with_capacity(group.len());
+        for job in group {
+            let ran = conn.execute_batch("SAVEPOINT write").map_err(|e| e.to_string()).and_then(|()| {
+                std::panic::catch_unwind(AssertUnwindSafe(|| job(&conn, &faults)))
+                    .map_err(|_| "a write panicked".to_owned())
+            });
+            match ran {
+                Ok(ran) => {
+                    let end = if ran.ok { "RELEASE write" } else { "ROLLBACK TO write; RELEASE write" };
+                    if let Err(e) = conn.execute_batch(end) {
+                        tracing::error!(error = %e, "ending a savepoint failed");
+                    }
+                    delivered.push(ran.deliver);
+                }
+                Err(message) => {
+                    tracing::error!(error = %message, "a database write could not run");
+                    let _ = conn.execute_batch("ROLLBACK TO write; RELEASE write");
+                }
+            }
+        }
+        let commit = match faults.step() {
+            Err(StoreError::Injected(n)) => Err(CommitFailure::Injected(n)),
+            _ => conn.execute_batch("COMMIT").map_err(|e| CommitFailure::Sql(e.to_string())),
+        };
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for deliver in delivered {
+            deliver(commit.clone());
+        }
+    }
+}
+
+fn open_connection(path: &Path, synchronous_full: bool) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: every commit reaches the disk before it is acknowledged (no point is lost on power
+    // failure). NORMAL: commits survive a crash of loy but the last ones may be lost on power
+    // failure; the database stays consistent either way.
+    conn.pragma_update(None, "synchronous", if synchronous_full { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let applied: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Maps SQLite errors: unique violations become [`StoreError::Duplicate`], the rest unavailable.
+pub(super) fn sql(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(code, Some(message)) = &e {
+        if code.code == rusqlite::ErrorCode::ConstraintViolation {
+            let key = if message.contains("cards.phone") {
+                Some(UniqueKey::Phone)
+            } else if message.contains("cards.card_number") {
+                Some(UniqueKey::CardNumber)
+            } else if message.contains("cards.barcode") {
+                Some(UniqueKey::Barcode)
+            } else if message.contains("cards.card_key") {
+                Some(UniqueKey::CardKey)
+            } else if message.contains("cards.referral_code") {
+                Some(UniqueKey::ReferralCode)
+            } else if message.contains("cards.serial") {
+                Some(UniqueKey::Serial)
+            } else {
+                None
+            };
+            if let Some(key) = key {
+                return StoreError::Duplicate(key);
+            }
+        }
+    }
+    StoreError::unavailable(e)
+}
+
+pub(super) const REGISTRATION_COLUMNS: &str =
+    "device_library_id, pass_type_id, serial, push_token, pushed_version, created_at, updated_at";
+
+/// The card columns qualified with the table alias `c.`, for joins.
+pub(super) fn card_columns_of_c() -> String {
+    CARD_COLUMNS.split(", ").map(|c| format!("c.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
+pub(super) fn registration_from_row(row: &Row<'_>) -> rusqlite::Result<RegistrationRecord> {
+    Ok(RegistrationRecord {
+        device_library_id: row.get(0)?,
+        pass_type_id: row.get(1)?,
+        serial: row.get(2)?,
+        push_token: row.get(3)?,
+        pushed_version: row.get(4)?,
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
+}
+
+pub(super) fn card_from_row(row: &Row<'_>) -> rusqlite::Result<CardRecord> {
+    Ok(CardRecord {
+        serial: row.get(0)?,
+        program_id: row.get(1)?,
+        card_number: row.get(2)?,
+        barcode: row.get(3)?,
+        card_key: row.get(4)?,
+        auth_token: row.get(5)?,
+        referral_code: row.get(6)?,
+        referred_by: row.get(7)?,
+        first_name: row.get(8)?,
+        last_name: row.get(9)?,
+        phone: row.get(10)?,
+        email: row.get(11)?,
+        birthday: row.get(12)?,
+        locale: row.get(13)?,
+        consent_at: row.get(14)?,
+        status: row.get(15)?,
+        balance: row.get(16)?,
+        lifetime_earned: row.get(17)?,
+        tier: row.get(18)?,
+        version: row.get(19)?,
+        pushed_version: row.get(20)?,
+        push_pending_since: row.get(21)?,
+        modified_at: row.get(22)?,
+        last_entry_kind: row.get(23)?,
+        last_entry_points: row.get(24)?,
+        last_entry_at: row.get(25)?,
+        created_at: row.get(26)?,
+        updated_at: row.get(27)?,
+    })
+}
+
+pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<EntryRecord> {
+    Ok(EntryRecord {
+        id: row.get(0)?,
+        serial: row.get(1)?,
+        program_id: row.get(2)?,
+        seq: row.get(3)?,
+        kind: row.get(4)?,
+        points: row.get(5)?,
+        purchase_amount: row.get(6)?,
+        balance_after: row.get(7)?,
+        lifetime_after: row.get(8)?,
+        tier_after: row.get(9)?,
+        order_id: row.get(10)?,
+        description: row.get(11)?,
+        source: row.get(12)?,
+        actor: row.get(13)?,
+        idempotency_key: row.get(14)?,
+        reverses: row.get(15)?,
+        created_at: row.get(16)?,
+    })
+}
+
+pub(super) fn insert_card_row(tx: &Connection, r: &CardRecord) -> StoreResult<()> {
+    tx.execute(
+        &format!("INSERT INTO cards ({CARD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)"),
+        params![
+            r.serial, r.program_id, r.card_number, r.barcode, r.card_key, r.auth_token, r.referral_code,
+            r.referred_by, r.first_name, r.last_name, r.phone, r.email, r.birthday, r.locale, r.consent_at,
+            r.status, r.balance, r.lifetime_earned, r.tier, r.version, r.pushed_version, r.push_pending_since,
+            r.modified_at, r.last_entry_kind, r.last_entry_points, r.last_entry_at, r.created_at, r.updated_at,
+        ],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+pub(super) fn insert_entry_row(tx: &Connection, e: &EntryRecord) -> StoreResult<()> {
+    tx.execute(
+        &format!("INSERT INTO ledger ({ENTRY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+        params![
+            e.id, e.serial, e.program_id, e.seq, e.kind, e.points, e.purchase_amount, e.balance_after,
+            e.lifetime_after, e.tier_after, e.order_id, e.description, e.source, e.actor, e.idempotency_key,
+            e.reverses, e.created_at,
+        ],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Writes the changeable columns of a card if its version is still `expected_version`.
+pub(super) fn update_card_row(conn: &Connection, r: &CardRecord, expected_version: i64) -> StoreResult<bool> {
+    let changed = conn
+        .execute(
+            "UPDATE cards SET first_name = ?1, last_name = ?2, phone = ?3, email = ?4, birthday = ?5, locale = ?6, \
+             consent_at = ?7, status = ?8, balance = ?9, lifetime_earned = ?10, tier = ?11, version = ?12, \
+             push_pending_since = ?13, modified_at = ?14, last_entry_kind = ?15, last_entry_points = ?16, \
+             last_entry_at = ?17, updated_at = ?18 WHERE serial = ?19 AND version = ?20",
+            params![
+                r.first_name,
+                r.last_name,
+                r.phone,
+                r.email,
+                r.birthday,
+                r.locale,
+                r.consent_at,
+                r.status,
+                r.balance,
+                r.lifetime_earned,
+                r.tier,
+                r.version,
+                r.push_pending_since,
+                r.modified_at,
+                r.last_entry_kind,
+                r.last_entry_points,
+                r.last_entry_at,
+                r.updated_at,
+                r.serial,
+                expected_version,
+            ],
+        )
+        .map_err(sql)?;
+    Ok(changed == 1)
+}

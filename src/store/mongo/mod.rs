@@ -1,0 +1,242 @@
+//! The MongoDB store, through the official driver.
+//!
+//! It never relies on multi-document transactions (a standalone `mongod` has none). A card
+//! document is the unit of atomicity: a ledger write changes the card and appends the new entry
+//! to the card's `pending` array in one single-document update; the entry is then copied into
+//! the `ledger` collection (idempotent: the entry id is the `_id`) and removed from `pending`.
+//! A crash between those steps leaves the entry in `pending`, where readers see it and the next
+//! write to the card (or `loy check ledger`) settles it. See `docs/architecture.md`.
+
+mod access;
+mod cards;
+mod devices;
+mod ledger;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::{Document, doc};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
+
+use super::records::{ApiKeyRecord, CardRecord, EntryRecord, RegistrationRecord, WebhookSourceRecord};
+use super::{Faults, StoreError, StoreResult, UniqueKey};
+use crate::domain::Card;
+
+pub struct MongoStore {
+    db: Database,
+    programs: Collection<Document>,
+    cards: Collection<Document>,
+    ledger: Collection<EntryRecord>,
+    registrations: Collection<RegistrationRecord>,
+    idempotency: Collection<Document>,
+    api_keys: Collection<ApiKeyRecord>,
+    webhook_sources: Collection<WebhookSourceRecord>,
+    faults: Arc<Faults>,
+}
+
+/// Unique indexes of the `cards` collection and the key each one guards.
+const CARD_UNIQUE_INDEXES: &[(&str, &[&str], UniqueKey)] = &[
+    ("program_phone", &["program_id", "phone"], UniqueKey::Phone),
+    ("card_number", &["card_number"], UniqueKey::CardNumber),
+    ("card_key", &["card_key"], UniqueKey::CardKey),
+    ("barcode", &["barcode"], UniqueKey::Barcode),
+    ("program_referral_code", &["program_id", "referral_code"], UniqueKey::ReferralCode),
+];
+
+impl MongoStore {
+    /// Connects, checks the server answers, and creates the indexes.
+    pub async fn connect(uri: &str, database: &str, faults: Arc<Faults>) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let mut options = ClientOptions::parse(uri).await.context("while reading LOY_MONGODB_URI")?;
+        options.app_name.get_or_insert_with(|| "loy".to_owned());
+        options.server_selection_timeout.get_or_insert(Duration::from_secs(5));
+        options.connect_timeout.get_or_insert(Duration::from_secs(5));
+        let client = Client::with_options(options).context("while configuring the MongoDB client")?;
+        let db = client.database(database);
+        db.run_command(doc! { "ping": 1 }).await.context("while contacting MongoDB")?;
+        let store = Self {
+            programs: db.collection("programs"),
+            cards: db.collection("cards"),
+            ledger: db.collection("ledger"),
+            registrations: db.collection("registrations"),
+            idempotency: db.collection("idempotency"),
+            api_keys: db.collection("api_keys"),
+            webhook_sources: db.collection("webhook_sources"),
+            db,
+            faults,
+        };
+        store.create_indexes().await.context("while creating MongoDB indexes")?;
+        Ok(store)
+    }
+
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
+    }
+
+    async fn create_indexes(&self) -> mongodb::error::Result<()> {
+        let unique = |name: &str| IndexOptions::builder().unique(true).name(name.to_owned()).build();
+        let mut card_indexes: Vec<IndexModel> = CARD_UNIQUE_INDEXES
+            .iter()
+            .map(|(name, fields, _)| {
+                let keys: Document = fields.iter().map(|f| ((*f).to_owned(), bson::Bson::Int32(1))).collect();
+                IndexModel::builder().keys(keys).options(unique(name)).build()
+            })
+            .collect();
+        card_indexes.push(
+            IndexModel::builder()
+                .keys(doc! { "push_pending_since": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .name("push_pending".to_owned())
+                        .partial_filter_expression(doc! { "push_pending_since": { "$type": "long" } })
+                        .build(),
+                )
+                .build(),
+        );
+        self.cards.create_indexes(card_indexes).await?;
+        self.ledger
+            .create_indexes([
+                IndexModel::builder().keys(doc! { "serial": 1, "seq": -1 }).options(unique("serial_seq")).build(),
+                IndexModel::builder()
+                    .keys(doc! { "reverses": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .unique(true)
+                            .name("reverses".to_owned())
+                            .partial_filter_expression(doc! { "reverses": { "$type": "string" } })
+                            .build(),
+                    )
+                    .build(),
+            ])
+            .await?;
+        self.registrations
+            .create_indexes([
+                IndexModel::builder()
+                    .keys(doc! { "device_library_id": 1, "pass_type_id": 1, "serial": 1 })
+                    .options(unique("device_pass"))
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "serial": 1 })
+                    .options(IndexOptions::builder().name("serial".to_owned()).build())
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "push_token": 1 })
+                    .options(IndexOptions::builder().name("push_token".to_owned()).build())
+                    .build(),
+            ])
+            .await?;
+        // Entries not yet settled into the ledger collection are found through these.
+        self.cards
+            .create_indexes([
+                IndexModel::builder()
+                    .keys(doc! { "pending._id": 1 })
+                    .options(IndexOptions::builder().name("pending_id".to_owned()).sparse(true).build())
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "pending.reverses": 1 })
+                    .options(IndexOptions::builder().name("pending_reverses".to_owned()).sparse(true).build())
+                    .build(),
+            ])
+            .await?;
+        // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
+        self.idempotency
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "expires_at": 1 })
+                    .options(
+                        IndexOptions::builder().name("expires".to_owned()).expire_after(Duration::from_secs(0)).build(),
+                    )
+                    .build(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Copies a card's pending entries into the ledger collection and removes them from the
+    /// card. Safe to run any number of times, concurrently, at any point.
+    pub(super) async fn settle_pending(&self, serial: &str) -> StoreResult<()> {
+        self.faults.step()?;
+        let Some(doc) = self
+            .cards
+            .find_one(doc! { "_id": serial, "pending.0": { "$exists": true } })
+            .projection(doc! { "pending": 1 })
+            .await
+            .map_err(mongo)?
+        else {
+            return Ok(());
+        };
+        for entry in pending_entries(&doc)? {
+            self.faults.step()?;
+            match self.ledger.insert_one(&entry).await {
+                Ok(_) => {}
+                Err(e) if duplicate_index(&e).is_some() => {}
+                Err(e) => return Err(mongo(e)),
+            }
+            self.faults.step()?;
+            self.cards
+                .update_one(doc! { "_id": serial }, doc! { "$pull": { "pending": { "_id": &entry.id } } })
+                .await
+                .map_err(mongo)?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn pending_entries(card: &Document) -> StoreResult<Vec<EntryRecord>> {
+    match card.get_array("pending") {
+        Ok(items) => items
+            .iter()
+            .map(|b| {
+                bson::from_bson::<EntryRecord>(b.clone())
+                    .map_err(|e| StoreError::Corrupt(format!("pending entry: {e}")))
+            })
+            .collect(),
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+/// The name of the unique index a write error violated, if it was a duplicate key.
+pub(super) fn duplicate_index(e: &mongodb::error::Error) -> Option<String> {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    let message = match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000 => &w.message,
+        ErrorKind::Command(c) if c.code == 11000 => &c.message,
+        ErrorKind::InsertMany(m) => m.write_errors.as_ref()?.iter().find(|w| w.code == 11000).map(|w| &w.message)?,
+        _ => return None,
+    };
+    // "E11000 duplicate key error collection: db.cards index: card_number dup key: { … }"
+    let name = message.split("index: ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or("");
+    Some(name.to_owned())
+}
+
+pub(super) fn mongo(e: mongodb::error::Error) -> StoreError {
+    match duplicate_index(&e) {
+        Some(index) => {
+            let key = CARD_UNIQUE_INDEXES
+                .iter()
+                .find(|(name, _, _)| *name == index)
+                .map(|(_, _, key)| *key)
+                .unwrap_or(if index == "_id_" { UniqueKey::Serial } else { UniqueKey::Other });
+            StoreError::Duplicate(key)
+        }
+        None => StoreError::unavailable(e),
+    }
+}
+
+/// The `$set` document of a card's changeable fields.
+pub(super) fn card_state(r: &CardRecord) -> Document {
+    doc! {
+        "first_name": &r.first_name, "last_name": &r.last_name, "phone": &r.phone, "email": &r.email,
+        "birthday": &r.birthday, "locale": &r.locale, "consent_at": r.consent_at, "status": &r.status,
+        "balance": r.balance, "lifetime_earned": r.lifetime_earned, "tier": &r.tier, "version": r.version,
+        "push_pending_since": r.push_pending_since, "modified_at": r.modified_at,
+        "last_entry_kind": &r.last_entry_kind, "last_entry_points": r.last_entry_points,
+        "last_entry_at": r.last_entry_at, "updated_at": r.updated_at,
+    }
+}
+
+pub(super) fn card_from_doc(doc: Document) -> StoreResult<Card> {
+    let record: CardRecord = bson::from_document(doc).map_err(|e| StoreError::Corrupt(format!("card: {e}")))?;
+    Card::try_from(record)
+}
