@@ -79,6 +79,13 @@ pub async fn connect_store(settings: &Settings, faults: Arc<Faults>) -> anyhow::
     })
 }
 
+/// Opens the store for a command-line tool and returns it with the default program.
+pub async fn open_for_tool(settings: &Settings) -> anyhow::Result<(DynStore, Program)> {
+    let store = connect_store(settings, Arc::new(Faults::default())).await?;
+    let program = ensure_default_program(settings, &store, &SystemClock).await?;
+    Ok((store, program))
+}
+
 /// Creates the default program at first start.
 pub async fn ensure_default_program(
     settings: &Settings,

@@ -57,6 +57,8 @@ pub struct Settings {
     pub currency: Currency,
     /// Replaces the built-in consent sentence on the registration form.
     pub consent_text: Option<String>,
+    /// How often `serve` expires due points and purges old idempotency records.
+    pub maintenance_interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +86,7 @@ pub const KEYS: &[&str] = &[
     "program_name",
     "currency",
     "consent_text",
+    "maintenance_interval_secs",
 ];
 
 impl Settings {
@@ -178,6 +181,11 @@ impl Settings {
         })?;
         let currency = raw.parse_or("currency", Currency::parse("RUB").expect("RUB is a currency"), Currency::parse)?;
         let consent_text = raw.parse_opt("consent_text", parse::string)?;
+        let maintenance_interval = std::time::Duration::from_secs(raw.parse_or(
+            "maintenance_interval_secs",
+            3600,
+            parse::number(10, 86_400),
+        )?);
         Ok(Settings {
             environment,
             bind,
@@ -192,6 +200,7 @@ impl Settings {
             program_name,
             currency,
             consent_text,
+            maintenance_interval,
         })
     }
 

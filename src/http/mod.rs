@@ -30,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(enrollment::api::create))
                         .default_service(web::to(method_not_allowed)),
                 )
+                .configure(crate::pos::routes)
                 .default_service(web::to(api_not_found)),
         )
         .service(

@@ -197,3 +197,117 @@ pub fn unique_phone() -> String {
     let body: String = digits.iter().map(|b| char::from(b'0' + b % 10)).collect();
     format!("+79{body}")
 }
+
+/// A POS call's outcome: status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// A new API key of `scope`, stored directly (as `loy api-key create` does).
+    pub async fn api_key(&self, scope: loy::domain::Scope) -> String {
+        let (key, plaintext) = loy::domain::ApiKey::generate("test key", scope, chrono::Utc::now());
+        self.store.insert_api_key(&key).await.unwrap();
+        plaintext
+    }
+
+    /// A POS request with an optional API key and idempotency key.
+    pub async fn pos(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        api_key: Option<&str>,
+        idempotency_key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(key) = api_key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("POS request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Answer { status, body }
+    }
+
+    /// A POST with a fresh idempotency key.
+    pub async fn pos_post(
+        &self,
+        path: impl AsRef<str>,
+        api_key: &str,
+        body: impl std::borrow::Borrow<Value>,
+    ) -> Answer {
+        self.pos(reqwest::Method::POST, path.as_ref(), Some(api_key), Some(&random_suffix()), Some(body.borrow())).await
+    }
+
+    pub async fn pos_get(&self, path: &str, api_key: &str) -> Answer {
+        self.pos(reqwest::Method::GET, path, Some(api_key), None, None).await
+    }
+
+    /// Enrolls a customer and returns their card number.
+    pub async fn new_card(&self) -> String {
+        let body = self.enroll("Anna", &unique_phone()).await;
+        body["card"]["card_number"].as_str().unwrap().to_owned()
+    }
+
+    /// A new card holding `balance` points (the welcome bonus topped up by an adjustment).
+    pub async fn card_with_balance(&self, admin_key: &str, balance: i64) -> String {
+        let number = self.new_card().await;
+        let top_up = balance - 100;
+        if top_up != 0 {
+            let answer = self
+                .pos_post(
+                    &format!("/api/v1/cards/{number}/adjust"),
+                    admin_key,
+                    &serde_json::json!({"points": top_up, "reason": "test setup"}),
+                )
+                .await;
+            assert_eq!(answer.status, 200, "{answer:?}");
+        }
+        number
+    }
+
+    pub async fn balance(&self, number: &str) -> i64 {
+        let card = self.card(number).await;
+        card.balance
+    }
+
+    pub async fn card(&self, number: &str) -> loy::domain::Card {
+        let number = loy::domain::CardNumber::parse(number).unwrap();
+        self.store.find_card(loy::store::CardLookup::Number(&number)).await.unwrap().expect("the card exists")
+    }
+
+    /// Every ledger entry of a card, oldest first.
+    pub async fn entries(&self, number: &str) -> Vec<loy::domain::LedgerEntry> {
+        let card = self.card(number).await;
+        let mut entries = self.store.card_entries(&card.serial, None, usize::MAX).await.unwrap();
+        entries.reverse();
+        entries
+    }
+
+    /// Runs the ledger check and asserts that it finds nothing wrong.
+    pub async fn assert_ledger_consistent(&self) {
+        let program = self.store.program("default").await.unwrap().unwrap();
+        let report = loy::ledger::check::check_all(self.store.as_ref(), &program, chrono::Utc::now()).await.unwrap();
+        assert!(report.mismatches.is_empty(), "ledger check failed: {:?}", report.mismatches);
+        assert!(report.cards > 0);
+    }
+}
+
+impl TestApp {
+    /// The application's clock now.
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use loy::clock::Clock;
+        self.clock.now()
+    }
+}

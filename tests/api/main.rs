@@ -7,4 +7,8 @@ mod card_page;
 mod enrollment;
 mod form;
 mod health;
+mod pos_access;
+mod pos_api;
+mod pos_races;
+mod pos_rules;
 mod store_conformance;

@@ -168,6 +168,15 @@ CREATE TABLE webhook_sources (
     revoked_at INTEGER
 );
 "#,
+    r#"
+-- Every card's ledger starts with its welcome entry: cards from before the ledger get one
+-- holding their balance, so the balance equals the sum of the entries from the start.
+INSERT INTO ledger (id, serial, program_id, seq, kind, points, purchase_amount, balance_after, lifetime_after,
+                    tier_after, order_id, description, source, actor, idempotency_key, reverses, created_at)
+SELECT 'tx_opening_' || c.serial, c.serial, c.program_id, 0, 'welcome', c.balance, NULL, c.balance,
+       c.lifetime_earned, c.tier, NULL, 'Opening balance', 'system', NULL, NULL, NULL, c.created_at
+FROM cards c WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE l.serial = c.serial);
+"#,
 ];
 
 pub(super) const CARD_COLUMNS: &str = "serial, program_id, card_number, barcode, card_key, auth_token, referral_code, \

@@ -67,7 +67,57 @@ impl MongoStore {
             faults,
         };
         store.create_indexes().await.context("while creating MongoDB indexes")?;
+        store.migrate().await.context("while upgrading the MongoDB data")?;
         Ok(store)
+    }
+
+    /// One-time data migrations, recorded in the `meta` collection.
+    async fn migrate(&self) -> anyhow::Result<()> {
+        use futures_util::TryStreamExt;
+        let meta: Collection<Document> = self.db.collection("meta");
+        let version =
+            meta.find_one(doc! { "_id": "schema" }).await?.and_then(|d| d.get_i64("version").ok()).unwrap_or(0);
+        if version < 1 {
+            // Every card's ledger starts with its welcome entry: cards from before the ledger
+            // get one holding their balance.
+            let mut cursor = self
+                .cards
+                .find(doc! { "pending.0": { "$exists": false } })
+                .projection(doc! { "pending": 0, "recent": 0 })
+                .await?;
+            while let Some(doc) = cursor.try_next().await? {
+                let card = card_from_doc(doc)?;
+                if self.ledger.find_one(doc! { "serial": card.serial.as_str() }).await?.is_some() {
+                    continue;
+                }
+                let entry = EntryRecord {
+                    id: format!("tx_opening_{}", card.serial),
+                    serial: card.serial.to_string(),
+                    program_id: card.program_id.clone(),
+                    seq: 0,
+                    kind: "welcome".into(),
+                    points: card.balance,
+                    purchase_amount: None,
+                    balance_after: card.balance,
+                    lifetime_after: card.lifetime_earned,
+                    tier_after: card.tier.clone(),
+                    order_id: None,
+                    description: Some("Opening balance".into()),
+                    source: "system".into(),
+                    actor: None,
+                    idempotency_key: None,
+                    reverses: None,
+                    created_at: card.created_at.timestamp_millis(),
+                };
+                match self.ledger.insert_one(&entry).await {
+                    Ok(_) => {}
+                    Err(e) if duplicate_index(&e).is_some() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            meta.update_one(doc! { "_id": "schema" }, doc! { "$set": { "version": 1_i64 } }).upsert(true).await?;
+        }
+        Ok(())
     }
 
     pub fn faults(&self) -> &Arc<Faults> {

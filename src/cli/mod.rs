@@ -1,5 +1,8 @@
 //! The `loy` command line: subcommands call into the library.
 
+mod keys;
+mod ledger;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,6 +30,18 @@ pub enum Command {
     Serve,
     /// Check the settings and print them (secrets hidden), then exit.
     Config,
+    /// Manage API keys (POS systems and integrations). Works while the server runs.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(keys::ApiKeyCommand),
+    /// Manage POS webhook sources and their signing secrets.
+    #[command(subcommand, name = "webhook-source")]
+    WebhookSource(keys::WebhookSourceCommand),
+    /// Verify stored data.
+    #[command(subcommand)]
+    Check(ledger::CheckCommand),
+    /// Ledger maintenance.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
 }
 
 /// Parses the command line and runs the command; the process exit code is its result.
@@ -57,6 +72,10 @@ pub fn main() -> ExitCode {
                 print_settings(&settings);
                 Ok(ExitCode::SUCCESS)
             }
+            Command::ApiKey(command) => keys::api_key(&settings, command).await,
+            Command::WebhookSource(command) => keys::webhook_source(&settings, command).await,
+            Command::Check(command) => ledger::check(&settings, command).await,
+            Command::Ledger(command) => ledger::ledger(&settings, command).await,
         }
     });
     match result {
@@ -75,6 +94,12 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let store = settings.store_description();
     let app = Application::build(settings).await?;
     tracing::info!(%bind, %public_url, %store, "loy is serving: registration form at {public_url}/");
+    let state = app.state();
+    let maintenance = tokio::spawn(crate::maintenance::run_forever(
+        state.store.clone(),
+        state.clock.clone(),
+        state.settings.maintenance_interval,
+    ));
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -82,6 +107,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         handle.stop(true).await;
     });
     app.run_until_stopped().await?;
+    maintenance.abort();
     tracing::info!("loy stopped");
     Ok(ExitCode::SUCCESS)
 }

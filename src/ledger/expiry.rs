@@ -1,0 +1,70 @@
+//! Points expiry (SPEC §4.8): when the program sets `expiry_days`, points credited more than
+//! that many days ago and not spent since expire, oldest first; an `expire` entry records it.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{EntryKind, EntrySource, LastEntry, LedgerEntry, Program, SerialNumber};
+use crate::ledger::{LedgerError, rules};
+use crate::store::{CardLookup, LedgerWrite, Store};
+
+/// Expires what is due on every card; returns how many points expired in total.
+pub async fn run(store: &dyn Store, program: &Program, now: DateTime<Utc>) -> Result<i64, LedgerError> {
+    let Some(days) = program.rules.expiry_days else { return Ok(0) };
+    let cutoff = now - chrono::Duration::days(i64::from(days));
+    let mut total = 0;
+    let mut after: Option<SerialNumber> = None;
+    loop {
+        let page = store.cards_after(after.as_ref(), 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.serial.clone());
+        for card in page.iter().filter(|c| c.balance > 0 && c.program_id == program.id) {
+            total += expire_card(store, &card.serial, cutoff, now).await?;
+        }
+    }
+    Ok(total)
+}
+
+/// Expires the points of one card credited up to `cutoff` and still unspent.
+pub async fn expire_card(
+    store: &dyn Store,
+    serial: &SerialNumber,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<i64, LedgerError> {
+    loop {
+        let card = store.find_card(CardLookup::Serial(serial)).await?.ok_or(LedgerError::CardNotFound)?;
+        let entries = store.card_entries(serial, None, usize::MAX).await?;
+        let points = rules::points_to_expire(&entries, cutoff, card.balance);
+        if points == 0 {
+            return Ok(0);
+        }
+        let now = crate::domain::card::stored_precision(now);
+        let entry = LedgerEntry {
+            id: LedgerEntry::new_id(),
+            serial: card.serial.clone(),
+            program_id: card.program_id.clone(),
+            seq: card.version + 1,
+            kind: EntryKind::Expire,
+            points: -points,
+            purchase_amount: None,
+            balance_after: card.balance - points,
+            lifetime_after: card.lifetime_earned,
+            tier_after: card.tier.clone(),
+            order_id: None,
+            description: Some(format!("Points credited before {} expired", cutoff.format("%Y-%m-%d"))),
+            source: EntrySource::System,
+            actor: None,
+            idempotency_key: None,
+            reverses: None,
+            created_at: now,
+        };
+        let mut next = card.bumped(now);
+        next.balance = entry.balance_after;
+        next.last_entry = Some(LastEntry { kind: EntryKind::Expire, points: entry.points, at: now });
+        let write = LedgerWrite { card: next, expected_version: card.version, entries: vec![entry], completes: None };
+        if store.commit_ledger(&write).await? {
+            tracing::info!(serial = %serial, points, "points expired");
+            return Ok(points);
+        }
+    }
+}

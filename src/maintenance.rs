@@ -1,0 +1,41 @@
+//! Housekeeping that runs inside `loy serve`: expiring points that are due and deleting
+//! idempotency records past their retention. Every step is safe to run on several nodes at
+//! once (each write is conditional on the card's version), so no leader is needed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::domain::DEFAULT_PROGRAM_ID;
+use crate::ledger::expiry;
+use crate::store::DynStore;
+use crate::telemetry::error_chain;
+
+/// Runs one round of every job.
+pub async fn run_once(store: &DynStore, clock: &dyn Clock) {
+    let now = clock.now();
+    match store.idempotency_purge(now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(records = n, "expired idempotency records deleted"),
+        Err(e) => tracing::warn!(error = %error_chain(&e), "purging idempotency records failed"),
+    }
+    match store.program(DEFAULT_PROGRAM_ID).await {
+        Ok(Some(program)) => match expiry::run(store.as_ref(), &program, now).await {
+            Ok(0) => {}
+            Ok(points) => tracing::info!(points, "points expired"),
+            Err(e) => tracing::warn!(error = %error_chain(&e), "expiring points failed"),
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %error_chain(&e), "loading the program for maintenance failed"),
+    }
+}
+
+/// Runs every `interval` until the task is dropped.
+pub async fn run_forever(store: DynStore, clock: Arc<dyn Clock>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        run_once(&store, clock.as_ref()).await;
+    }
+}

@@ -1,0 +1,51 @@
+//! The POS API (SPEC §4.4) under `/api/v1`: card lookup, earn, redeem, adjust, reverse and the
+//! transaction list for API keys, and signed webhooks for POS systems that push.
+
+pub mod auth;
+pub mod cards;
+pub mod idempotent;
+pub mod webhook;
+pub mod writes;
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+
+use crate::domain::{BarcodeValue, Card, CardNumber};
+use crate::http::errors::ApiError;
+use crate::store::{CardLookup, Store};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/cards", web::get().to(cards::find_by_phone))
+        .route("/cards/{id}", web::get().to(cards::lookup))
+        .route("/cards/{id}/transactions", web::get().to(cards::transactions))
+        .route("/cards/{id}/earn", web::post().to(writes::earn))
+        .route("/cards/{id}/redeem", web::post().to(writes::redeem))
+        .route("/cards/{id}/adjust", web::post().to(writes::adjust))
+        .route("/cards/{id}/block", web::post().to(cards::block))
+        .route("/cards/{id}/unblock", web::post().to(cards::unblock))
+        .route("/transactions/{id}/reverse", web::post().to(writes::reverse))
+        .route("/webhooks/pos", web::post().to(webhook::receive));
+}
+
+pub fn card_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "card_not_found", "No card has this number or code.")
+}
+
+/// Finds a card by what a till has: the scanned barcode value, or the card number typed with or
+/// without spaces.
+pub async fn resolve_card(store: &dyn Store, id: &str) -> Result<Card, ApiError> {
+    let id = id.trim();
+    let looks_like_number = !id.is_empty() && id.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-');
+    let found = if looks_like_number {
+        match CardNumber::parse(id) {
+            Ok(number) => store.find_card(CardLookup::Number(&number)).await?,
+            Err(_) => None,
+        }
+    } else {
+        match BarcodeValue::parse(id) {
+            Ok(barcode) => store.find_card(CardLookup::Barcode(barcode.as_str())).await?,
+            Err(_) => None,
+        }
+    };
+    found.ok_or_else(card_not_found)
+}

@@ -1,0 +1,228 @@
+//! Earn, redeem, adjust and reverse: every one under an idempotency key.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::auth::ApiKeyAuth;
+use super::idempotent::{self, Done, Failure};
+use super::resolve_card;
+use crate::domain::{EntrySource, Scope, SerialNumber};
+use crate::http::errors::ApiError;
+use crate::http::json::{RawJson, parse_json};
+use crate::ledger::idempotency::request_hash;
+use crate::ledger::rules::{MAX_AMOUNT, MAX_POINTS};
+use crate::ledger::{self, Actor, Command, LedgerError, WriteContext};
+use crate::startup::AppState;
+use crate::store::IdempotencyKey;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarnRequest {
+    /// In minor currency units (kopecks, cents).
+    pub purchase_amount: i64,
+    pub order_id: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    pub points: i64,
+    pub purchase_amount: Option<i64>,
+    pub order_id: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustRequest {
+    pub points: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReverseRequest {
+    pub reason: Option<String>,
+}
+
+fn invalid(code: &'static str, message: &str, field: &str) -> ApiError {
+    ApiError::unprocessable(code, message, field)
+}
+
+pub fn amount(value: i64, field: &str) -> Result<i64, ApiError> {
+    if (1..=MAX_AMOUNT).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(
+            "invalid_amount",
+            &format!("{field} must be a whole number of minor units from 1 to {MAX_AMOUNT}."),
+            field,
+        ))
+    }
+}
+
+pub fn points(value: i64) -> Result<i64, ApiError> {
+    if (1..=MAX_POINTS).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid("invalid_points", &format!("points must be a whole number from 1 to {MAX_POINTS}."), "points"))
+    }
+}
+
+pub fn text(value: Option<String>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(invalid(
+            "invalid_text",
+            &format!("{field} must be at most {max} characters without control characters."),
+            field,
+        )),
+        other => Ok(other),
+    }
+}
+
+impl EarnRequest {
+    pub fn command(self) -> Result<Command, ApiError> {
+        Ok(Command::Earn {
+            purchase_amount: amount(self.purchase_amount, "purchase_amount")?,
+            order_id: text(self.order_id, "order_id", 128)?,
+            description: text(self.description, "description", 500)?,
+        })
+    }
+}
+
+impl RedeemRequest {
+    pub fn command(self) -> Result<Command, ApiError> {
+        Ok(Command::Redeem {
+            points: points(self.points)?,
+            purchase_amount: self.purchase_amount.map(|a| amount(a, "purchase_amount")).transpose()?,
+            order_id: text(self.order_id, "order_id", 128)?,
+            description: text(self.description, "description", 500)?,
+        })
+    }
+}
+
+impl AdjustRequest {
+    fn command(self) -> Result<Command, ApiError> {
+        if self.points == 0 || self.points.abs() > MAX_POINTS {
+            return Err(invalid(
+                "invalid_points",
+                &format!("points must be non-zero, from -{MAX_POINTS} to {MAX_POINTS}."),
+                "points",
+            ));
+        }
+        let reason = text(Some(self.reason), "reason", 500)?
+            .ok_or_else(|| invalid("required", "reason is required.", "reason"))?;
+        Ok(Command::Adjust { points: self.points, reason })
+    }
+}
+
+/// Which card a write is for.
+pub enum Target {
+    /// A barcode value or card number from the path.
+    Card(String),
+    /// The card of a transaction (reversals).
+    TransactionOf(String),
+}
+
+/// Runs a ledger command for `actor` under `key`: the shared body of every write endpoint and
+/// of the webhook.
+pub async fn execute(
+    state: &AppState,
+    key: IdempotencyKey,
+    hash: String,
+    actor: Actor,
+    target: Target,
+    command: Command,
+) -> Result<HttpResponse, ApiError> {
+    let owned_key = key.clone();
+    let work = |entry_id: String, retry: bool| async move {
+        let program = state.program().await.map_err(Failure::Transient)?;
+        let serial: SerialNumber = match &target {
+            Target::Card(id) => resolve_card(state.store.as_ref(), id).await?.serial,
+            Target::TransactionOf(id) => {
+                state.store.entry(id).await?.ok_or(Failure::from(LedgerError::TransactionNotFound))?.serial
+            }
+        };
+        let ctx =
+            WriteContext { entry_id, actor, idempotency: Some(owned_key), now: state.clock.now(), may_exist: retry };
+        let (result, recorded) = ledger::apply(state.store.as_ref(), &program, &serial, &command, &ctx).await?;
+        Ok(Done { response: result.stored(), recorded })
+    };
+    idempotent::run(state, key, hash, work).await
+}
+
+async fn pos_write(
+    state: &AppState,
+    req: &HttpRequest,
+    auth: &ApiKeyAuth,
+    scope: Scope,
+    body: &[u8],
+    target: Target,
+    command: Command,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(scope)?;
+    let key = idempotent::idempotency_key(req, &auth.key.id)?;
+    let hash = request_hash(req.method().as_str(), req.path(), body);
+    let actor = Actor { source: EntrySource::Pos, id: Some(auth.key.id.clone()) };
+    execute(state, key, hash, actor, target, command).await
+}
+
+pub async fn earn(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: ApiKeyAuth,
+    id: web::Path<String>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Scope::Pos)?;
+    let command = parse_json::<EarnRequest>(&body.0)?.command()?;
+    pos_write(&state, &req, &auth, Scope::Pos, &body.0, Target::Card(id.into_inner()), command).await
+}
+
+pub async fn redeem(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: ApiKeyAuth,
+    id: web::Path<String>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Scope::Pos)?;
+    let command = parse_json::<RedeemRequest>(&body.0)?.command()?;
+    pos_write(&state, &req, &auth, Scope::Pos, &body.0, Target::Card(id.into_inner()), command).await
+}
+
+pub async fn adjust(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: ApiKeyAuth,
+    id: web::Path<String>,
+    body: RawJson,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Scope::Admin)?;
+    let command = parse_json::<AdjustRequest>(&body.0)?.command()?;
+    pos_write(&state, &req, &auth, Scope::Admin, &body.0, Target::Card(id.into_inner()), command).await
+}
+
+pub async fn reverse(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: ApiKeyAuth,
+    id: web::Path<String>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Scope::Pos)?;
+    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let body = crate::http::json::read_body(&mut payload, declared, crate::http::json::JSON_LIMIT).await?;
+    // The body is optional here: an empty one means no reason.
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        ReverseRequest::default()
+    } else {
+        crate::http::json::require_content_type(&req, |m| m == "application/json")?;
+        parse_json::<ReverseRequest>(&body)?
+    };
+    let transaction_id = id.into_inner();
+    let command =
+        Command::Reverse { transaction_id: transaction_id.clone(), reason: text(request.reason, "reason", 500)? };
+    pos_write(&state, &req, &auth, Scope::Pos, &body, Target::TransactionOf(transaction_id), command).await
+}
