@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         }))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/api/openapi.json", web::get().to(openapi))
         .service(
             web::scope("/api/v1")
                 .service(
@@ -42,6 +43,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/c/{card_key}", web::get().to(card_page::show))
         .route("/static/{path:.*}", web::get().to(assets::static_file))
         .default_service(web::to(fallback));
+}
+
+/// The OpenAPI 3 description of the public API, kept in `docs/openapi.json` and tested against
+/// the real responses (`tests/api/openapi.rs`).
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .body(OPENAPI)
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {

@@ -4,9 +4,11 @@
 mod helpers;
 
 mod card_page;
+mod cli;
 mod enrollment;
 mod form;
 mod health;
+mod openapi;
 mod pos_access;
 mod pos_api;
 mod pos_races;

@@ -49,6 +49,9 @@ on_both_stores!(
     updating_a_card_succeeds_only_from_the_version_read,
     concurrent_version_bumps_are_never_lost,
     device_registrations_are_idempotent_upserts,
+    a_ledger_write_applies_only_from_the_version_read_and_all_or_nothing,
+    idempotency_records_start_once_can_be_taken_over_completed_and_purged,
+    api_keys_and_webhook_sources_round_trip_and_revoke,
 );
 
 async fn a_card_round_trips_every_field_and_is_found_by_every_lookup(kind: StoreKind) {
@@ -248,4 +251,143 @@ async fn device_registrations_are_idempotent_upserts(kind: StoreKind) {
     assert_eq!(t.store.delete_registrations_with_token(&PushToken::parse("token3").unwrap()).await.unwrap(), 1);
     assert!(t.store.card_registrations(&a.serial).await.unwrap().is_empty());
     assert_eq!(t.store.card_registrations(&b.serial).await.unwrap().len(), 1);
+}
+
+fn earn_write(card: &Card, points: i64) -> loy::store::LedgerWrite {
+    let now = loy::domain::card::stored_precision(Utc::now());
+    let entry = loy::domain::LedgerEntry {
+        id: loy::domain::LedgerEntry::new_id(),
+        serial: card.serial.clone(),
+        program_id: card.program_id.clone(),
+        seq: card.version + 1,
+        kind: loy::domain::EntryKind::Earn,
+        points,
+        purchase_amount: Some(points * 2000),
+        balance_after: card.balance + points,
+        lifetime_after: card.lifetime_earned + points,
+        tier_after: card.tier.clone(),
+        order_id: Some("o-1".into()),
+        description: None,
+        source: loy::domain::EntrySource::Pos,
+        actor: Some("key".into()),
+        idempotency_key: Some("idem".into()),
+        reverses: None,
+        created_at: now,
+    };
+    let mut next = card.bumped(now);
+    next.balance += points;
+    next.lifetime_earned += points;
+    loy::store::LedgerWrite { card: next, expected_version: card.version, entries: vec![entry], completes: None }
+}
+
+async fn a_ledger_write_applies_only_from_the_version_read_and_all_or_nothing(kind: StoreKind) {
+    let t = test_store(kind).await;
+    let card = insert(&t, "+79120000501").await;
+
+    let write = earn_write(&card, 40);
+    assert!(t.store.commit_ledger(&write).await.unwrap());
+    assert!(!t.store.commit_ledger(&earn_write(&card, 7)).await.unwrap(), "a stale version commits nothing");
+    let stored = t.store.find_card(CardLookup::Serial(&card.serial)).await.unwrap().unwrap();
+    assert_eq!((stored.balance, stored.version), (140, card.version + 1));
+    let entry = &write.entries[0];
+    assert_eq!(t.store.entry(&entry.id).await.unwrap().as_ref(), Some(entry));
+    assert_eq!(t.store.card_entries(&card.serial, None, 10).await.unwrap().len(), 2);
+
+    // A reversal is found by the entry it reverses.
+    let mut reversal = earn_write(&stored, -40);
+    reversal.entries[0].kind = loy::domain::EntryKind::Reverse;
+    reversal.entries[0].reverses = Some(entry.id.clone());
+    assert!(t.store.commit_ledger(&reversal).await.unwrap());
+    assert_eq!(t.store.reversal_of(&entry.id).await.unwrap().map(|e| e.id), Some(reversal.entries[0].id.clone()));
+    assert!(t.store.reversal_of(&reversal.entries[0].id).await.unwrap().is_none());
+
+    // Fail every step of a write in turn: the card and its entries always agree.
+    let current = t.store.find_card(CardLookup::Serial(&card.serial)).await.unwrap().unwrap();
+    t.faults.start_counting();
+    let probe = earn_write(&current, 1);
+    assert!(t.store.commit_ledger(&probe).await.unwrap());
+    let steps = t.faults.calls();
+    for n in 1..=steps {
+        let before = t.store.find_card(CardLookup::Serial(&card.serial)).await.unwrap().unwrap();
+        let write = earn_write(&before, 3);
+        t.faults.fail_on_call(n);
+        let result = t.store.commit_ledger(&write).await;
+        t.faults.disarm();
+        assert!(matches!(result, Err(StoreError::Injected(_))), "step {n}: {result:?}");
+        t.store.repair_card(&card.serial).await.unwrap();
+        let after = t.store.find_card(CardLookup::Serial(&card.serial)).await.unwrap().unwrap();
+        let found = t.store.entry(&write.entries[0].id).await.unwrap();
+        let entries = t.store.card_entries(&card.serial, None, usize::MAX).await.unwrap();
+        if after.version == before.version {
+            assert!(found.is_none(), "step {n}: an entry without its card change");
+        } else {
+            assert_eq!(after.balance, before.balance + 3, "step {n}");
+            assert!(found.is_some(), "step {n}: a card change without its entry");
+        }
+        assert_eq!(entries.iter().map(|e| e.points).sum::<i64>(), after.balance, "step {n}: balance = sum of entries");
+    }
+}
+
+async fn idempotency_records_start_once_can_be_taken_over_completed_and_purged(kind: StoreKind) {
+    use loy::store::{IdempotencyKey, IdempotencyRecord, IdempotencyStart, StoredResponse};
+    let t = test_store(kind).await;
+    let now = loy::domain::card::stored_precision(Utc::now());
+    let key = IdempotencyKey { scope: "key1".into(), key: "order-42".into() };
+    let record = IdempotencyRecord {
+        key: key.clone(),
+        request_hash: "h1".into(),
+        entry_id: "tx_one".into(),
+        lease_until: now + chrono::Duration::seconds(10),
+        response: None,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(48),
+    };
+    assert_eq!(t.store.idempotency_start(&record).await.unwrap(), IdempotencyStart::Started);
+    let second = IdempotencyRecord { entry_id: "tx_two".into(), request_hash: "h2".into(), ..record.clone() };
+    assert_eq!(t.store.idempotency_start(&second).await.unwrap(), IdempotencyStart::Existing(record.clone()));
+    let other_scope =
+        IdempotencyRecord { key: IdempotencyKey { scope: "key2".into(), key: "order-42".into() }, ..record.clone() };
+    assert_eq!(t.store.idempotency_start(&other_scope).await.unwrap(), IdempotencyStart::Started, "keys are scoped");
+
+    let later = now + chrono::Duration::seconds(20);
+    assert!(!t.store.idempotency_take_over(&key, now, later).await.unwrap(), "only from the lease seen");
+    assert!(t.store.idempotency_take_over(&key, record.lease_until, later).await.unwrap());
+    assert!(!t.store.idempotency_take_over(&key, record.lease_until, later).await.unwrap(), "only once");
+    t.store.idempotency_release(&key).await.unwrap();
+    let IdempotencyStart::Existing(released) = t.store.idempotency_start(&record).await.unwrap() else { panic!() };
+    assert!(released.lease_until.timestamp_millis() <= 0, "released: anyone may take over");
+
+    let response = StoredResponse { status: 422, body: r#"{"error":{}}"#.into() };
+    t.store.idempotency_complete(&key, &response).await.unwrap();
+    let IdempotencyStart::Existing(done) = t.store.idempotency_start(&record).await.unwrap() else { panic!() };
+    assert_eq!(done.response, Some(response));
+    assert!(
+        !t.store.idempotency_take_over(&key, done.lease_until, later).await.unwrap(),
+        "answered records stay answered"
+    );
+
+    assert_eq!(t.store.idempotency_purge(now + chrono::Duration::hours(47)).await.unwrap(), 0);
+    assert_eq!(t.store.idempotency_purge(now + chrono::Duration::hours(49)).await.unwrap(), 2);
+    assert_eq!(t.store.idempotency_start(&record).await.unwrap(), IdempotencyStart::Started);
+}
+
+async fn api_keys_and_webhook_sources_round_trip_and_revoke(kind: StoreKind) {
+    use loy::domain::{ApiKey, Scope, WebhookSource};
+    let t = test_store(kind).await;
+    let (key, _) = ApiKey::generate("Till 1", Scope::Pos, Utc::now());
+    t.store.insert_api_key(&key).await.unwrap();
+    assert_eq!(t.store.api_key(&key.id).await.unwrap(), Some(key.clone()));
+    assert!(t.store.api_key("nosuchkey0").await.unwrap().is_none());
+    assert!(matches!(t.store.insert_api_key(&key).await, Err(StoreError::Duplicate(_))));
+    assert_eq!(t.store.api_keys().await.unwrap(), vec![key.clone()]);
+    assert!(t.store.revoke_api_key(&key.id, Utc::now()).await.unwrap());
+    assert!(!t.store.revoke_api_key(&key.id, Utc::now()).await.unwrap());
+    assert!(!t.store.api_key(&key.id).await.unwrap().unwrap().is_active());
+
+    let source = WebhookSource::generate("iiko", Utc::now());
+    t.store.insert_webhook_source(&source).await.unwrap();
+    assert_eq!(t.store.webhook_source(&source.id).await.unwrap(), Some(source.clone()));
+    assert_eq!(t.store.webhook_sources().await.unwrap().len(), 1);
+    assert!(t.store.revoke_webhook_source(&source.id, Utc::now()).await.unwrap());
+    assert!(t.store.webhook_source(&source.id).await.unwrap().unwrap().revoked_at.is_some());
 }

@@ -361,6 +361,8 @@ pub(super) fn sql(e: rusqlite::Error) -> StoreError {
                 Some(UniqueKey::ReferralCode)
             } else if message.contains("cards.serial") {
                 Some(UniqueKey::Serial)
+            } else if message.starts_with("UNIQUE constraint failed") {
+                Some(UniqueKey::Other)
             } else {
                 None
             };

@@ -1,0 +1,89 @@
+//! The `loy` binary's operator commands, run against the same store as a running server.
+
+use std::process::Command;
+
+use loy::domain::Scope;
+use serde_json::json;
+
+use crate::helpers::{StoreKind, TestApp, spawn_app};
+use crate::on_both_stores;
+
+on_both_stores!(
+    api_keys_created_on_the_command_line_work_at_once_and_revoking_stops_them,
+    check_ledger_passes_on_consistent_data_and_fails_on_a_mismatch
+);
+
+/// Runs `loy ARGS` with the test app's settings; returns (exit code, stdout, stderr).
+fn loy(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loy"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("LOY_")) {
+        command.env_remove(name);
+    }
+    command.envs(&app.env.vars).args(args);
+    let output = command.output().expect("the loy binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn api_keys_created_on_the_command_line_work_at_once_and_revoking_stops_them(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let number = app.new_card().await;
+
+    let (code, stdout, stderr) = loy(&app, &["api-key", "create", "--name", "Till 1"]);
+
+    assert_eq!(code, 0, "{stderr}");
+    let key = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(key.starts_with("loy_"), "the key is alone on the last line: {stdout}");
+    let lookup = app.pos_get(&format!("/api/v1/cards/{number}"), &key).await;
+    assert_eq!(lookup.status, 200, "the running server accepts the new key");
+    let adjust =
+        app.pos_post(format!("/api/v1/cards/{number}/adjust"), &key, json!({"points": 5, "reason": "x"})).await;
+    assert_eq!(adjust.status, 403, "pos is the default scope");
+
+    let (_, admin_out, _) = loy(&app, &["api-key", "create", "--name", "Back office", "--scope", "admin"]);
+    let admin = admin_out.lines().last().unwrap().trim().to_owned();
+    assert_eq!(
+        app.pos_post(format!("/api/v1/cards/{number}/adjust"), &admin, json!({"points": 5, "reason": "x"}))
+            .await
+            .status,
+        200
+    );
+
+    let (code, listing, _) = loy(&app, &["api-key", "list"]);
+    assert_eq!(code, 0);
+    assert!(listing.contains("Till 1") && listing.contains("Back office"));
+    assert!(!listing.contains(&key[15..]), "secrets are never listed");
+
+    let id = key.split('_').nth(1).unwrap();
+    let (code, _, _) = loy(&app, &["api-key", "revoke", id]);
+    assert_eq!(code, 0);
+    assert_eq!(app.pos_get(&format!("/api/v1/cards/{number}"), &key).await.status, 401);
+    let (code, _, stderr) = loy(&app, &["api-key", "revoke", id]);
+    assert_eq!(code, 1, "revoking twice says so: {stderr}");
+    let (code, _, _) = loy(&app, &["api-key", "create", "--name", "x", "--scope", "root"]);
+    assert_ne!(code, 0, "unknown scopes are refused");
+}
+
+async fn check_ledger_passes_on_consistent_data_and_fails_on_a_mismatch(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let pos = app.api_key(Scope::Pos).await;
+    let number = app.new_card().await;
+    app.pos_post(format!("/api/v1/cards/{number}/earn"), &pos, json!({"purchase_amount": 100_000})).await;
+
+    let (code, stdout, stderr) = loy(&app, &["check", "ledger"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("Ledger OK"), "{stdout}");
+
+    // A balance changed behind the ledger's back.
+    let mut card = app.card(&number).await;
+    let version = card.version;
+    card.balance += 5;
+    assert!(app.store.update_card(&card, version).await.unwrap());
+
+    let (code, stdout, _) = loy(&app, &["check", "ledger"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains(&format!("MISMATCH card {}", card.serial)), "{stdout}");
+}
