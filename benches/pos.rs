@@ -1,0 +1,149 @@
+//! POS throughput over HTTP on one node: earn and redeem transactions per second, with p50 and
+//! p99 latency, through the whole stack (HTTP, API key, idempotency record, ledger write).
+//!
+//!     cargo bench --bench pos                                   # embedded store (SQLite)
+//!     LOY_BENCH_MONGODB_URI=mongodb://127.0.0.1:27017 cargo bench --bench pos
+//!
+//! Knobs: LOY_BENCH_REQUESTS (per phase, default 20000), LOY_BENCH_CONCURRENCY (default 32),
+//! LOY_BENCH_CARDS (default 1000), LOY_BENCH_SYNCHRONOUS (full|normal, default full).
+//! The load generator runs in the same process and shares the CPU with the server, so the
+//! figures are a lower bound for what a separate client would see.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use loy::config::{KEYS, RawSettings, Settings};
+use loy::domain::{ApiKey, Card, Customer, Locale, PersonName, Phone, Scope};
+use loy::startup::{Application, connect_store};
+use loy::store::Faults;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Phase {
+    name: &'static str,
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    failures: usize,
+}
+
+impl Phase {
+    fn percentile(&self, p: f64) -> Duration {
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[index]
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<8} {:>7} requests in {:>6.2} s = {:>7.0} tx/s   p50 {:>6.2} ms   p99 {:>6.2} ms   failures {}",
+            self.name,
+            self.requests,
+            self.elapsed.as_secs_f64(),
+            self.requests as f64 / self.elapsed.as_secs_f64(),
+            self.percentile(0.50).as_secs_f64() * 1000.0,
+            self.percentile(0.99).as_secs_f64() * 1000.0,
+            self.failures
+        );
+    }
+}
+
+async fn run_phase(name: &'static str, requests: usize, concurrency: usize, client: &reqwest::Client, base: &str, key: &str, cards: &[String], body: serde_json::Value, verb: &'static str) -> Phase {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (next, client, base, key, cards, body) = (next.clone(), client.clone(), base.to_owned(), key.to_owned(), cards.to_vec(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    break;
+                }
+                let card = &cards[i % cards.len()];
+                let t = Instant::now();
+                let response = client
+                    .post(format!("{base}/api/v1/cards/{card}/{verb}"))
+                    .bearer_auth(&key)
+                    .header("Idempotency-Key", format!("{name}-{i}"))
+                    .json(&body)
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                    }
+                    _ => failures += 1,
+                }
+                latencies.push(t.elapsed());
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    let mut failures = 0;
+    for task in tasks {
+        let (l, f) = task.await.unwrap();
+        latencies.extend(l);
+        failures += f;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Phase { name, requests, elapsed, latencies, failures }
+}
+
+#[tokio::main]
+async fn main() {
+    let requests = env_or("LOY_BENCH_REQUESTS", 20_000);
+    let concurrency = env_or("LOY_BENCH_CONCURRENCY", 32);
+    let card_count = env_or("LOY_BENCH_CARDS", 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = vec![
+        ("LOY_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("LOY_DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("LOY_LOG".to_owned(), "error".to_owned()),
+        ("LOY_SQLITE_SYNCHRONOUS".to_owned(), std::env::var("LOY_BENCH_SYNCHRONOUS").unwrap_or_else(|_| "full".into())),
+    ];
+    let mongo = std::env::var("LOY_BENCH_MONGODB_URI").ok().filter(|u| !u.is_empty());
+    if let Some(uri) = &mongo {
+        vars.push(("LOY_MONGODB_URI".to_owned(), uri.clone()));
+        vars.push(("LOY_MONGODB_DATABASE".to_owned(), format!("loy_bench_{}", std::process::id())));
+    }
+    let settings = Settings::from_raw(&RawSettings::load(None, vars, KEYS).unwrap()).unwrap();
+    println!("store: {}; {requests} requests per phase, {concurrency} concurrent, {card_count} cards", settings.store_description());
+    let store = connect_store(&settings, Arc::new(Faults::default())).await.unwrap();
+    let app = Application::build_with(settings, store.clone(), Arc::new(loy::clock::SystemClock)).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    let program = store.program("default").await.unwrap().unwrap();
+    let mut cards = Vec::with_capacity(card_count);
+    for i in 0..card_count {
+        let holder = Customer {
+            first_name: PersonName::parse("Bench").unwrap(),
+            last_name: None,
+            phone: Phone::parse(&format!("+7900{i:07}")).unwrap(),
+            email: None,
+            birthday: None,
+            locale: Locale::En,
+            consent_at: chrono::Utc::now(),
+        };
+        let (card, welcome) = Card::enroll(&program, holder, None, chrono::Utc::now());
+        store.insert_card(&card, &welcome).await.unwrap();
+        cards.push(card.card_number.as_str().to_owned());
+    }
+    let (key, plaintext) = ApiKey::generate("bench", Scope::Pos, chrono::Utc::now());
+    store.insert_api_key(&key).await.unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+
+    // Warm-up: connections, caches, the SQLite page cache.
+    run_phase("warmup", 500.min(requests), concurrency, &client, &base, &plaintext, &cards, serde_json::json!({"purchase_amount": 1000}), "earn").await;
+    let earn = run_phase("earn", requests, concurrency, &client, &base, &plaintext, &cards, serde_json::json!({"purchase_amount": 250_000}), "earn").await;
+    let redeem = run_phase("redeem", requests, concurrency, &client, &base, &plaintext, &cards, serde_json::json!({"points": 100}), "redeem").await;
+    earn.print();
+    redeem.print();
+}
