@@ -1,0 +1,171 @@
+//! Push fan-out: pushes per second from one worker to a fake APNs with a realistic per-push
+//! latency, and the end-to-end delay from a POS earn to the push leaving.
+//!
+//!     cargo bench --bench push                                      # in-process queue
+//!     LOY_BENCH_REDIS_URL=redis://127.0.0.1:6379 cargo bench --bench push
+//!
+//! Knobs: LOY_BENCH_CARDS (default 10000; two devices each), LOY_BENCH_APNS_MS (the fake's
+//! latency per push, default 20), LOY_BENCH_CONCURRENCY (jobs in flight, default 256),
+//! LOY_BENCH_EARNS (end-to-end samples, default 500).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use loy::config::{KEYS, RawSettings, Settings};
+use loy::domain::{
+    ApiKey, Card, Customer, DeviceLibraryId, Locale, PassTypeId, PersonName, Phone, PushToken, Registration, Scope,
+};
+use loy::push::PushRuntime;
+use loy::push::gateway::{PushGateway, PushOutcome, WalletPush};
+use loy::startup::{Application, connect_store};
+use loy::store::Faults;
+
+const TOPIC: &str = "pass.bench.loy";
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// APNs as seen from a data centre: every push takes `latency`, then succeeds.
+struct SlowApns {
+    latency: Duration,
+    delivered: AtomicUsize,
+    arrivals: Mutex<HashMap<String, Instant>>,
+}
+
+#[async_trait]
+impl PushGateway for SlowApns {
+    async fn send(&self, push: WalletPush<'_>) -> PushOutcome {
+        tokio::time::sleep(self.latency).await;
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.arrivals.lock().unwrap().insert(push.device_token.to_owned(), Instant::now());
+        PushOutcome::Delivered
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let cards = env_or("LOY_BENCH_CARDS", 10_000);
+    let latency = Duration::from_millis(env_or("LOY_BENCH_APNS_MS", 20) as u64);
+    let concurrency = env_or("LOY_BENCH_CONCURRENCY", 256);
+    let earns = env_or("LOY_BENCH_EARNS", 500);
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = vec![
+        ("LOY_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("LOY_DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("LOY_LOG".to_owned(), "error".to_owned()),
+        ("LOY_PUSH_CONCURRENCY".to_owned(), concurrency.to_string()),
+        ("LOY_PUSH_POLL_MS".to_owned(), "5".to_owned()),
+    ];
+    if let Ok(url) = std::env::var("LOY_BENCH_REDIS_URL") {
+        vars.push(("LOY_REDIS_URL".to_owned(), url));
+        vars.push(("LOY_REDIS_PREFIX".to_owned(), format!("loybench{}", std::process::id())));
+    }
+    let settings = Settings::from_raw(&RawSettings::load(None, vars, KEYS).unwrap()).unwrap();
+    let store = connect_store(&settings, Arc::new(Faults::default())).await.unwrap();
+    let app = Application::build_with(settings, store.clone(), Arc::new(loy::clock::SystemClock)).await.unwrap();
+    let state = app.state();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    println!(
+        "queue: {}; {cards} cards x 2 devices; fake APNs latency {latency:?}; {concurrency} jobs in flight",
+        state.queue.backend()
+    );
+
+    let program = store.program("default").await.unwrap().unwrap();
+    let now = loy::domain::card::stored_precision(chrono::Utc::now());
+    let mut numbers = Vec::new();
+    let mut serials = Vec::new();
+    for i in 0..cards {
+        let holder = Customer {
+            first_name: PersonName::parse("Bench").unwrap(),
+            last_name: None,
+            phone: Phone::parse(&format!("+7900{i:07}")).unwrap(),
+            email: None,
+            birthday: None,
+            locale: Locale::En,
+            consent_at: now,
+        };
+        let (card, welcome): (Card, _) = Card::enroll(&program, holder, None, now);
+        store.insert_card(&card, &welcome).await.unwrap();
+        for device in ["phone", "watch"] {
+            store
+                .register_device(&Registration {
+                    device_library_id: DeviceLibraryId::parse(&format!("{device}{i}")).unwrap(),
+                    pass_type_id: PassTypeId::parse(TOPIC).unwrap(),
+                    serial: card.serial.clone(),
+                    push_token: PushToken::parse(&format!("{device}-{i}")).unwrap(),
+                    pushed_version: card.version,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .await
+                .unwrap();
+        }
+        numbers.push(card.card_number.as_str().to_owned());
+        serials.push(card.serial);
+    }
+    // Every card changes once; the queue gets all of them at once.
+    for serial in &serials {
+        loy::store::bump_version(store.as_ref(), serial, chrono::Utc::now()).await.unwrap();
+        state.queue.enqueue(serial, Duration::ZERO).await.unwrap();
+    }
+
+    let apns = Arc::new(SlowApns { latency, delivered: AtomicUsize::new(0), arrivals: Mutex::new(HashMap::new()) });
+    let worker = Arc::new(state.worker(Some(apns.clone()), TOPIC));
+    let started = Instant::now();
+    let runtime = PushRuntime::start(worker, 1);
+    let expected = cards * 2;
+    while apns.delivered.load(Ordering::Relaxed) < expected {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "fan-out: {expected} pushes in {:.2} s = {:.0} pushes/s from one worker",
+        elapsed.as_secs_f64(),
+        expected as f64 / elapsed.as_secs_f64()
+    );
+
+    // End to end: a POS earn, then the time until its card's push leaves the worker.
+    let (key, plaintext) = ApiKey::generate("bench", Scope::Pos, chrono::Utc::now());
+    store.insert_api_key(&key).await.unwrap();
+    let client = reqwest::Client::new();
+    let mut delays = Vec::new();
+    for i in 0..earns {
+        let card = i % cards;
+        let token = format!("phone-{card}");
+        let sent = Instant::now();
+        let response = client
+            .post(format!("{base}/api/v1/cards/{}/earn", numbers[card]))
+            .bearer_auth(&plaintext)
+            .header("Idempotency-Key", format!("e2e-{i}"))
+            .json(&serde_json::json!({"purchase_amount": 10_000}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        loop {
+            if let Some(at) = apns.arrivals.lock().unwrap().get(&token).copied().filter(|at| *at > sent) {
+                // The fake's own latency is APNs's, not ours: count until the push left.
+                delays.push(at.duration_since(sent).saturating_sub(latency));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    delays.sort();
+    println!(
+        "end to end (earn answered -> push sent, {} samples): p50 {:.1} ms, p99 {:.1} ms",
+        delays.len(),
+        percentile(&delays, 0.5).as_secs_f64() * 1000.0,
+        percentile(&delays, 0.99).as_secs_f64() * 1000.0
+    );
+    runtime.stop().await;
+}
