@@ -13,6 +13,7 @@ use secrecy::ExposeSecret;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, StoreSettings};
 use crate::domain::{Card, DEFAULT_PROGRAM_ID, Locale, Program};
+use crate::google::GoogleWallet;
 use crate::http::errors::ApiError;
 use crate::http::pages::{Message, Pages};
 use crate::store::embedded::EmbeddedStore;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub pages: Arc<Pages>,
     pub redis: Option<redis::aio::ConnectionManager>,
+    /// Google Wallet; `None` when it is not configured.
+    pub google: Option<Arc<GoogleWallet>>,
 }
 
 impl AppState {
@@ -111,7 +114,11 @@ impl Application {
 
     /// Like [`Application::build`] with a given store and clock (tests inject both).
     pub async fn build_with(settings: Settings, store: DynStore, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        ensure_default_program(&settings, &store, clock.as_ref()).await?;
+        let program = ensure_default_program(&settings, &store, clock.as_ref()).await?;
+        let google = GoogleWallet::from_settings(&settings, clock.clone()).await?;
+        if let Some(google) = &google {
+            google.prepare_in_background(program);
+        }
         let redis = match &settings.redis {
             None => None,
             Some(redis) => {
@@ -129,7 +136,7 @@ impl Application {
             TcpListener::bind(settings.bind).with_context(|| format!("while binding LOY_BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
-        let state = web::Data::new(AppState { settings: Arc::new(settings), store, clock, pages, redis });
+        let state = web::Data::new(AppState { settings: Arc::new(settings), store, clock, pages, redis, google });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

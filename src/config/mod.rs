@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use sources::RawSettings;
-use sources::parse;
+pub(crate) use sources::parse;
 
 use crate::domain::{Currency, Locale};
+use crate::google::config::GoogleSettings;
 
 /// A mistake in the settings, as one sentence that names the setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +60,8 @@ pub struct Settings {
     pub consent_text: Option<String>,
     /// How often `serve` expires due points and purges old idempotency records.
     pub maintenance_interval: std::time::Duration,
+    /// Google Wallet, when configured (`None` = off: no button, no calls).
+    pub google: Option<GoogleSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +90,11 @@ pub const KEYS: &[&str] = &[
     "currency",
     "consent_text",
     "maintenance_interval_secs",
+    "google_issuer_id",
+    "google_service_account_key",
+    "google_api_base_url",
+    "google_timeout_secs",
+    "google_requests_per_second",
 ];
 
 impl Settings {
@@ -186,6 +194,7 @@ impl Settings {
             3600,
             parse::number(10, 86_400),
         )?);
+        let google = GoogleSettings::from_raw(raw, environment)?;
         Ok(Settings {
             environment,
             bind,
@@ -201,6 +210,7 @@ impl Settings {
             currency,
             consent_text,
             maintenance_interval,
+            google,
         })
     }
 

@@ -1,4 +1,6 @@
-//! `/healthz` (the process answers) and `/readyz` (it can do its work: store and queue reachable).
+//! `/healthz` (the process answers) and `/readyz` (it can do its work: store and queue reachable;
+//! Google Wallet's state is shown but does not make the node unready, since cards are issued
+//! and updated without it and caught up later).
 
 use std::time::Duration;
 
@@ -33,6 +35,11 @@ impl Check {
     pub fn down(backend: &'static str, detail: impl Into<String>) -> Self {
         Self { status: "down", backend: Some(backend), detail: Some(detail.into()) }
     }
+
+    /// A feature that is not configured.
+    pub fn off() -> Self {
+        Self { status: "off", backend: None, detail: None }
+    }
 }
 
 #[derive(Serialize)]
@@ -45,6 +52,7 @@ struct Readiness {
 struct Checks {
     store: Check,
     queue: Check,
+    google: Check,
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -74,7 +82,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             }
         }
     };
+    let google = match &state.google {
+        None => Check::off(),
+        Some(google) => match google.last_failure() {
+            None => Check::up("walletobjects"),
+            Some(failure) => Check {
+                status: "degraded",
+                backend: Some("walletobjects"),
+                detail: Some(format!("the last call failed: {failure}")),
+            },
+        },
+    };
     let ready = store.status == "up" && queue.status == "up";
-    let body = Readiness { status: if ready { "ready" } else { "unavailable" }, checks: Checks { store, queue } };
+    let body =
+        Readiness { status: if ready { "ready" } else { "unavailable" }, checks: Checks { store, queue, google } };
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }
