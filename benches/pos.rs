@@ -50,50 +50,68 @@ impl Phase {
     }
 }
 
-async fn run_phase(name: &'static str, requests: usize, concurrency: usize, client: &reqwest::Client, base: &str, key: &str, cards: &[String], body: serde_json::Value, verb: &'static str) -> Phase {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (next, client, base, key, cards, body) = (next.clone(), client.clone(), base.to_owned(), key.to_owned(), cards.to_vec(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= requests {
-                    break;
-                }
-                let card = &cards[i % cards.len()];
-                let t = Instant::now();
-                let response = client
-                    .post(format!("{base}/api/v1/cards/{card}/{verb}"))
-                    .bearer_auth(&key)
-                    .header("Idempotency-Key", format!("{name}-{i}"))
-                    .json(&body)
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
+/// The load generator: what every phase shares.
+struct Load {
+    client: reqwest::Client,
+    base: String,
+    key: String,
+    cards: Vec<String>,
+    concurrency: usize,
+}
+
+impl Load {
+    async fn phase(&self, name: &'static str, requests: usize, verb: &'static str, body: serde_json::Value) -> Phase {
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..self.concurrency {
+            let (next, client, base, key, cards, body) = (
+                next.clone(),
+                self.client.clone(),
+                self.base.clone(),
+                self.key.clone(),
+                self.cards.clone(),
+                body.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut failures = 0;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= requests {
+                        break;
                     }
-                    _ => failures += 1,
+                    let card = &cards[i % cards.len()];
+                    let t = Instant::now();
+                    let response = client
+                        .post(format!("{base}/api/v1/cards/{card}/{verb}"))
+                        .bearer_auth(&key)
+                        .header("Idempotency-Key", format!("{name}-{i}"))
+                        .json(&body)
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                        }
+                        _ => failures += 1,
+                    }
+                    latencies.push(t.elapsed());
                 }
-                latencies.push(t.elapsed());
-            }
-            (latencies, failures)
-        }));
+                (latencies, failures)
+            }));
+        }
+        let mut latencies = Vec::with_capacity(requests);
+        let mut failures = 0;
+        for task in tasks {
+            let (l, f) = task.await.unwrap();
+            latencies.extend(l);
+            failures += f;
+        }
+        let elapsed = started.elapsed();
+        latencies.sort();
+        Phase { name, requests, elapsed, latencies, failures }
     }
-    let mut latencies = Vec::with_capacity(requests);
-    let mut failures = 0;
-    for task in tasks {
-        let (l, f) = task.await.unwrap();
-        latencies.extend(l);
-        failures += f;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Phase { name, requests, elapsed, latencies, failures }
 }
 
 #[tokio::main]
@@ -114,7 +132,10 @@ async fn main() {
         vars.push(("LOY_MONGODB_DATABASE".to_owned(), format!("loy_bench_{}", std::process::id())));
     }
     let settings = Settings::from_raw(&RawSettings::load(None, vars, KEYS).unwrap()).unwrap();
-    println!("store: {}; {requests} requests per phase, {concurrency} concurrent, {card_count} cards", settings.store_description());
+    println!(
+        "store: {}; {requests} requests per phase, {concurrency} concurrent, {card_count} cards",
+        settings.store_description()
+    );
     let store = connect_store(&settings, Arc::new(Faults::default())).await.unwrap();
     let app = Application::build_with(settings, store.clone(), Arc::new(loy::clock::SystemClock)).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -140,10 +161,11 @@ async fn main() {
     store.insert_api_key(&key).await.unwrap();
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
 
+    let load = Load { client, base, key: plaintext, cards, concurrency };
     // Warm-up: connections, caches, the SQLite page cache.
-    run_phase("warmup", 500.min(requests), concurrency, &client, &base, &plaintext, &cards, serde_json::json!({"purchase_amount": 1000}), "earn").await;
-    let earn = run_phase("earn", requests, concurrency, &client, &base, &plaintext, &cards, serde_json::json!({"purchase_amount": 250_000}), "earn").await;
-    let redeem = run_phase("redeem", requests, concurrency, &client, &base, &plaintext, &cards, serde_json::json!({"points": 100}), "redeem").await;
+    load.phase("warmup", 500.min(requests), "earn", serde_json::json!({"purchase_amount": 1000})).await;
+    let earn = load.phase("earn", requests, "earn", serde_json::json!({"purchase_amount": 250_000})).await;
+    let redeem = load.phase("redeem", requests, "redeem", serde_json::json!({"points": 100})).await;
     earn.print();
     redeem.print();
 }

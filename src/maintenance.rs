@@ -8,11 +8,12 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::domain::DEFAULT_PROGRAM_ID;
 use crate::ledger::expiry;
+use crate::push::ChangeNotifier;
 use crate::store::DynStore;
 use crate::telemetry::error_chain;
 
 /// Runs one round of every job.
-pub async fn run_once(store: &DynStore, clock: &dyn Clock) {
+pub async fn run_once(store: &DynStore, clock: &dyn Clock, notify: &ChangeNotifier) {
     let now = clock.now();
     match store.idempotency_purge(now).await {
         Ok(0) => {}
@@ -20,7 +21,7 @@ pub async fn run_once(store: &DynStore, clock: &dyn Clock) {
         Err(e) => tracing::warn!(error = %error_chain(&e), "purging idempotency records failed"),
     }
     match store.program(DEFAULT_PROGRAM_ID).await {
-        Ok(Some(program)) => match expiry::run(store.as_ref(), &program, now).await {
+        Ok(Some(program)) => match expiry::run(store.as_ref(), &program, now, Some(notify)).await {
             Ok(0) => {}
             Ok(points) => tracing::info!(points, "points expired"),
             Err(e) => tracing::warn!(error = %error_chain(&e), "expiring points failed"),
@@ -31,11 +32,11 @@ pub async fn run_once(store: &DynStore, clock: &dyn Clock) {
 }
 
 /// Runs every `interval` until the task is dropped.
-pub async fn run_forever(store: DynStore, clock: Arc<dyn Clock>, interval: Duration) {
+pub async fn run_forever(store: DynStore, clock: Arc<dyn Clock>, notify: ChangeNotifier, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        run_once(&store, clock.as_ref()).await;
+        run_once(&store, clock.as_ref(), &notify).await;
     }
 }

@@ -16,6 +16,13 @@ use crate::domain::{Card, DEFAULT_PROGRAM_ID, Locale, Program};
 use crate::google::GoogleWallet;
 use crate::http::errors::ApiError;
 use crate::http::pages::{Message, Pages};
+use crate::metrics::Metrics;
+use crate::push::gateway::PushGateway;
+use crate::push::queue::PushQueue;
+use crate::push::queue::memory::MemoryQueue;
+use crate::push::queue::redis::RedisQueue;
+use crate::push::worker::Worker;
+use crate::push::{ChangeNotifier, PushHealth};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
 use crate::store::{DynStore, Faults};
@@ -26,7 +33,12 @@ pub struct AppState {
     pub store: DynStore,
     pub clock: Arc<dyn Clock>,
     pub pages: Arc<Pages>,
-    pub redis: Option<redis::aio::ConnectionManager>,
+    /// The push queue: Redis when configured, else in-process.
+    pub queue: Arc<dyn PushQueue>,
+    /// Tells the push pipeline a card changed.
+    pub changes: ChangeNotifier,
+    pub metrics: Arc<Metrics>,
+    pub push_health: Arc<PushHealth>,
     /// Google Wallet; `None` when it is not configured.
     pub google: Option<Arc<GoogleWallet>>,
 }
@@ -89,6 +101,43 @@ pub async fn open_for_tool(settings: &Settings) -> anyhow::Result<(DynStore, Pro
     Ok((store, program))
 }
 
+/// The push queue the settings name: Redis (checked to answer) or in-process.
+pub async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn PushQueue>> {
+    let Some(redis) = &settings.redis else {
+        return Ok(Arc::new(MemoryQueue::new()));
+    };
+    let client = redis::Client::open(redis.url.expose_secret()).context("while reading LOY_REDIS_URL")?;
+    // Every queue command is short (nothing blocks on the server), so a response timeout of a
+    // few seconds only cuts off a Redis that is really stuck.
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(5)));
+    let manager = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        redis::aio::ConnectionManager::new_with_config(client, config),
+    )
+    .await
+    .context("Redis did not answer within 10 s (LOY_REDIS_URL)")?
+    .context("while connecting to Redis (LOY_REDIS_URL)")?;
+    Ok(Arc::new(RedisQueue::new(manager, &redis.prefix)))
+}
+
+impl AppState {
+    /// A push worker sharing this application's store, queue and metrics.
+    pub fn worker(&self, gateway: Option<Arc<dyn PushGateway>>, topic: &str) -> Worker {
+        Worker {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            gateway,
+            topic: topic.to_owned(),
+            settings: self.settings.push.clone(),
+            metrics: self.metrics.clone(),
+            health: self.push_health.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
 /// Creates the default program at first start.
 pub async fn ensure_default_program(
     settings: &Settings,
@@ -119,24 +168,24 @@ impl Application {
         if let Some(google) = &google {
             google.prepare_in_background(program);
         }
-        let redis = match &settings.redis {
-            None => None,
-            Some(redis) => {
-                let client = redis::Client::open(redis.url.expose_secret()).context("while reading LOY_REDIS_URL")?;
-                let manager =
-                    tokio::time::timeout(std::time::Duration::from_secs(5), redis::aio::ConnectionManager::new(client))
-                        .await
-                        .context("Redis did not answer within 5 s (LOY_REDIS_URL)")?
-                        .context("while connecting to Redis (LOY_REDIS_URL)")?;
-                Some(manager)
-            }
-        };
+        let queue = connect_queue(&settings).await?;
+        let changes = ChangeNotifier::start(queue.clone(), settings.push.coalesce);
         let pages = Arc::new(Pages::load()?);
         let listener =
             TcpListener::bind(settings.bind).with_context(|| format!("while binding LOY_BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
-        let state = web::Data::new(AppState { settings: Arc::new(settings), store, clock, pages, redis, google });
+        let state = web::Data::new(AppState {
+            settings: Arc::new(settings),
+            store,
+            clock,
+            pages,
+            queue,
+            changes,
+            metrics: Arc::new(Metrics::new()),
+            push_health: Arc::new(PushHealth::default()),
+            google,
+        });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

@@ -46,7 +46,8 @@ pub async fn check(settings: &Settings, command: CheckCommand) -> anyhow::Result
 pub async fn ledger(settings: &Settings, command: LedgerCommand) -> anyhow::Result<ExitCode> {
     let LedgerCommand::Expire = command;
     let (store, program) = open_for_tool(settings).await?;
-    let points = expiry::run(store.as_ref(), &program, SystemClock.now()).await?;
+    // The running server's sweeper pushes the changed cards.
+    let points = expiry::run(store.as_ref(), &program, SystemClock.now(), None).await?;
     println!("Expired {points} points.");
     Ok(ExitCode::SUCCESS)
 }

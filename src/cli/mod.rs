@@ -98,6 +98,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let maintenance = tokio::spawn(crate::maintenance::run_forever(
         state.store.clone(),
         state.clock.clone(),
+        state.changes.clone(),
         state.settings.maintenance_interval,
     ));
     let handle = app.handle();

@@ -52,6 +52,7 @@ struct Readiness {
 struct Checks {
     store: Check,
     queue: Check,
+    apns: Check,
     google: Check,
 }
 
@@ -67,19 +68,29 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
         Err(_) => Check::down(backend, "the database did not answer within 2 s"),
     };
-    let queue = match &state.redis {
-        None => Check::up("in-process"),
-        Some(redis) => {
-            let mut conn = redis.clone();
-            let ping = async move { redis::cmd("PING").query_async::<String>(&mut conn).await };
-            match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
-                Ok(Ok(_)) => Check::up("redis"),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "readiness: Redis check failed");
-                    Check::down("redis", "Redis does not answer")
-                }
-                Err(_) => Check::down("redis", "Redis did not answer within 2 s"),
+    let backend = state.queue.backend();
+    let queue = match tokio::time::timeout(CHECK_TIMEOUT, state.queue.ping()).await {
+        Ok(Ok(())) => Check::up(backend),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "readiness: queue check failed");
+            Check::down(backend, "the queue does not answer")
+        }
+        Err(_) => Check::down(backend, "the queue did not answer within 2 s"),
+    };
+    // APNs trouble does not make this node unready (it still serves cards and the API), but it
+    // is shown here so that monitoring sees it.
+    let apns = if !state.push_health.apns_configured.load(std::sync::atomic::Ordering::Relaxed) {
+        Check {
+            status: "off",
+            backend: None,
+            detail: Some("APNs is not configured: passes are not pushed to iPhones".into()),
+        }
+    } else {
+        match state.push_health.current_error() {
+            Some(reason) => {
+                Check { status: "error", backend: None, detail: Some(format!("APNs refuses our pushes: {reason}")) }
             }
+            None => Check { status: "up", backend: None, detail: None },
         }
     };
     let google = match &state.google {
@@ -94,7 +105,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         },
     };
     let ready = store.status == "up" && queue.status == "up";
-    let body =
-        Readiness { status: if ready { "ready" } else { "unavailable" }, checks: Checks { store, queue, google } };
+    let status = match (ready, apns.status) {
+        (false, _) => "unavailable",
+        (true, "error") => "degraded",
+        (true, _) => "ready",
+    };
+    let body = Readiness { status, checks: Checks { store, queue, apns, google } };
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

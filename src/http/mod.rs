@@ -24,6 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/api/openapi.json", web::get().to(openapi))
+        .route("/metrics", web::get().to(metrics))
         .service(
             web::scope("/api/v1")
                 .service(
@@ -55,6 +56,15 @@ async fn openapi() -> HttpResponse {
         .content_type("application/json")
         .insert_header(("Cache-Control", "public, max-age=300"))
         .body(OPENAPI)
+}
+
+/// Prometheus metrics; the queue depth is read at scrape time.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Ok(depth) = state.queue.depth().await {
+        state.metrics.queue_depth.with_label_values(&["waiting"]).set(i64::try_from(depth.waiting).unwrap_or(i64::MAX));
+        state.metrics.queue_depth.with_label_values(&["leased"]).set(i64::try_from(depth.leased).unwrap_or(i64::MAX));
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {

@@ -8,7 +8,12 @@ use crate::ledger::{LedgerError, rules};
 use crate::store::{CardLookup, LedgerWrite, Store};
 
 /// Expires what is due on every card; returns how many points expired in total.
-pub async fn run(store: &dyn Store, program: &Program, now: DateTime<Utc>) -> Result<i64, LedgerError> {
+pub async fn run(
+    store: &dyn Store,
+    program: &Program,
+    now: DateTime<Utc>,
+    notify: Option<&crate::push::ChangeNotifier>,
+) -> Result<i64, LedgerError> {
     let Some(days) = program.rules.expiry_days else { return Ok(0) };
     let cutoff = now - chrono::Duration::days(i64::from(days));
     let mut total = 0;
@@ -18,7 +23,13 @@ pub async fn run(store: &dyn Store, program: &Program, now: DateTime<Utc>) -> Re
         let Some(last) = page.last() else { break };
         after = Some(last.serial.clone());
         for card in page.iter().filter(|c| c.balance > 0 && c.program_id == program.id) {
-            total += expire_card(store, &card.serial, cutoff, now).await?;
+            let expired = expire_card(store, &card.serial, cutoff, now).await?;
+            if expired > 0 {
+                if let Some(notify) = notify {
+                    notify.card_changed(&card.serial);
+                }
+            }
+            total += expired;
         }
     }
     Ok(total)

@@ -117,6 +117,16 @@ pub struct WriteContext {
     pub now: DateTime<Utc>,
     /// Whether an earlier attempt may already have applied this write (a retry).
     pub may_exist: bool,
+    /// Told about every card this write changes, so the change reaches the phones.
+    pub notify: Option<crate::push::ChangeNotifier>,
+}
+
+impl WriteContext {
+    fn changed(&self, serial: &SerialNumber) {
+        if let Some(notify) = &self.notify {
+            notify.card_changed(serial);
+        }
+    }
 }
 
 /// The answer for an entry already stored (a retry of a write that was applied).
@@ -372,7 +382,9 @@ pub async fn apply(
                 let result = describe_stored(store, &existing, card.card_number.as_str()).await?;
                 if let Some(inviter) = card.referred_by.as_ref().filter(|_| result.referral_bonus.is_some()) {
                     ensure_referrer_bonus(store, program, serial, inviter, ctx.now).await?;
+                    ctx.changed(inviter);
                 }
+                ctx.changed(serial);
                 return Ok((result, false));
             }
         }
@@ -386,11 +398,13 @@ pub async fn apply(
         };
         let write = LedgerWrite { card: plan.card, expected_version: card.version, entries: plan.entries, completes };
         if store.commit_ledger(&write).await? {
+            ctx.changed(serial);
             if write.card.tier != card.tier {
                 tracing::info!(from = %card.tier, to = %write.card.tier, "tier changed");
             }
             if let Some(inviter) = &plan.referrer {
                 ensure_referrer_bonus(store, program, serial, inviter, ctx.now).await?;
+                ctx.changed(inviter);
                 if let Some(key) = &ctx.idempotency {
                     store.idempotency_complete(key, &result.stored()).await?;
                 }
@@ -423,6 +437,7 @@ pub async fn ensure_referrer_bonus(
             idempotency: None,
             now,
             may_exist: true,
+            notify: None,
         };
         let mut b = Builder::new(program, &card, &ctx);
         let note = Some("Bonus for inviting a friend".to_owned());

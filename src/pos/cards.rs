@@ -213,6 +213,7 @@ async fn set_status(
             let mut next = card.bumped(state.clock.now());
             next.status = status;
             if state.store.update_card(&next, card.version).await? {
+                state.changes.card_changed(&card.serial);
                 tracing::info!(serial = %card.serial, status = status.as_str(), api_key = %auth.key.id, "card status changed");
                 let body = serde_json::to_string(&card_view(&next, &program, state.settings.default_locale))
                     .expect("serialises");

@@ -144,9 +144,16 @@ pub async fn execute(
                 state.store.entry(id).await?.ok_or(Failure::from(LedgerError::TransactionNotFound))?.serial
             }
         };
-        let ctx =
-            WriteContext { entry_id, actor, idempotency: Some(owned_key), now: state.clock.now(), may_exist: retry };
+        let ctx = WriteContext {
+            entry_id,
+            actor,
+            idempotency: Some(owned_key),
+            now: state.clock.now(),
+            may_exist: retry,
+            notify: Some(state.changes.clone()),
+        };
         let (result, recorded) = ledger::apply(state.store.as_ref(), &program, &serial, &command, &ctx).await?;
+        state.metrics.ledger_writes.with_label_values(&[result.kind.as_str()]).inc();
         Ok(Done { response: result.stored(), recorded })
     };
     idempotent::run(state, key, hash, work).await

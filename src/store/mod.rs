@@ -5,7 +5,8 @@
 //! against both. How ledger writes stay atomic on each is explained in `docs/architecture.md`.
 //!
 //! The interface is split by area ([`CardStore`], [`LedgerStore`], [`DeviceStore`],
-//! [`AccessStore`]); [`Store`] is all of them, and `DynStore` is what the application holds.
+//! [`PushStore`], [`AccessStore`]); [`Store`] is all of them, and `DynStore` is what the
+//! application holds.
 
 pub mod embedded;
 pub mod faults;
@@ -28,9 +29,9 @@ pub use faults::Faults;
 pub type DynStore = Arc<dyn Store>;
 
 /// Every storage capability; implemented by each backend through its parts.
-pub trait Store: CardStore + LedgerStore + DeviceStore + AccessStore {}
+pub trait Store: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore {}
 
-impl<T: CardStore + LedgerStore + DeviceStore + AccessStore> Store for T {}
+impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore> Store for T {}
 
 /// The unique keys of a card: inserting a second card with the same value fails with
 /// [`StoreError::Duplicate`] naming the key.
@@ -251,6 +252,57 @@ pub trait DeviceStore: Send + Sync + 'static {
 
     /// Removes every registration with this push token (the token is dead); returns how many.
     async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<u64>;
+}
+
+/// A push that failed for good: kept for an operator to inspect and replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: String,
+    pub serial: SerialNumber,
+    /// The card version that could not be delivered.
+    pub version: i64,
+    /// `apns:<device library id>` or `google`.
+    pub target: String,
+    /// The last answer, e.g. `TooManyRequests (429)`.
+    pub reason: String,
+    pub attempts: u32,
+    pub first_failure_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait PushStore: Send + Sync + 'static {
+    /// Cards owed a push since `since` or earlier, oldest first (the sweeper's query).
+    async fn cards_pending_push(&self, since: DateTime<Utc>, limit: usize) -> StoreResult<Vec<SerialNumber>>;
+
+    /// Records that `version` of a card reached every target: `pushed_version` moves up to it,
+    /// and the card stops being owed a push if it is still at that version.
+    async fn mark_card_pushed(&self, serial: &SerialNumber, version: i64) -> StoreResult<()>;
+
+    /// Records that `version` reached these devices (their `pushed_version` moves up to it).
+    async fn mark_devices_pushed(
+        &self,
+        serial: &SerialNumber,
+        version: i64,
+        devices: &[DeviceLibraryId],
+    ) -> StoreResult<()>;
+
+    /// Makes a card owed a push again for one device (or all when `None`), at once: for an
+    /// operator's "push now" and dead-letter replays.
+    async fn mark_push_owed(
+        &self,
+        serial: &SerialNumber,
+        device: Option<&DeviceLibraryId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    async fn insert_dead_letter(&self, letter: &DeadLetter) -> StoreResult<()>;
+
+    /// The newest dead letters first.
+    async fn dead_letters(&self, limit: usize) -> StoreResult<Vec<DeadLetter>>;
+
+    /// Removes and returns a dead letter (to replay it).
+    async fn take_dead_letter(&self, id: &str) -> StoreResult<Option<DeadLetter>>;
 }
 
 #[async_trait]

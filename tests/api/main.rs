@@ -18,4 +18,6 @@ mod pos_access;
 mod pos_api;
 mod pos_races;
 mod pos_rules;
+mod push;
+mod push_fake;
 mod store_conformance;

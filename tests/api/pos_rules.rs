@@ -162,20 +162,20 @@ async fn points_expire_oldest_first_when_the_program_sets_an_expiry(kind: StoreK
 
     // Expiry off: nothing happens whatever the date.
     app.clock.advance(Duration::days(400));
-    assert_eq!(loy::ledger::expiry::run(app.store.as_ref(), &program, app.clock_now()).await.unwrap(), 0);
+    assert_eq!(loy::ledger::expiry::run(app.store.as_ref(), &program, app.clock_now(), None).await.unwrap(), 0);
 
     // 30-day expiry, as of day 35: the welcome 100 (day 0) are old, but the 150 spent on day 25
     // consumed them first, so nothing expires; as of day 51 the day-20 points are old too.
     program.rules.expiry_days = Some(30);
     let day = |n: i64| app.clock_now() - Duration::days(425) + Duration::days(n);
-    assert_eq!(loy::ledger::expiry::run(app.store.as_ref(), &program, day(35)).await.unwrap(), 0);
+    assert_eq!(loy::ledger::expiry::run(app.store.as_ref(), &program, day(35), None).await.unwrap(), 0);
     assert_eq!(app.balance(&number).await, 150);
-    assert_eq!(loy::ledger::expiry::run(app.store.as_ref(), &program, day(51)).await.unwrap(), 150);
+    assert_eq!(loy::ledger::expiry::run(app.store.as_ref(), &program, day(51), None).await.unwrap(), 150);
     assert_eq!(app.balance(&number).await, 0);
     let last = app.entries(&number).await.pop().unwrap();
     assert_eq!((last.kind, last.points), (EntryKind::Expire, -150));
     assert_eq!(
-        loy::ledger::expiry::run(app.store.as_ref(), &program, day(60)).await.unwrap(),
+        loy::ledger::expiry::run(app.store.as_ref(), &program, day(60), None).await.unwrap(),
         0,
         "runs again find nothing"
     );

@@ -11,6 +11,7 @@ mod access;
 mod cards;
 mod devices;
 mod ledger;
+mod push;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -176,6 +177,19 @@ INSERT INTO ledger (id, serial, program_id, seq, kind, points, purchase_amount, 
 SELECT 'tx_opening_' || c.serial, c.serial, c.program_id, 0, 'welcome', c.balance, NULL, c.balance,
        c.lifetime_earned, c.tier, NULL, 'Opening balance', 'system', NULL, NULL, NULL, c.created_at
 FROM cards c WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE l.serial = c.serial);
+"#,
+    r#"
+CREATE TABLE dead_letters (
+    id TEXT PRIMARY KEY,
+    serial TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    first_failure_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX dead_letters_created ON dead_letters (created_at);
 "#,
 ];
 

@@ -11,6 +11,7 @@ mod access;
 mod cards;
 mod devices;
 mod ledger;
+mod push;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub struct MongoStore {
     idempotency: Collection<Document>,
     api_keys: Collection<ApiKeyRecord>,
     webhook_sources: Collection<WebhookSourceRecord>,
+    dead_letters: Collection<Document>,
     faults: Arc<Faults>,
 }
 
@@ -63,6 +65,7 @@ impl MongoStore {
             idempotency: db.collection("idempotency"),
             api_keys: db.collection("api_keys"),
             webhook_sources: db.collection("webhook_sources"),
+            dead_letters: db.collection("dead_letters"),
             db,
             faults,
         };

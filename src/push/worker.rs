@@ -1,0 +1,351 @@
+//! The push worker: takes "card X changed" jobs, pushes the card's current version to every
+//! device still owed it, retries failures with backoff, and gives up into dead letters.
+//!
+//! [`Worker::try_execute_task`] runs one job and says what happened, so tests drive the worker
+//! step by step; [`Worker::run`] is the thin loop around it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::PushHealth;
+use super::gateway::{PushGateway, PushOutcome, WalletPush};
+use super::queue::{Lease, PushQueue};
+use crate::clock::Clock;
+use crate::config::PushSettings;
+use crate::domain::{Card, Registration, SerialNumber};
+use crate::metrics::Metrics;
+use crate::store::{CardLookup, DeadLetter, DynStore, StoreError};
+use crate::telemetry::error_chain;
+
+/// The longest a retry waits.
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// What one job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobResult {
+    /// Every owed device (and the card) got the current version.
+    Pushed { version: i64, devices: usize },
+    /// Nothing was owed (already pushed, or no such card).
+    NothingOwed,
+    /// Some devices failed; the job runs again later.
+    Retrying { attempts: u32, after: Duration },
+    /// Failures went on too long; the failed targets are in the dead letters.
+    DeadLettered { letters: usize },
+}
+
+/// What [`Worker::try_execute_task`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskOutcome {
+    /// No job was due.
+    Empty,
+    Ran {
+        serial: SerialNumber,
+        result: JobResult,
+    },
+    /// The store failed; the job goes back to the queue.
+    Failed {
+        serial: SerialNumber,
+    },
+}
+
+/// Everything a worker needs.
+pub struct Worker {
+    pub store: DynStore,
+    pub queue: Arc<dyn PushQueue>,
+    /// `None` when APNs is not configured: registrations are not pushed.
+    pub gateway: Option<Arc<dyn PushGateway>>,
+    /// The pass type identifier, the APNs topic.
+    pub topic: String,
+    pub settings: PushSettings,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<PushHealth>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The delay before retry number `attempts` (1 = the first retry): exponential with full jitter
+/// over its upper half, so retries of many cards spread out.
+pub fn backoff(base: Duration, attempts: u32) -> Duration {
+    let exponential = base.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20))).min(BACKOFF_CAP);
+    let mut byte = [0u8; 1];
+    crate::domain::tokens::fill_random(&mut byte);
+    let fraction = 0.5 + f64::from(byte[0]) / 510.0;
+    exponential.mul_f64(fraction)
+}
+
+impl Worker {
+    /// Takes one due job, runs it and settles it with the queue.
+    pub async fn try_execute_task(&self) -> Result<TaskOutcome, super::queue::QueueError> {
+        let Some(lease) = self.queue.take(self.settings.lease).await? else {
+            return Ok(TaskOutcome::Empty);
+        };
+        Ok(self.handle(lease).await)
+    }
+
+    async fn handle(&self, lease: Lease) -> TaskOutcome {
+        self.metrics.jobs_in_flight.inc();
+        let result = self.run_job(&lease).await;
+        self.metrics.jobs_in_flight.dec();
+        let settled = match &result {
+            Ok(JobResult::Retrying { attempts, after }) => {
+                self.metrics.push_retries.inc();
+                let first = lease.first_failure.unwrap_or_else(|| self.clock.now());
+                self.queue.retry(&lease, *after, *attempts, first).await
+            }
+            Ok(_) => self.queue.ack(&lease).await,
+            Err(e) => {
+                tracing::warn!(serial = %lease.serial, error = %error_chain(e), "push job failed on the store; it will run again");
+                let first = lease.first_failure.unwrap_or_else(|| self.clock.now());
+                self.queue.retry(&lease, Duration::from_secs(1), lease.attempts, first).await
+            }
+        };
+        if let Err(e) = settled {
+            // The lease runs out and the reaper returns the job: a delay, not a loss.
+            tracing::warn!(serial = %lease.serial, error = %error_chain(&e), "settling a push job with the queue failed");
+        }
+        match result {
+            Ok(result) => TaskOutcome::Ran { serial: lease.serial, result },
+            Err(_) => TaskOutcome::Failed { serial: lease.serial },
+        }
+    }
+
+    /// Pushes what the card is owed now.
+    async fn run_job(&self, lease: &Lease) -> Result<JobResult, StoreError> {
+        let Some(card) = self.store.find_card(CardLookup::Serial(&lease.serial)).await? else {
+            return Ok(JobResult::NothingOwed);
+        };
+        let registrations = self.store.card_registrations(&card.serial).await?;
+        let owed: Vec<Registration> = registrations.into_iter().filter(|r| r.pushed_version < card.version).collect();
+        if !card.needs_push() && owed.is_empty() {
+            return Ok(JobResult::NothingOwed);
+        }
+        let failures = match &self.gateway {
+            Some(gateway) => self.send_all(gateway.as_ref(), &card, &owed).await?,
+            None => {
+                tracing::debug!(serial = %card.serial, devices = owed.len(), "APNs is not configured; nothing sent");
+                Vec::new()
+            }
+        };
+        if failures.is_empty() {
+            self.store.mark_card_pushed(&card.serial, card.version).await?;
+            if let Some(since) = card.push_pending_since {
+                let waited = (self.clock.now() - since).to_std().unwrap_or_default();
+                self.metrics.push_latency.observe(waited.as_secs_f64());
+            }
+            tracing::info!(serial = %card.serial, version = card.version, devices = owed.len(), "card pushed");
+            return Ok(JobResult::Pushed { version: card.version, devices: owed.len() });
+        }
+        let attempts = lease.attempts + 1;
+        let now = self.clock.now();
+        let first_failure = lease.first_failure.unwrap_or(now);
+        let permanent = failures.iter().any(|(_, outcome)| matches!(outcome, PushOutcome::Rejected(_)));
+        let too_long = (now - first_failure).to_std().unwrap_or_default() >= self.settings.max_age;
+        if permanent || attempts >= self.settings.max_attempts || too_long {
+            return self.give_up(&card, failures, attempts, first_failure).await;
+        }
+        let after = backoff(self.settings.backoff_base, attempts);
+        tracing::info!(serial = %card.serial, failed = failures.len(), attempts, retry_in_ms = after.as_millis() as u64, "push failed; retrying");
+        Ok(JobResult::Retrying { attempts, after })
+    }
+
+    /// Sends to every owed device at once; returns the devices that failed and how.
+    async fn send_all(
+        &self,
+        gateway: &dyn PushGateway,
+        card: &Card,
+        owed: &[Registration],
+    ) -> Result<Vec<(Registration, PushOutcome)>, StoreError> {
+        let sends = owed.iter().map(|registration| async move {
+            let push = WalletPush { device_token: registration.push_token.expose(), topic: &self.topic };
+            let outcome = match tokio::time::timeout(self.settings.send_timeout, gateway.send(push)).await {
+                Ok(outcome) => outcome,
+                Err(_) => PushOutcome::Retry(format!("no answer within {} ms", self.settings.send_timeout.as_millis())),
+            };
+            (registration, outcome)
+        });
+        let mut delivered = Vec::new();
+        let mut failures = Vec::new();
+        for (registration, outcome) in join_all(sends).await {
+            self.metrics.pushes.with_label_values(&[outcome.label()]).inc();
+            match outcome {
+                PushOutcome::Delivered => {
+                    self.health.delivered();
+                    delivered.push(registration.device_library_id.clone());
+                }
+                PushOutcome::DeadToken(reason) => {
+                    tracing::info!(serial = %card.serial, device = %registration.device_library_id, reason, "device token is dead; registration removed");
+                    self.store.delete_registrations_with_token(&registration.push_token).await?;
+                }
+                PushOutcome::ConfigError(reason) => {
+                    self.health.config_error(&reason);
+                    failures.push((registration.clone(), PushOutcome::ConfigError(reason)));
+                }
+                other => failures.push((registration.clone(), other)),
+            }
+        }
+        self.store.mark_devices_pushed(&card.serial, card.version, &delivered).await?;
+        Ok(failures)
+    }
+
+    /// Records each failed target as a dead letter and stops owing this version to them.
+    async fn give_up(
+        &self,
+        card: &Card,
+        failures: Vec<(Registration, PushOutcome)>,
+        attempts: u32,
+        first_failure: DateTime<Utc>,
+    ) -> Result<JobResult, StoreError> {
+        let now = self.clock.now();
+        let mut given_up = Vec::new();
+        for (registration, outcome) in &failures {
+            let reason = match outcome {
+                PushOutcome::Retry(r)
+                | PushOutcome::ConfigError(r)
+                | PushOutcome::Rejected(r)
+                | PushOutcome::DeadToken(r) => r.clone(),
+                PushOutcome::Delivered => continue,
+            };
+            let letter = DeadLetter {
+                id: format!("dl_{}", crate::domain::tokens::random_string(b"abcdefghijkmnpqrstuvwxyz23456789", 16)),
+                serial: card.serial.clone(),
+                version: card.version,
+                target: format!("apns:{}", registration.device_library_id),
+                reason: reason.clone(),
+                attempts,
+                first_failure_at: first_failure,
+                created_at: now,
+            };
+            self.store.insert_dead_letter(&letter).await?;
+            self.metrics.dead_letters.inc();
+            tracing::warn!(serial = %card.serial, device = %registration.device_library_id, reason, attempts, dead_letter = %letter.id, "push given up");
+            given_up.push(registration.device_library_id.clone());
+        }
+        self.store.mark_devices_pushed(&card.serial, card.version, &given_up).await?;
+        self.store.mark_card_pushed(&card.serial, card.version).await?;
+        Ok(JobResult::DeadLettered { letters: given_up.len() })
+    }
+
+    /// Runs jobs until `shutdown` turns true, then stops taking jobs and finishes those in hand.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        let mut running = JoinSet::new();
+        let mut last_reap = tokio::time::Instant::now() - Duration::from_secs(60);
+        let reap_every = (self.settings.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if last_reap.elapsed() >= reap_every {
+                last_reap = tokio::time::Instant::now();
+                match self.queue.reap().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(jobs = n, "push jobs of a stopped worker returned to the queue"),
+                    Err(e) => tracing::warn!(error = %error_chain(&e), "reaping push jobs failed"),
+                }
+            }
+            while running.try_join_next().is_some() {}
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                _ = shutdown.changed() => break,
+            };
+            match self.queue.take(self.settings.lease).await {
+                Ok(Some(lease)) => {
+                    let worker = self.clone();
+                    running.spawn(async move {
+                        let _slot = slot;
+                        worker.handle(lease).await
+                    });
+                }
+                Ok(None) => {
+                    drop(slot);
+                    tokio::select! {
+                        () = tokio::time::sleep(self.settings.poll) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+                Err(e) => {
+                    drop(slot);
+                    tracing::warn!(error = %error_chain(&e), "taking a push job failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            }
+        }
+        let in_hand = running.len();
+        if in_hand > 0 {
+            tracing::info!(jobs = in_hand, "push worker stopping: finishing the jobs in hand");
+        }
+        while running.join_next().await.is_some() {}
+    }
+
+    /// Pushes one card now, to every registered device, whether or not it is owed a push (the
+    /// operator's `loy push card`).
+    pub async fn push_card_now(&self, serial: &SerialNumber) -> Result<JobResult, StoreError> {
+        if !self.store.mark_push_owed(serial, None, self.clock.now()).await? {
+            return Ok(JobResult::NothingOwed);
+        }
+        let lease = Lease { serial: serial.clone(), token: String::new(), attempts: 0, first_failure: None };
+        self.run_job(&lease).await
+    }
+}
+
+/// Queues every card owed a push for longer than `grace`; returns how many.
+pub async fn sweep_once(
+    store: &DynStore,
+    queue: &dyn PushQueue,
+    grace: Duration,
+    now: DateTime<Utc>,
+) -> Result<usize, anyhow::Error> {
+    let since = now - chrono::Duration::from_std(grace).unwrap_or_default();
+    let serials = store.cards_pending_push(since, 1000).await?;
+    for serial in &serials {
+        queue.ensure_queued(serial).await?;
+    }
+    Ok(serials.len())
+}
+
+/// The sweeper loop: every `sweep_interval` until `shutdown`.
+pub async fn run_sweeper(
+    store: DynStore,
+    queue: Arc<dyn PushQueue>,
+    settings: PushSettings,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match sweep_once(&store, queue.as_ref(), settings.grace, clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(cards = n, "sweeper queued cards still owed a push"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "the push sweeper failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(settings.sweep_interval) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Replays a dead letter: its device is owed the card's push again, and the card is queued.
+pub async fn replay(
+    store: &DynStore,
+    queue: &dyn PushQueue,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DeadLetter>, anyhow::Error> {
+    let Some(letter) = store.take_dead_letter(id).await? else { return Ok(None) };
+    let device = letter
+        .target
+        .strip_prefix("apns:")
+        .map(crate::domain::DeviceLibraryId::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("dead letter {id} names an invalid device: {e}"))?;
+    store.mark_push_owed(&letter.serial, device.as_ref(), now).await?;
+    queue.enqueue(&letter.serial, Duration::ZERO).await?;
+    Ok(Some(letter))
+}
