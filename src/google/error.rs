@@ -10,18 +10,15 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GoogleError {
     /// 429, 5xx, a timeout or a connection failure.
-    #[error("Google Wallet is unavailable for now ({}): {message}", describe(*status))]
+    #[error("Google Wallet is unavailable for now{}: {message}", describe(*status))]
     Retryable { status: Option<u16>, message: String, retry_after: Option<Duration> },
     /// Any other 4xx (other than 409, which callers handle), or a refused credential.
-    #[error("Google Wallet refused the request ({}): {message}", describe(*status))]
+    #[error("Google Wallet refused the request{}: {message}", describe(*status))]
     Permanent { status: Option<u16>, message: String },
 }
 
 fn describe(status: Option<u16>) -> String {
-    match status {
-        Some(status) => format!("HTTP {status}"),
-        None => "no HTTP answer".to_owned(),
-    }
+    status.map(|status| format!(" (HTTP {status})")).unwrap_or_default()
 }
 
 impl GoogleError {
