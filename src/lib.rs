@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod enrollment;
+pub mod google;
 pub mod http;
 pub mod ledger;
 pub mod maintenance;

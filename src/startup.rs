@@ -13,6 +13,7 @@ use secrecy::ExposeSecret;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, StoreSettings};
 use crate::domain::{Card, DEFAULT_PROGRAM_ID, Locale, Program};
+use crate::google::GoogleWallet;
 use crate::http::errors::ApiError;
 use crate::http::pages::{Message, Pages};
 use crate::metrics::Metrics;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub changes: ChangeNotifier,
     pub metrics: Arc<Metrics>,
     pub push_health: Arc<PushHealth>,
+    /// Google Wallet; `None` when it is not configured.
+    pub google: Option<Arc<GoogleWallet>>,
 }
 
 impl AppState {
@@ -160,7 +163,11 @@ impl Application {
 
     /// Like [`Application::build`] with a given store and clock (tests inject both).
     pub async fn build_with(settings: Settings, store: DynStore, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        ensure_default_program(&settings, &store, clock.as_ref()).await?;
+        let program = ensure_default_program(&settings, &store, clock.as_ref()).await?;
+        let google = GoogleWallet::from_settings(&settings, clock.clone()).await?;
+        if let Some(google) = &google {
+            google.prepare_in_background(program);
+        }
         let queue = connect_queue(&settings).await?;
         let changes = ChangeNotifier::start(queue.clone(), settings.push.coalesce);
         let pages = Arc::new(Pages::load()?);
@@ -177,6 +184,7 @@ impl Application {
             changes,
             metrics: Arc::new(Metrics::new()),
             push_health: Arc::new(PushHealth::default()),
+            google,
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {

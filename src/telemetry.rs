@@ -10,6 +10,9 @@ use crate::config::LogFormat;
 /// tests rely on.
 pub fn init(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // yup-oauth2 logs token responses, access tokens included, at debug level: keep it at warn
+    // whatever the filter says, so a debug log never holds a credential.
+    let filter = filter.add_directive("yup_oauth2=warn".parse().expect("a valid directive"));
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_span_events(FmtSpan::NONE);
     let _ = match format {

@@ -124,4 +124,13 @@ fn print_settings(s: &Settings) {
         None => println!("queue            in-process"),
     }
     println!("default_locale   {}", s.default_locale);
+    match &s.google {
+        Some(g) => println!(
+            "google_wallet    issuer {}, key {}, API {}",
+            g.issuer_id,
+            g.service_account_key.display(),
+            g.api_base_url
+        ),
+        None => println!("google_wallet    off"),
+    }
 }

@@ -9,9 +9,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use sources::RawSettings;
-use sources::parse;
+pub(crate) use sources::parse;
 
 use crate::domain::{Currency, Locale};
+use crate::google::config::GoogleSettings;
 
 /// A mistake in the settings, as one sentence that names the setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +62,8 @@ pub struct Settings {
     /// How often `serve` expires due points and purges old idempotency records.
     pub maintenance_interval: std::time::Duration,
     pub push: PushSettings,
+    /// Google Wallet, when configured (`None` = off: no button, no calls).
+    pub google: Option<GoogleSettings>,
 }
 
 /// How the push workers run (SPEC §4.5).
@@ -127,6 +130,11 @@ pub const KEYS: &[&str] = &[
     "push_max_attempts",
     "push_max_age_secs",
     "push_timeout_ms",
+    "google_issuer_id",
+    "google_service_account_key",
+    "google_api_base_url",
+    "google_timeout_secs",
+    "google_requests_per_second",
 ];
 
 impl Settings {
@@ -242,6 +250,7 @@ impl Settings {
             3600,
             parse::number(10, 86_400),
         )?);
+        let google = GoogleSettings::from_raw(raw, environment)?;
         Ok(Settings {
             environment,
             bind,
@@ -258,6 +267,7 @@ impl Settings {
             consent_text,
             maintenance_interval,
             push,
+            google,
         })
     }
 

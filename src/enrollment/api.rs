@@ -65,6 +65,7 @@ pub async fn create(state: web::Data<AppState>, body: JsonBody<EnrollmentRequest
     let program = state.program().await?;
     match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {
         Ok(Enrolled::Created(card)) => {
+            crate::google::after_enrollment(state.google.as_ref(), &program, &card);
             let card_url = state.card_url(&card);
             Ok(HttpResponse::Created().insert_header(("Location", card_url.clone())).json(EnrollmentCreated {
                 card: CardSummary {

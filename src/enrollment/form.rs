@@ -94,9 +94,12 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
         Err(_) => return state.error_page(locale),
     };
     match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {
-        Ok(Enrolled::Created(card)) => HttpResponse::SeeOther()
-            .insert_header(("Location", format!("/c/{}?lang={}", card.card_key.expose(), locale.code())))
-            .finish(),
+        Ok(Enrolled::Created(card)) => {
+            crate::google::after_enrollment(state.google.as_ref(), &program, &card);
+            HttpResponse::SeeOther()
+                .insert_header(("Location", format!("/c/{}?lang={}", card.card_key.expose(), locale.code())))
+                .finish()
+        }
         Ok(Enrolled::AlreadyRegistered(card)) => {
             send_card_link(&card);
             let t = state.pages.catalog(locale);

@@ -1,4 +1,6 @@
-//! `/healthz` (the process answers) and `/readyz` (it can do its work: store and queue reachable).
+//! `/healthz` (the process answers) and `/readyz` (it can do its work: store and queue reachable;
+//! Google Wallet's state is shown but does not make the node unready, since cards are issued
+//! and updated without it and caught up later).
 
 use std::time::Duration;
 
@@ -33,6 +35,11 @@ impl Check {
     pub fn down(backend: &'static str, detail: impl Into<String>) -> Self {
         Self { status: "down", backend: Some(backend), detail: Some(detail.into()) }
     }
+
+    /// A feature that is not configured.
+    pub fn off() -> Self {
+        Self { status: "off", backend: None, detail: None }
+    }
 }
 
 #[derive(Serialize)]
@@ -46,6 +53,7 @@ struct Checks {
     store: Check,
     queue: Check,
     apns: Check,
+    google: Check,
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -85,12 +93,23 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             None => Check { status: "up", backend: None, detail: None },
         }
     };
+    let google = match &state.google {
+        None => Check::off(),
+        Some(google) => match google.last_failure() {
+            None => Check::up("walletobjects"),
+            Some(failure) => Check {
+                status: "degraded",
+                backend: Some("walletobjects"),
+                detail: Some(format!("the last call failed: {failure}")),
+            },
+        },
+    };
     let ready = store.status == "up" && queue.status == "up";
     let status = match (ready, apns.status) {
         (false, _) => "unavailable",
         (true, "error") => "degraded",
         (true, _) => "ready",
     };
-    let body = Readiness { status, checks: Checks { store, queue, apns } };
+    let body = Readiness { status, checks: Checks { store, queue, apns, google } };
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

@@ -7,6 +7,11 @@ mod card_page;
 mod cli;
 mod enrollment;
 mod form;
+#[allow(dead_code)]
+mod google_fake;
+mod google_save_link;
+mod google_schema;
+mod google_wallet;
 mod health;
 mod openapi;
 mod pos_access;

@@ -1,0 +1,208 @@
+//! Google Wallet (SPEC §4.6): one loyalty class per program and one loyalty object per card,
+//! kept through the Wallet REST API, and the "Add to Google Wallet" save link.
+//!
+//! [`GoogleWallet`] is the service the rest of loy calls; it exists only when Google Wallet is
+//! configured (`AppState::google` is `None` otherwise, and nothing here runs). The push pipeline
+//! calls [`GoogleWallet::sync_card`] for every card change, asking for a notification while
+//! [`budget::notify_allowed`] says the card is within Google's budget.
+
+pub mod auth;
+pub mod budget;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod objects;
+pub mod rate_limit;
+pub mod save_link;
+pub mod web;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use budget::notify_allowed;
+pub use error::GoogleError;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::domain::{Card, Locale, Program};
+use auth::TokenSource;
+use client::{Inserted, Patched, WalletClient};
+use config::{GoogleSetupError, ServiceAccount};
+use objects::{AddMessageRequest, LoyaltyClass, Message, MessageType};
+use save_link::SaveLinkSigner;
+
+pub struct GoogleWallet {
+    issuer_id: String,
+    public_url: String,
+    default_locale: Locale,
+    client: WalletClient,
+    save_links: SaveLinkSigner,
+    clock: Arc<dyn Clock>,
+    /// The class body this process last wrote for each class id: a class is written once per
+    /// process, and again only when the program (its name or design) changes.
+    classes: tokio::sync::Mutex<HashMap<String, LoyaltyClass>>,
+}
+
+impl GoogleWallet {
+    /// The service, when the settings turn Google Wallet on. Reads and checks the
+    /// service-account key: a key that cannot be used is a start-up error naming the setting.
+    pub async fn from_settings(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<Self>>, GoogleSetupError> {
+        let Some(google) = &settings.google else { return Ok(None) };
+        let account = ServiceAccount::load(&google.service_account_key)?;
+        let save_links = SaveLinkSigner::new(&account, &settings.public_url)?;
+        let tokens = TokenSource::new(&account, google.timeout).await?;
+        let client = WalletClient::new(google, tokens)
+            .map_err(|e| GoogleSetupError(format!("cannot set up the Google Wallet API client: {e}")))?;
+        Ok(Some(Arc::new(Self {
+            issuer_id: google.issuer_id.clone(),
+            public_url: settings.public_url.clone(),
+            default_locale: settings.default_locale,
+            client,
+            save_links,
+            clock,
+            classes: tokio::sync::Mutex::new(HashMap::new()),
+        })))
+    }
+
+    /// `{issuerId}.{program}`.
+    pub fn class_id(&self, program_id: &str) -> String {
+        objects::class_id(&self.issuer_id, program_id)
+    }
+
+    /// `{issuerId}.{serial}`.
+    pub fn object_id(&self, card: &Card) -> String {
+        objects::object_id(&self.issuer_id, card)
+    }
+
+    /// Creates the program's class, or patches it when this process has not yet written its
+    /// current form (at start-up, and after the program's name or design changed).
+    pub async fn ensure_class(&self, program: &Program) -> Result<(), GoogleError> {
+        let class = objects::loyalty_class(&self.issuer_id, program, &self.public_url, self.default_locale);
+        // Held across the calls, so concurrent first uses write the class once.
+        let mut written = self.classes.lock().await;
+        if written.get(&class.id) == Some(&class) {
+            return Ok(());
+        }
+        match self.client.insert_class(&class).await? {
+            Inserted::Created => tracing::info!(class = %class.id, "Google Wallet class created"),
+            Inserted::AlreadyExists => match self.client.patch_class(&class.id, &class).await? {
+                Patched::Updated => tracing::info!(class = %class.id, "Google Wallet class updated"),
+                Patched::NotFound => {
+                    return Err(GoogleError::no_answer("the class disappeared between insert and patch"));
+                }
+            },
+        }
+        written.insert(class.id.clone(), class);
+        Ok(())
+    }
+
+    /// Makes the card's object exist with the card's current state: insert, and when it exists
+    /// already (`409`), patch the fields loy owns. The class is ensured first.
+    pub async fn upsert_object(&self, program: &Program, card: &Card) -> Result<(), GoogleError> {
+        self.ensure_class(program).await?;
+        let object = objects::loyalty_object(&self.issuer_id, program, card);
+        match self.client.insert_object(&object).await? {
+            Inserted::Created => Ok(()),
+            Inserted::AlreadyExists => match self.client.patch_object(&object.id, &object).await? {
+                Patched::Updated => Ok(()),
+                Patched::NotFound => Err(GoogleError::no_answer("the object disappeared between insert and patch")),
+            },
+        }
+    }
+
+    /// Sends a card change: one PATCH of balance, tier, name and texts, with
+    /// `notifyPreference: NOTIFY_ON_UPDATE` when `notify` (decide it with
+    /// [`budget::notify_allowed`]). An object that was never created (Google was unreachable at
+    /// enrollment) is created with the current state instead.
+    pub async fn sync_card(&self, program: &Program, card: &Card, notify: bool) -> Result<(), GoogleError> {
+        self.ensure_class(program).await?;
+        let update = objects::object_update(program, card, notify);
+        match self.client.update_object(&self.object_id(card), &update).await? {
+            Patched::Updated => Ok(()),
+            Patched::NotFound => self.upsert_object(program, card).await,
+        }
+    }
+
+    /// Shows a message on the card's pass and announces it (Google counts it against the same
+    /// notification budget). `id` identifies the message, e.g. a campaign id.
+    pub async fn add_message(&self, card: &Card, id: &str, header: &str, body: &str) -> Result<(), GoogleError> {
+        let request = AddMessageRequest {
+            message: Message {
+                id: id.to_owned(),
+                header: header.to_owned(),
+                body: body.to_owned(),
+                message_type: MessageType::TextAndNotify,
+            },
+        };
+        match self.client.add_object_message(&self.object_id(card), &request).await? {
+            Patched::Updated => Ok(()),
+            Patched::NotFound => Err(GoogleError::Permanent {
+                status: Some(404),
+                message: "the card has no Google Wallet object".to_owned(),
+            }),
+        }
+    }
+
+    /// The "Add to Google Wallet" link for `card`: `https://pay.google.com/gp/v/save/{jwt}`.
+    /// The object must exist (see [`GoogleWallet::upsert_object`]).
+    pub fn save_link(&self, card: &Card) -> Result<String, GoogleError> {
+        self.save_links.link(&self.object_id(card), &self.class_id(&card.program_id), self.clock.now())
+    }
+
+    /// Why the most recent call to Google failed, if it did.
+    pub fn last_failure(&self) -> Option<String> {
+        self.client.last_failure()
+    }
+
+    /// The REST client, for calls the service does not wrap.
+    pub fn client(&self) -> &WalletClient {
+        &self.client
+    }
+
+    /// Creates the class in the background (at start-up), so the first enrollment finds it.
+    pub fn prepare_in_background(self: &Arc<Self>, program: Program) {
+        let google = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = google.ensure_class(&program).await {
+                tracing::warn!(error = %e, "the Google Wallet class could not be written yet; it will be on first use");
+            }
+        });
+    }
+
+    /// Creates a new card's object without holding up the enrollment: a few attempts over some
+    /// seconds; if Google stays unreachable, the card page's button creates it later.
+    pub fn issue_in_background(self: &Arc<Self>, program: Program, card: Card) {
+        let google = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut delay = Duration::from_secs(1);
+            for attempt in 1..=ISSUE_ATTEMPTS {
+                match google.upsert_object(&program, &card).await {
+                    Ok(()) => return,
+                    Err(e) if e.is_retryable() && attempt < ISSUE_ATTEMPTS => {
+                        tokio::time::sleep(e.retry_after().unwrap_or(delay).min(Duration::from_secs(30))).await;
+                        delay *= 4;
+                    }
+                    Err(e) => {
+                        tracing::warn!(serial = %card.serial, error = %e,
+                            "the card's Google Wallet object was not created; the Add to Google Wallet button will create it");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+const ISSUE_ATTEMPTS: u32 = 3;
+
+/// Hands a newly enrolled card to Google Wallet when it is configured (does nothing otherwise).
+pub fn after_enrollment(google: Option<&Arc<GoogleWallet>>, program: &Program, card: &Card) {
+    if let Some(google) = google {
+        google.issue_in_background(program.clone(), card.clone());
+    }
+}
