@@ -73,7 +73,7 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
         foreground_color: program.design.foreground_color.clone(),
         label_color: program.design.label_color.clone(),
         qr_svg: qr_svg(&page_url).unwrap_or_default(),
-        wallet_buttons: None,
+        wallet_buttons: Some(crate::apple::download::badge_html(&card.card_key, state.pages.catalog(locale))),
     };
     let mut response = state.pages.respond(StatusCode::OK, "card.html", locale, ctx);
     // The page holds the card's secrets: never cache it anywhere shared.
@@ -83,7 +83,8 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
     response
 }
 
-async fn not_found(state: &AppState, locale: Locale) -> HttpResponse {
+/// The "card not found" page (also for downloads of an unknown card).
+pub(crate) async fn not_found(state: &AppState, locale: Locale) -> HttpResponse {
     let t = state.pages.catalog(locale);
     let program_name = state.program().await.map(|p| p.name).unwrap_or_default();
     state.pages.respond(

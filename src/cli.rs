@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::apple;
 use crate::config::Settings;
 use crate::startup::{Application, shutdown_signal};
 use crate::telemetry;
@@ -27,6 +28,42 @@ pub enum Command {
     Serve,
     /// Check the settings and print them (secrets hidden), then exit.
     Config,
+    /// Apple certificates: generate development ones, or check the configured ones.
+    Certs {
+        #[command(subcommand)]
+        action: CertsCommand,
+    },
+    /// Apple Wallet passes.
+    Pass {
+        #[command(subcommand)]
+        action: PassCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Generate throwaway development certificates (a CA and a signer shaped like Apple's) into
+    /// LOY_APPLE_DEV_DIR; usable ones are kept.
+    Dev {
+        /// Make new ones even if usable ones exist (devices must trust the new CA).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Report what is configured and everything wrong with it; exits 1 when something is.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PassCommand {
+    /// Check a .pkpass the way Wallet does; exits 0 only for a valid pass.
+    Lint {
+        /// The .pkpass file.
+        file: PathBuf,
+        /// The CA the signature must chain to (default: the configured WWDR intermediate, or the
+        /// development CA).
+        #[arg(long, value_name = "CA.pem")]
+        ca: Option<PathBuf>,
+    },
 }
 
 /// Parses the command line and runs the command; the process exit code is its result.
@@ -56,6 +93,15 @@ pub fn main() -> ExitCode {
             Command::Config => {
                 print_settings(&settings);
                 Ok(ExitCode::SUCCESS)
+            }
+            Command::Certs { action: CertsCommand::Dev { force } } => {
+                apple::tools::certs_dev(&settings, force, &mut std::io::stdout())
+            }
+            Command::Certs { action: CertsCommand::Check } => {
+                apple::tools::certs_check(&settings, &mut std::io::stdout())
+            }
+            Command::Pass { action: PassCommand::Lint { file, ca } } => {
+                apple::tools::pass_lint(&settings, &file, ca.as_deref(), &mut std::io::stdout())
             }
         }
     });
@@ -97,4 +143,10 @@ fn print_settings(s: &Settings) {
         None => println!("queue            in-process"),
     }
     println!("default_locale   {}", s.default_locale);
+    match &s.apple.signer {
+        Some(files) => println!("apple            certificate {}", files.certificate.display()),
+        None => println!("apple            development certificates in {}", s.apple.dev_dir.display()),
+    }
+    println!("apple_pass_type  {}", s.apple.effective_pass_type_id());
+    println!("apple_team       {}", s.apple.effective_team_id());
 }

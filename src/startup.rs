@@ -26,6 +26,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub pages: Arc<Pages>,
     pub redis: Option<redis::aio::ConnectionManager>,
+    /// Apple Wallet: signing identity, card design, signed-pass cache.
+    pub apple: Arc<crate::apple::Apple>,
 }
 
 impl AppState {
@@ -118,11 +120,16 @@ impl Application {
             }
         };
         let pages = Arc::new(Pages::load()?);
+        let apple_settings = settings.clone();
+        let apple = tokio::task::spawn_blocking(move || crate::apple::Apple::load(&apple_settings))
+            .await
+            .context("while loading the Apple certificate and card design")??;
+        let apple = Arc::new(apple);
         let listener =
             TcpListener::bind(settings.bind).with_context(|| format!("while binding LOY_BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let workers = settings.http_workers;
-        let state = web::Data::new(AppState { settings: Arc::new(settings), store, clock, pages, redis });
+        let state = web::Data::new(AppState { settings: Arc::new(settings), store, clock, pages, redis, apple });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

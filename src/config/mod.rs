@@ -1,5 +1,6 @@
 //! Typed settings, read once at start-up and passed to whoever needs them.
 
+pub mod apple;
 mod sources;
 
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ pub struct Settings {
     pub currency: Currency,
     /// Replaces the built-in consent sentence on the registration form.
     pub consent_text: Option<String>,
+    /// Apple Wallet: signing certificate, pass type and team, card design.
+    pub apple: apple::AppleSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +87,15 @@ pub const KEYS: &[&str] = &[
     "program_name",
     "currency",
     "consent_text",
+    "apple_pass_type_id",
+    "apple_team_id",
+    "apple_certificate",
+    "apple_certificate_password",
+    "apple_key",
+    "apple_wwdr",
+    "apple_dev_dir",
+    "apple_template",
+    "apple_pass_cache_mb",
 ];
 
 impl Settings {
@@ -178,6 +190,7 @@ impl Settings {
         })?;
         let currency = raw.parse_or("currency", Currency::parse("RUB").expect("RUB is a currency"), Currency::parse)?;
         let consent_text = raw.parse_opt("consent_text", parse::string)?;
+        let apple = apple::from_raw(raw)?;
         Ok(Settings {
             environment,
             bind,
@@ -192,6 +205,7 @@ impl Settings {
             program_name,
             currency,
             consent_text,
+            apple,
         })
     }
 
