@@ -147,7 +147,7 @@ fn check_barcodes(object: &serde_json::Map<String, Value>, problems: &mut Vec<Pr
         if barcode.get("message").and_then(Value::as_str).is_none() {
             problems.push(Problem::error(format!("pass.json: `{at}.message` must be a string")));
         }
-        if !barcode.get("messageEncoding").and_then(Value::as_str).is_some_and(|e| !e.is_empty()) {
+        if barcode.get("messageEncoding").and_then(Value::as_str).is_none_or(str::is_empty) {
             problems.push(Problem::error(format!("pass.json: `{at}.messageEncoding` is missing (use \"iso-8859-1\")")));
         }
     };
@@ -179,7 +179,7 @@ fn check_web_service(object: &serde_json::Map<String, Value>, mode: Mode, proble
         (Some(_), Some(_)) => {}
     }
     if let Some(token) = token {
-        if !token.as_str().is_some_and(|t| t.chars().count() >= 16) {
+        if token.as_str().is_none_or(|t| t.chars().count() < 16) {
             problems
                 .push(Problem::error("pass.json: `authenticationToken` must be a string of at least 16 characters"));
         }

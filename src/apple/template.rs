@@ -358,17 +358,25 @@ fn sample_values() -> Values {
 mod tests {
     use super::*;
 
-    fn builtin_files() -> Vec<(String, Vec<u8>)> {
+    type Files = Vec<(String, Vec<u8>)>;
+
+    /// The built-in files with `name` replaced by (or added as) `bytes`; `None` removes it.
+    fn changed(name: &str, bytes: Option<&[u8]>) -> Files {
+        let mut files: Files = builtin_files().into_iter().filter(|(n, _)| n != name).collect();
+        if let Some(bytes) = bytes {
+            files.push((name.to_owned(), bytes.to_vec()));
+        }
+        files
+    }
+
+    fn builtin_files() -> Files {
         let mut files = Vec::new();
         collect_embedded(&DEFAULT, &mut files);
         files
     }
 
-    fn with_pass_json(text: &str) -> Vec<(String, Vec<u8>)> {
-        let mut files = builtin_files();
-        files.retain(|(n, _)| n != "pass.json");
-        files.push(("pass.json".into(), text.as_bytes().to_vec()));
-        files
+    fn with_pass_json(text: &str) -> Files {
+        changed("pass.json", Some(text.as_bytes()))
     }
 
     #[test]
@@ -419,7 +427,7 @@ mod tests {
 
     #[test]
     fn broken_templates_are_refused_with_a_clear_message() {
-        let cases: Vec<(Vec<(String, Vec<u8>)>, &str)> = vec![
+        let cases: Vec<(Files, &str)> = vec![
             (with_pass_json("{ not json"), "pass.json is not valid JSON"),
             (with_pass_json(r#"{"storeCard": {}, "serialNumber": "x"}"#), "pass.json sets `serialNumber`"),
             (
@@ -433,28 +441,12 @@ mod tests {
                 ),
                 "`backgroundColor` must be a colour",
             ),
-            (builtin_files().into_iter().filter(|(n, _)| n != "icon.png").collect(), "icon.png is missing"),
-            (builtin_files().into_iter().filter(|(n, _)| n != "pass.json").collect(), "pass.json is missing"),
-            (
-                builtin_files()
-                    .into_iter()
-                    .chain([("logo@2x.png".to_owned(), b"GIF89a".to_vec())])
-                    .filter(|(n, b)| n != "logo@2x.png" || b.starts_with(b"GIF"))
-                    .collect(),
-                "logo@2x.png is not a PNG image",
-            ),
-            (
-                builtin_files()
-                    .into_iter()
-                    .chain([("de.lproj/pass.strings".to_owned(), b"\"A\" = ".to_vec())])
-                    .collect(),
-                "de.lproj/pass.strings: line 1",
-            ),
-            (
-                builtin_files().into_iter().chain([("signature".to_owned(), vec![1])]).collect(),
-                "signature is made by loy",
-            ),
-            (builtin_files().into_iter().chain([("../x.png".to_owned(), vec![1])]).collect(), "file names use"),
+            (changed("icon.png", None), "icon.png is missing"),
+            (changed("pass.json", None), "pass.json is missing"),
+            (changed("logo@2x.png", Some(b"GIF89a")), "logo@2x.png is not a PNG image"),
+            (changed("de.lproj/pass.strings", Some(b"\"A\" = ")), "de.lproj/pass.strings: line 1"),
+            (changed("signature", Some(&[1])), "signature is made by loy"),
+            (changed("../x.png", Some(&[1])), "file names use"),
         ];
         for (files, expected) in cases {
             let err = Template::from_files("test".into(), files).unwrap_err();
