@@ -78,6 +78,19 @@ impl Apple {
         PassBuilder { identity: &self.identity, template: &self.template, web_service_url: &self.web_service_url }
     }
 
+    /// For `/readyz`: the signing certificate is still valid (it was checked at start-up, but a
+    /// server can outlive it).
+    pub fn readiness(&self, now: DateTime<Utc>) -> crate::http::health::Check {
+        use crate::http::health::Check;
+        let kind = if self.identity.is_development() { "development" } else { "configured" };
+        if now < self.identity.not_after {
+            Check::up(kind)
+        } else {
+            let date = self.identity.not_after.format("%Y-%m-%d");
+            Check::down(kind, format!("the Pass Type ID certificate expired on {date}"))
+        }
+    }
+
     /// The cached pass of the card's current version, if this process has signed it.
     pub fn cached(&self, card: &Card) -> Option<Arc<SignedPass>> {
         self.cache.get(card.serial.as_str(), card.version)

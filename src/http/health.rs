@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (it can do its work: store and queue reachable).
+//! `/healthz` (the process answers) and `/readyz` (it can do its work: store and queue reachable,
+//! the pass signing certificate valid).
 
 use std::time::Duration;
 
@@ -45,6 +46,7 @@ struct Readiness {
 struct Checks {
     store: Check,
     queue: Check,
+    apple_certificate: Check,
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -74,7 +76,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             }
         }
     };
-    let ready = store.status == "up" && queue.status == "up";
-    let body = Readiness { status: if ready { "ready" } else { "unavailable" }, checks: Checks { store, queue } };
+    let apple_certificate = state.apple.readiness(state.clock.now());
+    let ready = store.status == "up" && queue.status == "up" && apple_certificate.status == "up";
+    let checks = Checks { store, queue, apple_certificate };
+    let body = Readiness { status: if ready { "ready" } else { "unavailable" }, checks };
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

@@ -309,3 +309,18 @@ async fn loy_certs_dev_generates_once_and_certs_check_reports_the_result() {
     assert_eq!(code, 2);
     assert!(out.contains("LOY_APPLE_TEAM_ID: `abc` is not an Apple team identifier"), "{out}");
 }
+
+#[tokio::test]
+async fn readiness_reports_the_signing_certificate_and_fails_once_it_has_expired() {
+    let app = crate::helpers::spawn_app(StoreKind::Embedded).await;
+    let body: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(body["checks"]["apple_certificate"], serde_json::json!({"status": "up", "backend": "development"}));
+
+    app.clock.advance(chrono::Duration::days(3 * 365));
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["apple_certificate"]["status"], "down");
+    let detail = body["checks"]["apple_certificate"]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("the Pass Type ID certificate expired on"), "{detail}");
+}
