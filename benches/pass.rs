@@ -141,12 +141,12 @@ fn noise_png(width: u32, height: u32, seed: &mut u64) -> Vec<u8> {
     let mut raw = Vec::with_capacity(((width * 3 + 1) * height) as usize);
     for _ in 0..height {
         raw.push(0);
-        for _ in 0..width * 3 {
+        raw.extend((0..width * 3).map(|_| {
             *seed ^= *seed << 13;
             *seed ^= *seed >> 7;
             *seed ^= *seed << 17;
-            raw.push(*seed as u8);
-        }
+            *seed as u8
+        }));
     }
     let mut zlib = vec![0x78, 0x01];
     let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
