@@ -73,7 +73,11 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
         foreground_color: program.design.foreground_color.clone(),
         label_color: program.design.label_color.clone(),
         qr_svg: qr_svg(&page_url).unwrap_or_default(),
-        wallet_buttons: crate::google::web::button(&state, &card, locale),
+        wallet_buttons: Some(format!(
+            "{}{}",
+            crate::apple::download::badge_html(&card.card_key, state.pages.catalog(locale)),
+            crate::google::web::button(&state, &card, locale).unwrap_or_default()
+        )),
     };
     let mut response = state.pages.respond(StatusCode::OK, "card.html", locale, ctx);
     // The page holds the card's secrets: never cache it anywhere shared.
@@ -83,6 +87,7 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
     response
 }
 
+/// The "card not found" page (also for downloads of an unknown card).
 pub(crate) async fn not_found(state: &AppState, locale: Locale) -> HttpResponse {
     let t = state.pages.catalog(locale);
     let program_name = state.program().await.map(|p| p.name).unwrap_or_default();

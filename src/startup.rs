@@ -41,6 +41,8 @@ pub struct AppState {
     pub push_health: Arc<PushHealth>,
     /// Google Wallet; `None` when it is not configured.
     pub google: Option<Arc<GoogleWallet>>,
+    /// Apple Wallet: signing identity, card design, signed-pass cache.
+    pub apple: Arc<crate::apple::Apple>,
 }
 
 impl AppState {
@@ -171,6 +173,11 @@ impl Application {
         let queue = connect_queue(&settings).await?;
         let changes = ChangeNotifier::start(queue.clone(), settings.push.coalesce);
         let pages = Arc::new(Pages::load()?);
+        let apple_settings = settings.clone();
+        let apple = tokio::task::spawn_blocking(move || crate::apple::Apple::load(&apple_settings))
+            .await
+            .context("while loading the Apple certificate and card design")??;
+        let apple = Arc::new(apple);
         let listener =
             TcpListener::bind(settings.bind).with_context(|| format!("while binding LOY_BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -185,6 +192,7 @@ impl Application {
             metrics: Arc::new(Metrics::new()),
             push_health: Arc::new(PushHealth::default()),
             google,
+            apple,
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {

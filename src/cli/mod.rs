@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::apple;
 use crate::config::Settings;
 use crate::startup::{Application, shutdown_signal};
 use crate::telemetry;
@@ -42,6 +43,42 @@ pub enum Command {
     /// Ledger maintenance.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Apple certificates: generate development ones, or check the configured ones.
+    Certs {
+        #[command(subcommand)]
+        action: CertsCommand,
+    },
+    /// Apple Wallet passes.
+    Pass {
+        #[command(subcommand)]
+        action: PassCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Generate throwaway development certificates (a CA and a signer shaped like Apple's) into
+    /// LOY_APPLE_DEV_DIR; usable ones are kept.
+    Dev {
+        /// Make new ones even if usable ones exist (devices must trust the new CA).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Report what is configured and everything wrong with it; exits 1 when something is.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PassCommand {
+    /// Check a .pkpass the way Wallet does; exits 0 only for a valid pass.
+    Lint {
+        /// The .pkpass file.
+        file: PathBuf,
+        /// The CA the signature must chain to (default: the configured WWDR intermediate, or the
+        /// development CA).
+        #[arg(long, value_name = "CA.pem")]
+        ca: Option<PathBuf>,
+    },
 }
 
 /// Parses the command line and runs the command; the process exit code is its result.
@@ -76,6 +113,15 @@ pub fn main() -> ExitCode {
             Command::WebhookSource(command) => keys::webhook_source(&settings, command).await,
             Command::Check(command) => ledger::check(&settings, command).await,
             Command::Ledger(command) => ledger::ledger(&settings, command).await,
+            Command::Certs { action: CertsCommand::Dev { force } } => {
+                apple::tools::certs_dev(&settings, force, &mut std::io::stdout())
+            }
+            Command::Certs { action: CertsCommand::Check } => {
+                apple::tools::certs_check(&settings, &mut std::io::stdout())
+            }
+            Command::Pass { action: PassCommand::Lint { file, ca } } => {
+                apple::tools::pass_lint(&settings, &file, ca.as_deref(), &mut std::io::stdout())
+            }
         }
     });
     match result {
@@ -133,4 +179,10 @@ fn print_settings(s: &Settings) {
         ),
         None => println!("google_wallet    off"),
     }
+    match &s.apple.signer {
+        Some(files) => println!("apple            certificate {}", files.certificate.display()),
+        None => println!("apple            development certificates in {}", s.apple.dev_dir.display()),
+    }
+    println!("apple_pass_type  {}", s.apple.effective_pass_type_id());
+    println!("apple_team       {}", s.apple.effective_team_id());
 }

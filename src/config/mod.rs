@@ -1,5 +1,6 @@
 //! Typed settings, read once at start-up and passed to whoever needs them.
 
+pub mod apple;
 mod sources;
 
 use std::net::SocketAddr;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub push: PushSettings,
     /// Google Wallet, when configured (`None` = off: no button, no calls).
     pub google: Option<GoogleSettings>,
+    /// Apple Wallet: signing certificate, pass type and team, card design.
+    pub apple: apple::AppleSettings,
 }
 
 /// How the push workers run (SPEC §4.5).
@@ -135,6 +138,15 @@ pub const KEYS: &[&str] = &[
     "google_api_base_url",
     "google_timeout_secs",
     "google_requests_per_second",
+    "apple_pass_type_id",
+    "apple_team_id",
+    "apple_certificate",
+    "apple_certificate_password",
+    "apple_key",
+    "apple_wwdr",
+    "apple_dev_dir",
+    "apple_template",
+    "apple_pass_cache_mb",
 ];
 
 impl Settings {
@@ -251,6 +263,7 @@ impl Settings {
             parse::number(10, 86_400),
         )?);
         let google = GoogleSettings::from_raw(raw, environment)?;
+        let apple = apple::from_raw(raw)?;
         Ok(Settings {
             environment,
             bind,
@@ -268,6 +281,7 @@ impl Settings {
             maintenance_interval,
             push,
             google,
+            apple,
         })
     }
 

@@ -1,6 +1,6 @@
-//! `/healthz` (the process answers) and `/readyz` (it can do its work: store and queue reachable;
-//! Google Wallet's state is shown but does not make the node unready, since cards are issued
-//! and updated without it and caught up later).
+//! `/healthz` (the process answers) and `/readyz` (it can do its work: store and queue reachable,
+//! the pass signing certificate valid). APNs and Google Wallet trouble is shown but does not make
+//! the node unready: cards are still issued and served, and pushes catch up later.
 
 use std::time::Duration;
 
@@ -54,6 +54,7 @@ struct Checks {
     queue: Check,
     apns: Check,
     google: Check,
+    apple_certificate: Check,
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -104,12 +105,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             },
         },
     };
-    let ready = store.status == "up" && queue.status == "up";
+    let apple_certificate = state.apple.readiness(state.clock.now());
+    let ready = store.status == "up" && queue.status == "up" && apple_certificate.status == "up";
     let status = match (ready, apns.status) {
         (false, _) => "unavailable",
         (true, "error") => "degraded",
         (true, _) => "ready",
     };
-    let body = Readiness { status, checks: Checks { store, queue, apns, google } };
+    let body = Readiness { status, checks: Checks { store, queue, apple_certificate, apns, google } };
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::startup::AppState;
-use crate::{card_page, enrollment};
+use crate::{apple, card_page, enrollment};
 use errors::ApiError;
 use pages::{Message, locale_of};
 
@@ -43,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/c/{card_key}", web::get().to(card_page::show))
         .route("/c/{card_key}/google", web::get().to(crate::google::web::add_to_google_wallet))
+        .configure(apple::routes)
         .route("/static/{path:.*}", web::get().to(assets::static_file))
         .default_service(web::to(fallback));
 }

@@ -100,6 +100,8 @@ impl TestEnv {
         set("LOY_LOG", "warn");
         set("LOY_DEFAULT_LOCALE", "en");
         set("LOY_SQLITE_SYNCHRONOUS", "normal");
+        // Development certificates made once per test run, never in the working tree.
+        set("LOY_APPLE_DEV_DIR", &crate::apple_support::shared_dev_dir().display().to_string());
         if let StoreKind::Mongo { uri } = kind {
             set("LOY_MONGODB_URI", uri);
             set("LOY_MONGODB_DATABASE", &format!("loy_test_{}", random_suffix()));

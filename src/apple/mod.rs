@@ -1,0 +1,154 @@
+//! Apple Wallet: the card as a signed `.pkpass`, and Apple's PassKit web service that keeps it
+//! up to date on the phone (SPEC §4.2, §4.3).
+//!
+//! - `template` (the card design), `pass` (card → `pass.json` → bundle), `bundle` (manifest,
+//!   zip), `signer` (PKCS#7), `cache` (signed passes by serial and version);
+//! - `certs` (load and check the Pass Type ID certificate), `dev_certs` (throwaway ones);
+//! - `webservice` (the PassKit endpoints), `auth` (`ApplePassAuth`), `tag` (the update tag),
+//!   `download` (the card page's "Add to Apple Wallet");
+//! - `lint` (`loy pass lint`), with `rules` (what Wallet requires of `pass.json`).
+
+pub mod auth;
+pub mod bundle;
+pub mod cache;
+pub mod certs;
+pub mod der;
+pub mod dev_certs;
+pub mod download;
+pub mod lint;
+pub mod pass;
+pub mod rules;
+pub mod signer;
+pub mod strings;
+pub mod tag;
+pub mod template;
+pub mod tools;
+pub mod webservice;
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HttpDate};
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+
+use crate::config::Settings;
+use crate::domain::{Card, PassTypeId, Program};
+use crate::http::errors::ApiError;
+use crate::startup::AppState;
+use cache::{PassCache, SignedPass};
+use certs::SigningIdentity;
+use pass::{PassBuilder, PassError};
+use template::Template;
+
+/// The path under `LOY_PUBLIC_URL` that passes name as their `webServiceURL`.
+pub const WEB_SERVICE_PATH: &str = "/passkit";
+
+/// The media type of a pass.
+pub const PKPASS_TYPE: &str = "application/vnd.apple.pkpass";
+
+/// Everything needed to issue passes: the signing identity, the design, and the cache.
+pub struct Apple {
+    pub identity: SigningIdentity,
+    pub template: Template,
+    web_service_url: String,
+    cache: PassCache,
+}
+
+impl Apple {
+    /// Loads and checks the certificate (generating development ones when none is configured)
+    /// and the card design. Blocking: call it off the async runtime.
+    pub fn load(settings: &Settings) -> anyhow::Result<Self> {
+        let identity = certs::load(&settings.apple)?;
+        let template = match &settings.apple.template {
+            Some(dir) => Template::from_dir(dir)?,
+            None => Template::builtin()?,
+        };
+        Ok(Self::new(identity, template, settings.url(WEB_SERVICE_PATH), settings.apple.pass_cache_bytes))
+    }
+
+    pub fn new(identity: SigningIdentity, template: Template, web_service_url: String, cache_bytes: usize) -> Self {
+        Self { identity, template, web_service_url, cache: PassCache::new(cache_bytes) }
+    }
+
+    pub fn pass_type_id(&self) -> &PassTypeId {
+        &self.identity.pass_type_id
+    }
+
+    pub fn builder(&self) -> PassBuilder<'_> {
+        PassBuilder { identity: &self.identity, template: &self.template, web_service_url: &self.web_service_url }
+    }
+
+    /// For `/readyz`: the signing certificate is still valid (it was checked at start-up, but a
+    /// server can outlive it).
+    pub fn readiness(&self, now: DateTime<Utc>) -> crate::http::health::Check {
+        use crate::http::health::Check;
+        let kind = if self.identity.is_development() { "development" } else { "configured" };
+        if now < self.identity.not_after {
+            Check::up(kind)
+        } else {
+            let date = self.identity.not_after.format("%Y-%m-%d");
+            Check::down(kind, format!("the Pass Type ID certificate expired on {date}"))
+        }
+    }
+
+    /// The cached pass of the card's current version, if this process has signed it.
+    pub fn cached(&self, card: &Card) -> Option<Arc<SignedPass>> {
+        self.cache.get(card.serial.as_str(), card.version)
+    }
+
+    /// Builds and signs the card's pass and keeps it in the cache.
+    pub fn build(&self, card: &Card, program: &Program) -> Result<Arc<SignedPass>, PassError> {
+        let bytes = self.builder().build(card, program)?;
+        let pass = Arc::new(SignedPass { bytes: bytes.into(), version: card.version, modified_at: card.modified_at });
+        self.cache.insert(card.serial.as_str(), pass.clone());
+        Ok(pass)
+    }
+}
+
+/// The card's current signed pass: from the cache, or built on a blocking thread (signing is
+/// CPU work that must not stall the server's event loop).
+pub async fn signed_pass(state: &AppState, card: Card) -> Result<Arc<SignedPass>, ApiError> {
+    if let Some(hit) = state.apple.cached(&card) {
+        return Ok(hit);
+    }
+    let program = state.program_by_id(&card.program_id).await?;
+    let apple = state.apple.clone();
+    tokio::task::spawn_blocking(move || apple.build(&card, &program))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::internal(&e))
+}
+
+fn http_date(t: DateTime<Utc>) -> HttpDate {
+    HttpDate::from(std::time::SystemTime::from(t))
+}
+
+/// A `.pkpass` answer. Passes hold the card's authentication token, so nothing on the way may
+/// store them. `filename` makes it a download (the card page's button).
+pub fn pkpass_response(pass: &SignedPass, filename: Option<&str>) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(PKPASS_TYPE)
+        .insert_header(header::LastModified(http_date(pass.modified_at)))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"));
+    if let Some(name) = filename {
+        response.insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")));
+    }
+    response.body(pass.bytes.clone())
+}
+
+/// 304 for a pass unchanged since the device's copy.
+pub fn not_modified(modified_at: DateTime<Utc>) -> HttpResponse {
+    HttpResponse::NotModified()
+        .insert_header(header::LastModified(http_date(modified_at)))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .finish()
+}
+
+/// The routes: the PassKit web service under `/passkit`, and the card page's download.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope(WEB_SERVICE_PATH).configure(webservice::routes).default_service(web::to(webservice::not_found)),
+    )
+    .route("/c/{card_key}/card.pkpass", web::get().to(download::pkpass));
+}

@@ -1,0 +1,119 @@
+//! The pass builder: a card's state and the template → `pass.json` → manifest → signature →
+//! `.pkpass` bytes.
+//!
+//! Only `pass.json` depends on the card: the template's images and strings were hashed once when
+//! it was loaded, so a build hashes a few kilobytes and makes one RSA signature.
+
+use serde_json::Value;
+
+use super::bundle::{self, Entry, MANIFEST, PASS_JSON, SIGNATURE};
+use super::certs::SigningIdentity;
+use super::rules::{self, Mode, Severity};
+use super::signer;
+use super::template::{Template, Values};
+use crate::domain::{Card, Locale, Program};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("the rendered pass.json is invalid: {0}")]
+    Invalid(String),
+    #[error("signing the pass failed")]
+    Sign(#[source] openssl::error::ErrorStack),
+    #[error("zipping the pass failed")]
+    Zip(#[source] zip::result::ZipError),
+}
+
+/// What every pass shares: who signs, with which design, and where Wallet asks for updates.
+pub struct PassBuilder<'a> {
+    pub identity: &'a SigningIdentity,
+    pub template: &'a Template,
+    /// `LOY_PUBLIC_URL` + `/passkit`.
+    pub web_service_url: &'a str,
+}
+
+impl PassBuilder<'_> {
+    /// `pass.json` of `card`: the template filled in, plus the keys loy owns.
+    pub fn pass_json(&self, card: &Card, program: &Program) -> Result<Vec<u8>, PassError> {
+        let mut pass = self.template.render(&values(card, program));
+        let object = pass.as_object_mut().ok_or_else(|| PassError::Invalid("not an object".to_owned()))?;
+        for (key, value) in [
+            ("formatVersion", Value::from(1)),
+            ("passTypeIdentifier", Value::from(self.identity.pass_type_id.as_str())),
+            ("teamIdentifier", Value::from(self.identity.team_id.as_str())),
+            ("serialNumber", Value::from(card.serial.as_str())),
+            ("authenticationToken", Value::from(card.auth_token.expose())),
+            ("webServiceURL", Value::from(self.web_service_url)),
+        ] {
+            object.insert(key.to_owned(), value);
+        }
+        let errors: Vec<String> = rules::check_pass_json(&pass, Mode::Build)
+            .into_iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| p.message)
+            .collect();
+        if !errors.is_empty() {
+            return Err(PassError::Invalid(errors.join("; ")));
+        }
+        Ok(serde_json::to_vec(&pass).expect("a JSON value always serialises"))
+    }
+
+    /// The signed `.pkpass` of `card`.
+    pub fn build(&self, card: &Card, program: &Program) -> Result<Vec<u8>, PassError> {
+        let pass_json = self.pass_json(card, program)?;
+        let pass_sha1 = bundle::sha1_hex(&pass_json);
+        let files = &self.template.files;
+        let manifest = bundle::manifest(
+            std::iter::once((PASS_JSON, pass_sha1.as_str()))
+                .chain(files.iter().map(|f| (f.name.as_str(), f.sha1.as_str()))),
+        );
+        let signature = signer::sign_manifest(self.identity, &manifest).map_err(PassError::Sign)?;
+        let mut entries = Vec::with_capacity(files.len() + 3);
+        entries.push(Entry { name: PASS_JSON, bytes: &pass_json, stored: false });
+        entries.extend(files.iter().map(|f| Entry { name: &f.name, bytes: &f.bytes, stored: f.stored }));
+        entries.push(Entry { name: MANIFEST, bytes: &manifest, stored: false });
+        entries.push(Entry { name: SIGNATURE, bytes: &signature, stored: true });
+        bundle::zip(&entries).map_err(PassError::Zip)
+    }
+}
+
+/// The template values of a card (see `template::PLACEHOLDERS`). Texts that come from the
+/// program follow the holder's language; labels are localised by Wallet through `pass.strings`.
+pub fn values(card: &Card, program: &Program) -> Values {
+    let design = &program.design;
+    let tier = program
+        .rules
+        .tier(&card.tier)
+        .map(|t| if card.holder.locale == Locale::Ru { t.name_ru.clone() } else { t.name_en.clone() })
+        .unwrap_or_else(|| card.tier.clone());
+    let or_key = |text: &str, key: &str| if text.trim().is_empty() { key.to_owned() } else { text.to_owned() };
+    let (last, last_label, last_date) = match &card.last_entry {
+        Some(entry) => (
+            format!("{:+}", entry.points),
+            format!("TX_{}", entry.kind.as_str().to_ascii_uppercase()),
+            entry.at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        ),
+        None => (String::new(), String::new(), String::new()),
+    };
+    let mut v = Values::new();
+    for (name, value) in [
+        ("program_name", Value::from(program.name.as_str())),
+        ("member_name", Value::from(card.holder.display_name())),
+        ("tier", Value::from(tier)),
+        ("balance", Value::from(card.balance)),
+        ("card_number", Value::from(card.card_number.grouped())),
+        ("barcode", Value::from(card.barcode.as_str())),
+        ("serial_number", Value::from(card.serial.as_str())),
+        ("background_color", Value::from(design.background_color.as_str())),
+        ("foreground_color", Value::from(design.foreground_color.as_str())),
+        ("label_color", Value::from(design.label_color.as_str())),
+        ("terms", Value::from(or_key(&design.terms, "TERMS_TEXT"))),
+        ("how_to_earn", Value::from(or_key(&design.how_to_earn, "HOW_TO_EARN_TEXT"))),
+        ("contacts", Value::from(design.contacts.as_str())),
+        ("last_transaction", Value::from(last)),
+        ("last_transaction_label", Value::from(last_label)),
+        ("last_transaction_date", Value::from(last_date)),
+    ] {
+        v.insert(name, value);
+    }
+    v
+}
