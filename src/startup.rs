@@ -136,6 +136,7 @@ impl AppState {
             metrics: self.metrics.clone(),
             health: self.push_health.clone(),
             clock: self.clock.clone(),
+            google: self.google.clone(),
         }
     }
 }

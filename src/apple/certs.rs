@@ -75,6 +75,12 @@ impl SigningIdentity {
     pub fn certificate(&self) -> &X509Ref {
         &self.certificate
     }
+
+    /// The certificate and its key as PEM (the key as PKCS#8), for APNs certificate
+    /// authentication with the same identity that signs the passes.
+    pub fn pem_parts(&self) -> Result<(Vec<u8>, Vec<u8>), ErrorStack> {
+        Ok((self.certificate.to_pem()?, self.key.private_key_to_pem_pkcs8()?))
+    }
 }
 
 /// A problem with the Apple certificate, as one plain sentence for the operator.

@@ -2,6 +2,7 @@
 
 mod keys;
 mod ledger;
+mod push;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,11 @@ pub enum Command {
     Serve,
     /// Check the settings and print them (secrets hidden), then exit.
     Config,
+    /// Run push workers only (no HTTP server), sharing the work through LOY_REDIS_URL.
+    Worker,
+    /// Push operations: push a card now, inspect and replay dead letters.
+    #[command(subcommand)]
+    Push(push::PushCommand),
     /// Manage API keys (POS systems and integrations). Works while the server runs.
     #[command(subcommand, name = "api-key")]
     ApiKey(keys::ApiKeyCommand),
@@ -109,6 +115,8 @@ pub fn main() -> ExitCode {
                 print_settings(&settings);
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Worker => push::worker(settings).await,
+            Command::Push(command) => push::push(&settings, command).await,
             Command::ApiKey(command) => keys::api_key(&settings, command).await,
             Command::WebhookSource(command) => keys::webhook_source(&settings, command).await,
             Command::Check(command) => ledger::check(&settings, command).await,
@@ -141,6 +149,16 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let app = Application::build(settings).await?;
     tracing::info!(%bind, %public_url, %store, "loy is serving: registration form at {public_url}/");
     let state = app.state();
+    let gateway = crate::push::apns::from_settings(&state.settings, &state.apple)?;
+    state.push_health.apns_configured.store(gateway.is_some(), std::sync::atomic::Ordering::Relaxed);
+    let workers = state.settings.push.workers;
+    let push = (workers > 0).then(|| {
+        let worker = std::sync::Arc::new(state.worker(gateway, state.apple.pass_type_id().as_str()));
+        crate::push::PushRuntime::start(worker, workers)
+    });
+    if push.is_none() {
+        tracing::info!("LOY_WORKERS=0: no push workers in this process; run `loy worker` elsewhere");
+    }
     let maintenance = tokio::spawn(crate::maintenance::run_forever(
         state.store.clone(),
         state.clock.clone(),
@@ -155,6 +173,10 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     });
     app.run_until_stopped().await?;
     maintenance.abort();
+    if let Some(push) = push {
+        tracing::info!("finishing the push jobs in hand");
+        push.stop().await;
+    }
     tracing::info!("loy stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,13 @@
 //! Typed settings, read once at start-up and passed to whoever needs them.
 
 pub mod apple;
+pub mod push;
+
+pub use push::PushSettings;
 mod sources;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -62,38 +64,11 @@ pub struct Settings {
     pub consent_text: Option<String>,
     /// How often `serve` expires due points and purges old idempotency records.
     pub maintenance_interval: std::time::Duration,
-    pub push: PushSettings,
+    pub push: push::PushSettings,
     /// Google Wallet, when configured (`None` = off: no button, no calls).
     pub google: Option<GoogleSettings>,
     /// Apple Wallet: signing certificate, pass type and team, card design.
     pub apple: apple::AppleSettings,
-}
-
-/// How the push workers run (SPEC §4.5).
-#[derive(Debug, Clone)]
-pub struct PushSettings {
-    /// Worker loops `serve` runs beside the HTTP server (0: none; run `loy worker` instead).
-    pub workers: usize,
-    /// Jobs one worker runs at once.
-    pub concurrency: usize,
-    /// Changes to a card within this window become one push.
-    pub coalesce: Duration,
-    /// How often the sweeper looks for cards owed a push.
-    pub sweep_interval: Duration,
-    /// A card owed a push for longer than this is re-enqueued by the sweeper.
-    pub grace: Duration,
-    /// A job not acknowledged within this time goes back to the queue.
-    pub lease: Duration,
-    /// How often an idle worker looks for due jobs.
-    pub poll: Duration,
-    /// The first retry's delay; it doubles per attempt (with jitter), up to five minutes.
-    pub backoff_base: Duration,
-    /// After this many failed attempts, or `max_age` after the first failure, a push is given up
-    /// into the dead letters.
-    pub max_attempts: u32,
-    pub max_age: Duration,
-    /// One APNs request's time limit.
-    pub send_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +108,11 @@ pub const KEYS: &[&str] = &[
     "push_max_attempts",
     "push_max_age_secs",
     "push_timeout_ms",
+    "apns",
+    "apns_key",
+    "apns_key_id",
+    "apns_team_id",
+    "apns_endpoint",
     "google_issuer_id",
     "google_service_account_key",
     "google_api_base_url",
@@ -241,22 +221,7 @@ impl Settings {
         })?;
         let currency = raw.parse_or("currency", Currency::parse("RUB").expect("RUB is a currency"), Currency::parse)?;
         let consent_text = raw.parse_opt("consent_text", parse::string)?;
-        let ms = |key: &str, default: u64, min: u64, max: u64| -> Result<Duration, ConfigError> {
-            Ok(Duration::from_millis(raw.parse_or(key, default, parse::number(min, max))?))
-        };
-        let push = PushSettings {
-            workers: raw.parse_or("workers", 1, parse::number(0, 64))?,
-            concurrency: raw.parse_or("push_concurrency", 64, parse::number(1, 4096))?,
-            coalesce: ms("push_coalesce_ms", 50, 0, 60_000)?,
-            sweep_interval: ms("push_sweep_ms", 5_000, 50, 3_600_000)?,
-            grace: ms("push_grace_ms", 10_000, 0, 3_600_000)?,
-            lease: ms("push_lease_ms", 60_000, 100, 3_600_000)?,
-            poll: ms("push_poll_ms", 20, 1, 10_000)?,
-            backoff_base: ms("push_backoff_ms", 1_000, 1, 600_000)?,
-            max_attempts: raw.parse_or("push_max_attempts", 12, parse::number(1, 1000))?,
-            max_age: Duration::from_secs(raw.parse_or("push_max_age_secs", 3_600, parse::number(1, 7 * 86_400))?),
-            send_timeout: ms("push_timeout_ms", 10_000, 10, 120_000)?,
-        };
+        let push = push::from_raw(raw)?;
         let maintenance_interval = std::time::Duration::from_secs(raw.parse_or(
             "maintenance_interval_secs",
             3600,

@@ -132,6 +132,61 @@ impl PushGateway for ApnsGateway {
     }
 }
 
+/// The gateway the settings ask for: `None` when APNs is off (including `auto` with
+/// development certificates, whose passes real iPhones never register).
+pub fn from_settings(
+    settings: &crate::config::Settings,
+    apple: &crate::apple::Apple,
+) -> anyhow::Result<Option<std::sync::Arc<dyn PushGateway>>> {
+    use crate::config::push::ApnsMode;
+    use anyhow::Context;
+    let apns = &settings.push.apns;
+    let endpoint = if apns.sandbox { ApnsEndpoint::Sandbox } else { ApnsEndpoint::Production };
+    let timeout = settings.push.send_timeout.as_secs().max(1);
+    let identity = &apple.identity;
+    let use_token = match apns.mode {
+        ApnsMode::Off => return Ok(None),
+        ApnsMode::Token => true,
+        ApnsMode::Certificate => false,
+        ApnsMode::Auto if apns.key.is_some() => true,
+        ApnsMode::Auto if identity.is_development() => {
+            tracing::info!(
+                "APNs is off: passes are signed with development certificates, which real iPhones do not accept; \
+                 configure LOY_APPLE_CERTIFICATE (or LOY_APNS_KEY) to push updates"
+            );
+            return Ok(None);
+        }
+        ApnsMode::Auto => false,
+    };
+    let gateway: ApnsGateway = if use_token {
+        let key_path = apns.key.as_ref().context("LOY_APNS_KEY is required for token authentication")?;
+        let key_id = apns.key_id.as_deref().context("LOY_APNS_KEY_ID is required for token authentication")?;
+        // Apple accepts a token key's pushes for a pass type only from the team that owns it.
+        let team_id = apns.team_id.clone().unwrap_or_else(|| identity.team_id.clone());
+        anyhow::ensure!(
+            team_id == identity.team_id,
+            "LOY_APNS_TEAM_ID ({team_id}) is not the team that owns the pass type {} ({}): Apple refuses such pushes",
+            identity.pass_type_id,
+            identity.team_id
+        );
+        let pem =
+            std::fs::read(key_path).with_context(|| format!("LOY_APNS_KEY: cannot read {}", key_path.display()))?;
+        ApnsGateway::with_token(&pem, key_id, &team_id, endpoint, timeout)
+            .map_err(|e| anyhow::anyhow!("LOY_APNS_KEY: {} is not a usable .p8 key ({e})", key_path.display()))?
+    } else {
+        anyhow::ensure!(
+            !identity.is_development(),
+            "LOY_APNS=certificate needs a real Pass Type ID certificate (LOY_APPLE_CERTIFICATE); \
+             development certificates cannot push"
+        );
+        let (cert, key) = identity.pem_parts().context("while exporting the pass certificate for APNs")?;
+        ApnsGateway::with_pem(&cert, &key, endpoint, timeout)
+            .map_err(|e| anyhow::anyhow!("the pass certificate cannot be used for APNs: {e}"))?
+    };
+    tracing::info!(auth = if use_token { "token" } else { "certificate" }, topic = %identity.pass_type_id, sandbox = apns.sandbox, "APNs configured");
+    Ok(Some(std::sync::Arc::new(gateway)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

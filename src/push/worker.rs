@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::PushSettings;
 use crate::domain::{Card, Registration, SerialNumber};
 use crate::metrics::Metrics;
-use crate::store::{CardLookup, DeadLetter, DynStore, StoreError};
+use crate::store::{CardLookup, DeadLetter, DynStore, Owed, StoreError};
 use crate::telemetry::error_chain;
 
 /// The longest a retry waits.
@@ -53,6 +53,23 @@ pub enum TaskOutcome {
     },
 }
 
+/// Where a push goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Device(Registration),
+    Google,
+}
+
+impl Target {
+    /// How dead letters name it: `apns:<device library id>` or `google`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Device(r) => format!("apns:{}", r.device_library_id),
+            Self::Google => "google".to_owned(),
+        }
+    }
+}
+
 /// Everything a worker needs.
 pub struct Worker {
     pub store: DynStore,
@@ -65,6 +82,8 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     pub health: Arc<PushHealth>,
     pub clock: Arc<dyn Clock>,
+    /// Google Wallet, when configured: card changes patch the card's object.
+    pub google: Option<Arc<crate::google::GoogleWallet>>,
 }
 
 /// The delay before retry number `attempts` (1 = the first retry): exponential with full jitter
@@ -113,43 +132,88 @@ impl Worker {
         }
     }
 
-    /// Pushes what the card is owed now.
+    /// Pushes what the card is owed now: APNs to every device behind its version, and its
+    /// Google Wallet object when that is behind too.
     async fn run_job(&self, lease: &Lease) -> Result<JobResult, StoreError> {
         let Some(card) = self.store.find_card(CardLookup::Serial(&lease.serial)).await? else {
             return Ok(JobResult::NothingOwed);
         };
         let registrations = self.store.card_registrations(&card.serial).await?;
         let owed: Vec<Registration> = registrations.into_iter().filter(|r| r.pushed_version < card.version).collect();
-        if !card.needs_push() && owed.is_empty() {
+        let google_owed = match &self.google {
+            Some(_) => self.store.google_sync(&card.serial).await?.version < card.version,
+            None => false,
+        };
+        if !card.needs_push() && owed.is_empty() && !google_owed {
             return Ok(JobResult::NothingOwed);
         }
-        let failures = match &self.gateway {
+        let mut failures = match &self.gateway {
             Some(gateway) => self.send_all(gateway.as_ref(), &card, &owed).await?,
             None => {
-                tracing::debug!(serial = %card.serial, devices = owed.len(), "APNs is not configured; nothing sent");
+                if !owed.is_empty() {
+                    tracing::debug!(serial = %card.serial, devices = owed.len(), "APNs is not configured; nothing sent");
+                }
                 Vec::new()
             }
         };
-        if failures.is_empty() {
+        if google_owed {
+            if let Some(outcome) = self.sync_google(&card).await? {
+                failures.push((Target::Google, outcome));
+            }
+        }
+        // Refusals that no retry can fix become dead letters at once; the rest are retried.
+        let (permanent, retryable): (Vec<_>, Vec<_>) =
+            failures.into_iter().partition(|(_, outcome)| matches!(outcome, PushOutcome::Rejected(_)));
+        let now = self.clock.now();
+        let attempts = lease.attempts + 1;
+        let first_failure = lease.first_failure.unwrap_or(now);
+        let mut letters = self.give_up(&card, &permanent, attempts, first_failure).await?;
+        if retryable.is_empty() {
             self.store.mark_card_pushed(&card.serial, card.version).await?;
+            if letters > 0 {
+                return Ok(JobResult::DeadLettered { letters });
+            }
             if let Some(since) = card.push_pending_since {
-                let waited = (self.clock.now() - since).to_std().unwrap_or_default();
+                let waited = (now - since).to_std().unwrap_or_default();
                 self.metrics.push_latency.observe(waited.as_secs_f64());
             }
             tracing::info!(serial = %card.serial, version = card.version, devices = owed.len(), "card pushed");
             return Ok(JobResult::Pushed { version: card.version, devices: owed.len() });
         }
-        let attempts = lease.attempts + 1;
-        let now = self.clock.now();
-        let first_failure = lease.first_failure.unwrap_or(now);
-        let permanent = failures.iter().any(|(_, outcome)| matches!(outcome, PushOutcome::Rejected(_)));
         let too_long = (now - first_failure).to_std().unwrap_or_default() >= self.settings.max_age;
-        if permanent || attempts >= self.settings.max_attempts || too_long {
-            return self.give_up(&card, failures, attempts, first_failure).await;
+        if attempts >= self.settings.max_attempts || too_long {
+            letters += self.give_up(&card, &retryable, attempts, first_failure).await?;
+            self.store.mark_card_pushed(&card.serial, card.version).await?;
+            return Ok(JobResult::DeadLettered { letters });
         }
         let after = backoff(self.settings.backoff_base, attempts);
-        tracing::info!(serial = %card.serial, failed = failures.len(), attempts, retry_in_ms = after.as_millis() as u64, "push failed; retrying");
+        tracing::info!(serial = %card.serial, failed = retryable.len(), attempts, retry_in_ms = after.as_millis() as u64, "push failed; retrying");
         Ok(JobResult::Retrying { attempts, after })
+    }
+
+    /// Updates the card's Google Wallet object; `None` when it went through.
+    async fn sync_google(&self, card: &Card) -> Result<Option<PushOutcome>, StoreError> {
+        let Some(google) = &self.google else { return Ok(None) };
+        let Some(program) = self.store.program(&card.program_id).await? else { return Ok(None) };
+        let sync = self.store.google_sync(&card.serial).await?;
+        let now = self.clock.now();
+        // A balance change notifies the holder while Google's budget (3 a day) allows.
+        let notify = sync.balance != Some(card.balance) && crate::google::notify_allowed(&sync.notified_at, now);
+        match google.sync_card(&program, card, notify).await {
+            Ok(()) => {
+                self.metrics.google_updates.with_label_values(&["updated"]).inc();
+                self.store.record_google_sync(&card.serial, card.version, card.balance, notify.then_some(now)).await?;
+                Ok(None)
+            }
+            Err(e) if e.is_retryable() => {
+                self.metrics.google_updates.with_label_values(&["retry"]).inc();
+                Ok(Some(PushOutcome::Retry(e.to_string())))
+            }
+            Err(e) => {
+                self.metrics.google_updates.with_label_values(&["rejected"]).inc();
+                Ok(Some(PushOutcome::Rejected(e.to_string())))
+            }
+        }
     }
 
     /// Sends to every owed device at once; returns the devices that failed and how.
@@ -158,7 +222,7 @@ impl Worker {
         gateway: &dyn PushGateway,
         card: &Card,
         owed: &[Registration],
-    ) -> Result<Vec<(Registration, PushOutcome)>, StoreError> {
+    ) -> Result<Vec<(Target, PushOutcome)>, StoreError> {
         let sends = owed.iter().map(|registration| async move {
             let push = WalletPush { device_token: registration.push_token.expose(), topic: &self.topic };
             let outcome = match tokio::time::timeout(self.settings.send_timeout, gateway.send(push)).await {
@@ -182,26 +246,28 @@ impl Worker {
                 }
                 PushOutcome::ConfigError(reason) => {
                     self.health.config_error(&reason);
-                    failures.push((registration.clone(), PushOutcome::ConfigError(reason)));
+                    failures.push((Target::Device(registration.clone()), PushOutcome::ConfigError(reason)));
                 }
-                other => failures.push((registration.clone(), other)),
+                other => failures.push((Target::Device(registration.clone()), other)),
             }
         }
         self.store.mark_devices_pushed(&card.serial, card.version, &delivered).await?;
         Ok(failures)
     }
 
-    /// Records each failed target as a dead letter and stops owing this version to them.
+    /// Records each failed target as a dead letter and stops owing this version to it; returns
+    /// how many letters were written.
     async fn give_up(
         &self,
         card: &Card,
-        failures: Vec<(Registration, PushOutcome)>,
+        failures: &[(Target, PushOutcome)],
         attempts: u32,
         first_failure: DateTime<Utc>,
-    ) -> Result<JobResult, StoreError> {
+    ) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let mut given_up = Vec::new();
-        for (registration, outcome) in &failures {
+        let mut letters = 0;
+        for (target, outcome) in failures {
             let reason = match outcome {
                 PushOutcome::Retry(r)
                 | PushOutcome::ConfigError(r)
@@ -213,7 +279,7 @@ impl Worker {
                 id: format!("dl_{}", crate::domain::tokens::random_string(b"abcdefghijkmnpqrstuvwxyz23456789", 16)),
                 serial: card.serial.clone(),
                 version: card.version,
-                target: format!("apns:{}", registration.device_library_id),
+                target: target.label(),
                 reason: reason.clone(),
                 attempts,
                 first_failure_at: first_failure,
@@ -221,12 +287,15 @@ impl Worker {
             };
             self.store.insert_dead_letter(&letter).await?;
             self.metrics.dead_letters.inc();
-            tracing::warn!(serial = %card.serial, device = %registration.device_library_id, reason, attempts, dead_letter = %letter.id, "push given up");
-            given_up.push(registration.device_library_id.clone());
+            letters += 1;
+            tracing::warn!(serial = %card.serial, target = %letter.target, reason, attempts, dead_letter = %letter.id, "push given up");
+            match target {
+                Target::Device(registration) => given_up.push(registration.device_library_id.clone()),
+                Target::Google => self.store.record_google_sync(&card.serial, card.version, card.balance, None).await?,
+            }
         }
         self.store.mark_devices_pushed(&card.serial, card.version, &given_up).await?;
-        self.store.mark_card_pushed(&card.serial, card.version).await?;
-        Ok(JobResult::DeadLettered { letters: given_up.len() })
+        Ok(letters)
     }
 
     /// Runs jobs until `shutdown` turns true, then stops taking jobs and finishes those in hand.
@@ -287,9 +356,10 @@ impl Worker {
     /// Pushes one card now, to every registered device, whether or not it is owed a push (the
     /// operator's `loy push card`).
     pub async fn push_card_now(&self, serial: &SerialNumber) -> Result<JobResult, StoreError> {
-        if !self.store.mark_push_owed(serial, None, self.clock.now()).await? {
+        if !self.store.mark_push_owed(serial, Owed::AllDevices, self.clock.now()).await? {
             return Ok(JobResult::NothingOwed);
         }
+        self.store.reset_google_sync(serial).await?;
         let lease = Lease { serial: serial.clone(), token: String::new(), attempts: 0, first_failure: None };
         self.run_job(&lease).await
     }
@@ -339,13 +409,17 @@ pub async fn replay(
     now: DateTime<Utc>,
 ) -> Result<Option<DeadLetter>, anyhow::Error> {
     let Some(letter) = store.take_dead_letter(id).await? else { return Ok(None) };
-    let device = letter
-        .target
-        .strip_prefix("apns:")
-        .map(crate::domain::DeviceLibraryId::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("dead letter {id} names an invalid device: {e}"))?;
-    store.mark_push_owed(&letter.serial, device.as_ref(), now).await?;
+    match letter.target.strip_prefix("apns:") {
+        Some(device) => {
+            let device = crate::domain::DeviceLibraryId::parse(device)
+                .map_err(|e| anyhow::anyhow!("dead letter {id} names an invalid device: {e}"))?;
+            store.mark_push_owed(&letter.serial, Owed::Device(&device), now).await?;
+        }
+        None => {
+            store.reset_google_sync(&letter.serial).await?;
+            store.mark_push_owed(&letter.serial, Owed::CardOnly, now).await?;
+        }
+    }
     queue.enqueue(&letter.serial, Duration::ZERO).await?;
     Ok(Some(letter))
 }

@@ -270,6 +270,36 @@ pub struct DeadLetter {
     pub created_at: DateTime<Utc>,
 }
 
+/// Which targets of a card [`PushStore::mark_push_owed`] makes owed again.
+#[derive(Debug, Clone, Copy)]
+pub enum Owed<'a> {
+    /// Every registered device.
+    AllDevices,
+    /// One device.
+    Device(&'a DeviceLibraryId),
+    /// The card only (its Google object, say), no device.
+    CardOnly,
+}
+
+/// What last reached Google Wallet for a card.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GoogleSync {
+    pub version: i64,
+    pub balance: Option<i64>,
+    /// When updates notified the holder, most recent last (the last 24 hours or so).
+    pub notified_at: Vec<DateTime<Utc>>,
+}
+
+impl GoogleSync {
+    /// `notified_at` with `at` added, keeping only what Google's 24-hour budget needs.
+    pub fn with_notification(&self, at: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let mut kept: Vec<DateTime<Utc>> =
+            self.notified_at.iter().copied().filter(|t| *t > at - chrono::Duration::hours(25)).collect();
+        kept.push(at);
+        kept
+    }
+}
+
 #[async_trait]
 pub trait PushStore: Send + Sync + 'static {
     /// Cards owed a push since `since` or earlier, oldest first (the sweeper's query).
@@ -289,12 +319,23 @@ pub trait PushStore: Send + Sync + 'static {
 
     /// Makes a card owed a push again for one device (or all when `None`), at once: for an
     /// operator's "push now" and dead-letter replays.
-    async fn mark_push_owed(
+    async fn mark_push_owed(&self, serial: &SerialNumber, owed: Owed<'_>, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// What last reached Google Wallet for a card (nothing yet: version 0).
+    async fn google_sync(&self, serial: &SerialNumber) -> StoreResult<GoogleSync>;
+
+    /// Records that `version` of a card, showing `balance`, reached Google; `notified` is when
+    /// that update notified the holder (Google allows few such notifications).
+    async fn record_google_sync(
         &self,
         serial: &SerialNumber,
-        device: Option<&DeviceLibraryId>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
+        version: i64,
+        balance: i64,
+        notified: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+
+    /// Forgets what reached Google, so the next push updates the object again (replays).
+    async fn reset_google_sync(&self, serial: &SerialNumber) -> StoreResult<()>;
 
     async fn insert_dead_letter(&self, letter: &DeadLetter) -> StoreResult<()>;
 

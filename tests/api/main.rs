@@ -16,6 +16,7 @@ mod enrollment;
 mod form;
 #[allow(dead_code)]
 mod google_fake;
+mod google_push;
 mod google_save_link;
 mod google_schema;
 mod google_wallet;

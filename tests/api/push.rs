@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use loy::domain::{Card, DeviceLibraryId, PassTypeId, PushToken, Registration, Scope};
+use loy::domain::{Card, Scope};
 use loy::push::PushRuntime;
 use loy::push::gateway::PushOutcome;
 use loy::store::CardLookup;
@@ -14,7 +14,8 @@ use serde_json::json;
 use crate::helpers::{StoreKind, TestApp, TestEnv, random_suffix, redis_url, spawn_app_in};
 use crate::push_fake::{FakeApns, eventually};
 
-pub const TOPIC: &str = "pass.test.loy";
+/// The pass type of the test app's (development) passes: the APNs topic.
+pub const TOPIC: &str = crate::apple_support::PASS_TYPE;
 
 #[derive(Debug, Clone)]
 pub enum QueueKind {
@@ -66,22 +67,12 @@ pub fn start_workers(app: &TestApp, apns: &Arc<FakeApns>, workers: usize) -> Pus
     PushRuntime::start(worker, workers)
 }
 
-/// Registers a device for the card's pass, as Wallet does (it has the current version).
+/// Registers a device for the card's pass through the PassKit web service, as Wallet does.
 pub async fn register(app: &TestApp, card: &Card, device: &str) -> String {
     let token = format!("{device}-token");
-    let now = loy::domain::card::stored_precision(Utc::now());
-    app.store
-        .register_device(&Registration {
-            device_library_id: DeviceLibraryId::parse(device).unwrap(),
-            pass_type_id: PassTypeId::parse(TOPIC).unwrap(),
-            serial: card.serial.clone(),
-            push_token: PushToken::parse(&token).unwrap(),
-            pushed_version: card.version,
-            created_at: now,
-            updated_at: now,
-        })
-        .await
-        .unwrap();
+    let auth = crate::apple_support::apple_auth(card.auth_token.expose());
+    let response = crate::apple_support::register(app, device, card.serial.as_str(), Some(&auth), &token).await;
+    assert_eq!(response.status(), 201);
     token
 }
 
@@ -130,6 +121,17 @@ async fn an_earn_reaches_each_registered_device_exactly_once_and_the_version_is_
     assert!(card.push_pending_since.is_none());
     let registrations = app.store.card_registrations(&card.serial).await.unwrap();
     assert!(registrations.iter().all(|r| r.pushed_version == card.version));
+    // Woken by the push, the device fetches the pass: it shows the new balance.
+    let pass = app
+        .client
+        .get(app.url(&format!("/passkit/v1/passes/{TOPIC}/{}", card.serial)))
+        .header("authorization", crate::apple_support::apple_auth(card.auth_token.expose()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pass.status(), 200);
+    let pass = crate::apple_support::Pkpass::parse(pass.bytes().await.unwrap().to_vec());
+    assert_eq!(pass.pass_json()["storeCard"]["primaryFields"][0]["value"], 150);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"loy_pushes_total{result="delivered"} 2"#), "{metrics}");
     assert!(metrics.contains("loy_push_latency_seconds_count 1"), "{metrics}");

@@ -191,6 +191,14 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_created ON dead_letters (created_at);
 "#,
+    r#"
+CREATE TABLE google_sync (
+    serial TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    balance INTEGER,
+    notified TEXT NOT NULL
+);
+"#,
 ];
 
 pub(super) const CARD_COLUMNS: &str = "serial, program_id, card_number, barcode, card_key, auth_token, referral_code, \

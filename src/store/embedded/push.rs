@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::{EmbeddedStore, sql};
 use crate::domain::{DeviceLibraryId, SerialNumber};
 use crate::store::records::{from_millis, millis};
-use crate::store::{DeadLetter, PushStore, StoreError, StoreResult};
+use crate::store::{DeadLetter, GoogleSync, Owed, PushStore, StoreError, StoreResult};
 
 const LETTER_COLUMNS: &str = "id, serial, version, target, reason, attempts, first_failure_at, created_at";
 
@@ -90,14 +90,13 @@ impl PushStore for EmbeddedStore {
         .await
     }
 
-    async fn mark_push_owed(
-        &self,
-        serial: &SerialNumber,
-        device: Option<&DeviceLibraryId>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    async fn mark_push_owed(&self, serial: &SerialNumber, owed: Owed<'_>, now: DateTime<Utc>) -> StoreResult<bool> {
         let serial = serial.as_str().to_owned();
-        let device = device.map(|d| d.as_str().to_owned());
+        let devices = match owed {
+            Owed::AllDevices => Some(None),
+            Owed::Device(d) => Some(Some(d.as_str().to_owned())),
+            Owed::CardOnly => None,
+        };
         self.write(move |conn, _| {
             let card = conn
                 .execute(
@@ -106,15 +105,75 @@ impl PushStore for EmbeddedStore {
                     params![serial, millis(now)],
                 )
                 .map_err(sql)?;
-            match &device {
-                Some(device) => conn.execute(
+            match &devices {
+                Some(Some(device)) => conn.execute(
                     "UPDATE registrations SET pushed_version = 0 WHERE serial = ?1 AND device_library_id = ?2",
                     params![serial, device],
                 ),
-                None => conn.execute("UPDATE registrations SET pushed_version = 0 WHERE serial = ?1", params![serial]),
+                Some(None) => {
+                    conn.execute("UPDATE registrations SET pushed_version = 0 WHERE serial = ?1", params![serial])
+                }
+                None => Ok(0),
             }
             .map_err(sql)?;
             Ok(card == 1)
+        })
+        .await
+    }
+
+    async fn google_sync(&self, serial: &SerialNumber) -> StoreResult<GoogleSync> {
+        let serial = serial.as_str().to_owned();
+        let row: Option<(i64, Option<i64>, String)> = self
+            .read(move |conn| {
+                conn.query_row("SELECT version, balance, notified FROM google_sync WHERE serial = ?1", [serial], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .map_err(sql)
+            })
+            .await?;
+        let Some((version, balance, notified)) = row else { return Ok(GoogleSync::default()) };
+        let millis: Vec<i64> =
+            serde_json::from_str(&notified).map_err(|e| StoreError::Corrupt(format!("google_sync.notified: {e}")))?;
+        Ok(GoogleSync { version, balance, notified_at: millis.into_iter().map(from_millis).collect::<Result<_, _>>()? })
+    }
+
+    async fn record_google_sync(
+        &self,
+        serial: &SerialNumber,
+        version: i64,
+        balance: i64,
+        notified: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        // One worker holds a card at a time, so a read-then-write does not race.
+        let current = self.google_sync(serial).await?;
+        let notified_at = match notified {
+            Some(at) => current.with_notification(at),
+            None => current.notified_at.clone(),
+        };
+        let notified = serde_json::to_string(&notified_at.iter().map(|t| millis(*t)).collect::<Vec<_>>())
+            .expect("numbers serialise");
+        let serial = serial.as_str().to_owned();
+        self.write(move |conn, _| {
+            conn.execute(
+                "INSERT INTO google_sync (serial, version, balance, notified) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (serial) DO UPDATE SET version = MAX(version, excluded.version), \
+                 balance = CASE WHEN excluded.version >= version THEN excluded.balance ELSE balance END, \
+                 notified = excluded.notified",
+                params![serial, version, balance, notified],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reset_google_sync(&self, serial: &SerialNumber) -> StoreResult<()> {
+        let serial = serial.as_str().to_owned();
+        self.write(move |conn, _| {
+            conn.execute("UPDATE google_sync SET version = 0, balance = NULL WHERE serial = ?1", [serial])
+                .map_err(sql)?;
+            Ok(())
         })
         .await
     }

@@ -34,6 +34,7 @@ pub struct MongoStore {
     api_keys: Collection<ApiKeyRecord>,
     webhook_sources: Collection<WebhookSourceRecord>,
     dead_letters: Collection<Document>,
+    google_sync: Collection<Document>,
     faults: Arc<Faults>,
 }
 
@@ -66,6 +67,7 @@ impl MongoStore {
             api_keys: db.collection("api_keys"),
             webhook_sources: db.collection("webhook_sources"),
             dead_letters: db.collection("dead_letters"),
+            google_sync: db.collection("google_sync"),
             db,
             faults,
         };

@@ -8,7 +8,7 @@ use futures_util::TryStreamExt;
 use super::{MongoStore, mongo};
 use crate::domain::{DeviceLibraryId, SerialNumber};
 use crate::store::records::{from_millis, millis};
-use crate::store::{CardLookup, CardStore, DeadLetter, PushStore, StoreError, StoreResult};
+use crate::store::{CardLookup, CardStore, DeadLetter, GoogleSync, Owed, PushStore, StoreError, StoreResult};
 
 fn letter_from(doc: &Document) -> StoreResult<DeadLetter> {
     let corrupt = |e: bson::document::ValueAccessError| StoreError::Corrupt(format!("dead letter: {e}"));
@@ -89,12 +89,7 @@ impl PushStore for MongoStore {
         Ok(())
     }
 
-    async fn mark_push_owed(
-        &self,
-        serial: &SerialNumber,
-        device: Option<&DeviceLibraryId>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    async fn mark_push_owed(&self, serial: &SerialNumber, owed: Owed<'_>, now: DateTime<Utc>) -> StoreResult<bool> {
         loop {
             let Some(card) = self.find_card(CardLookup::Serial(serial)).await? else {
                 return Ok(false);
@@ -116,8 +111,12 @@ impl PushStore for MongoStore {
                 continue;
             }
             let mut filter = doc! { "serial": serial.as_str() };
-            if let Some(device) = device {
-                filter.insert("device_library_id", device.as_str());
+            match owed {
+                Owed::AllDevices => {}
+                Owed::Device(device) => {
+                    filter.insert("device_library_id", device.as_str());
+                }
+                Owed::CardOnly => return Ok(true),
             }
             self.faults.step()?;
             self.registrations
@@ -126,6 +125,63 @@ impl PushStore for MongoStore {
                 .map_err(mongo)?;
             return Ok(true);
         }
+    }
+
+    async fn google_sync(&self, serial: &SerialNumber) -> StoreResult<GoogleSync> {
+        self.faults.step()?;
+        let Some(doc) = self.google_sync.find_one(doc! { "_id": serial.as_str() }).await.map_err(mongo)? else {
+            return Ok(GoogleSync::default());
+        };
+        let corrupt = |e: bson::document::ValueAccessError| StoreError::Corrupt(format!("google_sync: {e}"));
+        let notified_at = doc
+            .get_array("notified")
+            .map_err(corrupt)?
+            .iter()
+            .map(|b| b.as_i64().ok_or_else(|| StoreError::Corrupt("google_sync.notified".into())).and_then(from_millis))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(GoogleSync {
+            version: doc.get_i64("version").map_err(corrupt)?,
+            balance: doc.get_i64("balance").ok(),
+            notified_at,
+        })
+    }
+
+    async fn record_google_sync(
+        &self,
+        serial: &SerialNumber,
+        version: i64,
+        balance: i64,
+        notified: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        // One worker holds a card at a time, so a read-then-write does not race.
+        let current = self.google_sync(serial).await?;
+        if current.version > version {
+            return Ok(());
+        }
+        let notified_at = match notified {
+            Some(at) => current.with_notification(at),
+            None => current.notified_at.clone(),
+        };
+        let notified: Vec<Bson> = notified_at.iter().map(|t| Bson::Int64(millis(*t))).collect();
+        self.faults.step()?;
+        self.google_sync
+            .update_one(
+                doc! { "_id": serial.as_str() },
+                doc! { "$set": { "version": version, "balance": balance, "notified": notified } },
+            )
+            .upsert(true)
+            .await
+            .map_err(mongo)?;
+        Ok(())
+    }
+
+    async fn reset_google_sync(&self, serial: &SerialNumber) -> StoreResult<()> {
+        self.faults.step()?;
+        self.google_sync
+            .update_one(doc! { "_id": serial.as_str() }, doc! { "$set": { "version": 0_i64, "balance": Bson::Null } })
+            .await
+            .map_err(mongo)?;
+        Ok(())
     }
 
     async fn insert_dead_letter(&self, l: &DeadLetter) -> StoreResult<()> {
