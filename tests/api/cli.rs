@@ -87,3 +87,51 @@ async fn check_ledger_passes_on_consistent_data_and_fails_on_a_mismatch(kind: St
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains(&format!("MISMATCH card {}", card.serial)), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
+    let Some(redis) = crate::helpers::redis_url() else { return };
+    let app = crate::push::push_app(&crate::push::QueueKind::Redis(redis), &[]).await;
+    let apns = std::sync::Arc::new(crate::push_fake::FakeApns::default());
+    let workers = crate::push::start_workers(&app, &apns, 1);
+    let number = app.new_card().await;
+    let card = app.card(&number).await;
+    let token = crate::push::register(&app, &card, "replayed-device").await;
+    let letter = loy::store::DeadLetter {
+        id: "dl_testletter0001".into(),
+        serial: card.serial.clone(),
+        version: card.version,
+        target: "apns:replayed-device".into(),
+        reason: "ServiceUnavailable (503)".into(),
+        attempts: 12,
+        first_failure_at: chrono::Utc::now(),
+        created_at: chrono::Utc::now(),
+    };
+    app.store.insert_dead_letter(&letter).await.unwrap();
+
+    let (code, listing, _) = loy(&app, &["push", "dead-letters", "list"]);
+    assert_eq!(code, 0);
+    assert!(listing.contains("dl_testletter0001") && listing.contains("apns:replayed-device") && listing.contains("503"), "{listing}");
+
+    let (code, out, err) = loy(&app, &["push", "dead-letters", "replay", "dl_testletter0001"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(crate::push_fake::eventually(std::time::Duration::from_secs(10), || apns.delivered_to(&token) == 1).await, "the replay pushed the device");
+    assert!(app.store.dead_letters(10).await.unwrap().is_empty());
+    let (code, _, _) = loy(&app, &["push", "dead-letters", "replay", "dl_testletter0001"]);
+    assert_eq!(code, 1, "an unknown id says so");
+    workers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_tools_explain_what_is_missing() {
+    let app = crate::helpers::spawn_app(StoreKind::Embedded).await;
+    let number = app.new_card().await;
+    let serial = app.card(&number).await.serial;
+
+    let (code, _, stderr) = loy(&app, &["worker"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("LOY_REDIS_URL"), "{stderr}");
+    let (code, _, stderr) = loy(&app, &["push", "card", serial.as_str()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("neither APNs nor Google Wallet is configured"), "{stderr}");
+}
