@@ -1,0 +1,103 @@
+// The customer pages in a real browser: Debian's Chromium driven by playwright-core.
+// Run by scripts/test against a `loy serve` it starts; LOY_BASE_URL says where.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const base = process.env.LOY_BASE_URL ?? 'http://127.0.0.1:8080';
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+function phone() {
+  return '+7 9' + String(Math.floor(Math.random() * 1e9)).padStart(9, '0');
+}
+
+async function page(options = {}) {
+  const context = await browser.newContext({ locale: 'en-US', ...options });
+  return context.newPage();
+}
+
+test('a customer registers through the form and lands on the card page', async () => {
+  const p = await page();
+  await p.goto(`${base}/?lang=en`);
+  await p.getByLabel('First name').fill('Anna');
+  await p.getByLabel('Last name').fill('Ivanova');
+  await p.getByLabel('Phone').fill(phone());
+  await p.getByLabel('E-mail').fill('anna@example.com');
+  await p.getByLabel(/I agree/).check();
+  await Promise.all([p.waitForURL(/\/c\/[a-z2-9]+/), p.getByRole('button', { name: 'Get my card' }).click()]);
+
+  await assert.doesNotReject(p.getByRole('heading', { name: 'Your loyalty card' }).waitFor());
+  assert.equal(await p.getByTestId('member').textContent(), 'Anna I.');
+  assert.equal(await p.getByTestId('balance').textContent(), '100');
+  assert.match(await p.getByTestId('card-number').textContent(), /^\d{4} \d{4} \d{4} \d{4}$/);
+  assert.equal(await p.locator('.qr svg').count(), 1, 'a QR code of the page');
+  const apple = p.locator('a[href$="/card.pkpass"]');
+  assert.equal(await apple.count(), 1, 'an Add to Apple Wallet button');
+  const pass = await p.request.get(new URL(await apple.getAttribute('href'), p.url()).toString());
+  assert.equal(pass.status(), 200);
+  assert.equal(pass.headers()['content-type'], 'application/vnd.apple.pkpass');
+  await p.context().close();
+});
+
+test('mistakes are shown next to their fields and what was typed is kept', async () => {
+  const p = await page();
+  await p.goto(`${base}/?lang=en`);
+  await p.getByLabel('First name').fill('Olga');
+  await p.getByLabel('Phone').fill('12345');
+  await p.getByLabel('E-mail').fill('olga@');
+  await p.getByRole('button', { name: 'Get my card' }).click();
+  await p.waitForLoadState('domcontentloaded');
+
+  assert.match(await p.locator('#phone-error').textContent(), /country code/);
+  assert.match(await p.locator('#email-error').textContent(), /e-mail address/);
+  assert.match(await p.locator('#consent-error').textContent(), /agree/);
+  assert.equal(await p.getByLabel('Phone').getAttribute('aria-invalid'), 'true');
+  assert.equal(await p.getByLabel('Phone').inputValue(), '12345');
+  assert.equal(await p.getByLabel('First name').inputValue(), 'Olga');
+  assert.equal(await p.getByLabel('E-mail').inputValue(), 'olga@');
+  assert.equal(await p.getByRole('alert').count(), 1);
+  await p.context().close();
+});
+
+test('the form speaks Russian to a Russian browser', async () => {
+  const p = await page({ locale: 'ru-RU' });
+  await p.goto(`${base}/`);
+  await assert.doesNotReject(p.getByRole('heading', { name: 'Получите карту лояльности' }).waitFor());
+  assert.equal(await p.locator('html').getAttribute('lang'), 'ru');
+  await p.getByRole('link', { name: 'English' }).click();
+  await assert.doesNotReject(p.getByRole('heading', { name: 'Get your loyalty card' }).waitFor());
+  await p.context().close();
+});
+
+test('registration works with JavaScript turned off', async () => {
+  const p = await page({ javaScriptEnabled: false });
+  await p.goto(`${base}/?lang=en`);
+  await p.getByLabel('First name').fill('Ivan');
+  await p.getByLabel('Phone').fill(phone());
+  await p.getByLabel(/I agree/).check();
+  await Promise.all([p.waitForURL(/\/c\//), p.getByRole('button', { name: 'Get my card' }).click()]);
+  assert.equal(await p.getByTestId('member').textContent(), 'Ivan');
+  await p.context().close();
+});
+
+test('the pages fit a phone screen without sideways scrolling', async () => {
+  const p = await page({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+  await p.goto(`${base}/?lang=en`);
+  const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the form is ${overflow}px wider than the screen`);
+  const box = await p.getByRole('button', { name: 'Get my card' }).boundingBox();
+  assert.ok(box.height >= 44, 'the button is large enough to tap');
+  await p.context().close();
+});
