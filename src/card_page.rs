@@ -7,7 +7,7 @@ use qrcode::QrCode;
 use qrcode::render::svg;
 use serde::Serialize;
 
-use crate::domain::{CardKey, Locale};
+use crate::domain::{Card, CardKey, Locale};
 use crate::http::pages::{Message, locale_of};
 use crate::startup::AppState;
 use crate::store::CardLookup;
@@ -40,18 +40,28 @@ pub fn qr_svg(text: &str) -> Option<String> {
     )
 }
 
+/// The card whose page key is `raw_key`, or the page to answer instead: "not found" for a key
+/// that is malformed or unknown, the error page when the store fails. Shared by the card page
+/// and the wallet buttons behind it.
+pub async fn card_for_key(state: &AppState, locale: Locale, raw_key: &str) -> Result<Card, HttpResponse> {
+    let Ok(key) = CardKey::parse(raw_key) else {
+        return Err(not_found(state, locale).await);
+    };
+    match state.store.find_card(CardLookup::Key(key.expose())).await {
+        Ok(Some(card)) if key.matches(card.card_key.expose()) => Ok(card),
+        Ok(_) => Err(not_found(state, locale).await),
+        Err(e) => {
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "loading a card by its page key failed");
+            Err(state.error_page(locale))
+        }
+    }
+}
+
 pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String>) -> HttpResponse {
     let locale = locale_of(&req, state.settings.default_locale);
-    let Ok(key) = CardKey::parse(&key) else {
-        return not_found(&state, locale).await;
-    };
-    let card = match state.store.find_card(CardLookup::Key(key.expose())).await {
-        Ok(Some(card)) if key.matches(card.card_key.expose()) => card,
-        Ok(_) => return not_found(&state, locale).await,
-        Err(e) => {
-            tracing::error!(error = %crate::telemetry::error_chain(&e), "loading a card page failed");
-            return state.error_page(locale);
-        }
+    let card = match card_for_key(&state, locale, &key).await {
+        Ok(card) => card,
+        Err(page) => return page,
     };
     let program = match state.program_by_id(&card.program_id).await {
         Ok(p) => p,

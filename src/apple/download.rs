@@ -7,7 +7,6 @@ use super::{pkpass_response, signed_pass};
 use crate::domain::CardKey;
 use crate::http::pages::{Catalog, locale_of};
 use crate::startup::AppState;
-use crate::store::CardLookup;
 
 /// The file name a browser saves the pass under.
 pub const FILENAME: &str = "loyalty-card.pkpass";
@@ -21,16 +20,9 @@ pub fn pass_path(card_key: &CardKey) -> String {
 #[tracing::instrument(name = "apple.download", skip_all)]
 pub async fn pkpass(state: web::Data<AppState>, req: HttpRequest, key: web::Path<String>) -> HttpResponse {
     let locale = locale_of(&req, state.settings.default_locale);
-    let Ok(key) = CardKey::parse(&key) else {
-        return crate::card_page::not_found(&state, locale).await;
-    };
-    let card = match state.store.find_card(CardLookup::Key(key.expose())).await {
-        Ok(Some(card)) if key.matches(card.card_key.expose()) => card,
-        Ok(_) => return crate::card_page::not_found(&state, locale).await,
-        Err(e) => {
-            tracing::error!(error = %crate::telemetry::error_chain(&e), "loading a card for its pass failed");
-            return state.error_page(locale);
-        }
+    let card = match crate::card_page::card_for_key(&state, locale, &key).await {
+        Ok(card) => card,
+        Err(page) => return page,
     };
     match signed_pass(&state, card).await {
         Ok(pass) => pkpass_response(&pass, Some(FILENAME)),

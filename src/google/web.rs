@@ -10,10 +10,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION, REFERRER_POLICY};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::domain::{Card, CardKey, Locale};
+use crate::domain::{Card, Locale};
 use crate::http::pages::{Message, locale_of};
 use crate::startup::AppState;
-use crate::store::CardLookup;
 
 /// The button for the card page, or `None` when Google Wallet is off. Styled after Google's
 /// black "Add to Google Wallet" badge.
@@ -46,16 +45,9 @@ pub async fn add_to_google_wallet(
     let Some(google) = state.google.clone() else {
         return crate::card_page::not_found(&state, locale).await;
     };
-    let Ok(key) = CardKey::parse(&key) else {
-        return crate::card_page::not_found(&state, locale).await;
-    };
-    let card = match state.store.find_card(CardLookup::Key(key.expose())).await {
-        Ok(Some(card)) if key.matches(card.card_key.expose()) => card,
-        Ok(_) => return crate::card_page::not_found(&state, locale).await,
-        Err(e) => {
-            tracing::error!(error = %crate::telemetry::error_chain(&e), "loading a card for Google Wallet failed");
-            return state.error_page(locale);
-        }
+    let card = match crate::card_page::card_for_key(&state, locale, &key).await {
+        Ok(card) => card,
+        Err(page) => return page,
     };
     let Ok(program) = state.program_by_id(&card.program_id).await else {
         return state.error_page(locale);

@@ -81,8 +81,10 @@ pub fn text(value: Option<String>, field: &str, max: usize) -> Result<Option<Str
     }
 }
 
-impl EarnRequest {
-    pub fn command(self) -> Result<Command, ApiError> {
+impl CardWrite for EarnRequest {
+    const SCOPE: Scope = Scope::Pos;
+
+    fn command(self) -> Result<Command, ApiError> {
         Ok(Command::Earn {
             purchase_amount: amount(self.purchase_amount, "purchase_amount")?,
             order_id: text(self.order_id, "order_id", 128)?,
@@ -91,8 +93,10 @@ impl EarnRequest {
     }
 }
 
-impl RedeemRequest {
-    pub fn command(self) -> Result<Command, ApiError> {
+impl CardWrite for RedeemRequest {
+    const SCOPE: Scope = Scope::Pos;
+
+    fn command(self) -> Result<Command, ApiError> {
         Ok(Command::Redeem {
             points: points(self.points)?,
             purchase_amount: self.purchase_amount.map(|a| amount(a, "purchase_amount")).transpose()?,
@@ -102,7 +106,9 @@ impl RedeemRequest {
     }
 }
 
-impl AdjustRequest {
+impl CardWrite for AdjustRequest {
+    const SCOPE: Scope = Scope::Admin;
+
     fn command(self) -> Result<Command, ApiError> {
         if self.points == 0 || self.points.abs() > MAX_POINTS {
             return Err(invalid(
@@ -175,40 +181,23 @@ async fn pos_write(
     execute(state, key, hash, actor, target, command).await
 }
 
-pub async fn earn(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    auth: ApiKeyAuth,
-    id: web::Path<String>,
-    body: RawJson,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Scope::Pos)?;
-    let command = parse_json::<EarnRequest>(&body.0)?.command()?;
-    pos_write(&state, &req, &auth, Scope::Pos, &body.0, Target::Card(id.into_inner()), command).await
+/// A card write's request body: what it parses into, and the scope it needs.
+pub trait CardWrite: serde::de::DeserializeOwned {
+    const SCOPE: Scope;
+    fn command(self) -> Result<Command, ApiError>;
 }
 
-pub async fn redeem(
+/// `POST /cards/{id}/earn`, `/redeem` and `/adjust`: one handler, typed by its request body.
+pub async fn card_write<R: CardWrite>(
     state: web::Data<AppState>,
     req: HttpRequest,
     auth: ApiKeyAuth,
     id: web::Path<String>,
     body: RawJson,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Scope::Pos)?;
-    let command = parse_json::<RedeemRequest>(&body.0)?.command()?;
-    pos_write(&state, &req, &auth, Scope::Pos, &body.0, Target::Card(id.into_inner()), command).await
-}
-
-pub async fn adjust(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    auth: ApiKeyAuth,
-    id: web::Path<String>,
-    body: RawJson,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Scope::Admin)?;
-    let command = parse_json::<AdjustRequest>(&body.0)?.command()?;
-    pos_write(&state, &req, &auth, Scope::Admin, &body.0, Target::Card(id.into_inner()), command).await
+    auth.require(R::SCOPE)?;
+    let command = parse_json::<R>(&body.0)?.command()?;
+    pos_write(&state, &req, &auth, R::SCOPE, &body.0, Target::Card(id.into_inner()), command).await
 }
 
 pub async fn reverse(

@@ -291,6 +291,15 @@ pub struct GoogleSync {
 }
 
 impl GoogleSync {
+    /// The notification times to keep after an update: `notified_at`, plus `notified` when the
+    /// update notified the holder.
+    pub fn notifications_after(&self, notified: Option<DateTime<Utc>>) -> Vec<DateTime<Utc>> {
+        match notified {
+            Some(at) => self.with_notification(at),
+            None => self.notified_at.clone(),
+        }
+    }
+
     /// `notified_at` with `at` added, keeping only what Google's 24-hour budget needs.
     pub fn with_notification(&self, at: DateTime<Utc>) -> Vec<DateTime<Utc>> {
         let mut kept: Vec<DateTime<Utc>> =

@@ -111,11 +111,17 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
 
     let (code, listing, _) = loy(&app, &["push", "dead-letters", "list"]);
     assert_eq!(code, 0);
-    assert!(listing.contains("dl_testletter0001") && listing.contains("apns:replayed-device") && listing.contains("503"), "{listing}");
+    assert!(
+        listing.contains("dl_testletter0001") && listing.contains("apns:replayed-device") && listing.contains("503"),
+        "{listing}"
+    );
 
     let (code, out, err) = loy(&app, &["push", "dead-letters", "replay", "dl_testletter0001"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(crate::push_fake::eventually(std::time::Duration::from_secs(10), || apns.delivered_to(&token) == 1).await, "the replay pushed the device");
+    assert!(
+        crate::push_fake::eventually(std::time::Duration::from_secs(10), || apns.delivered_to(&token) == 1).await,
+        "the replay pushed the device"
+    );
     assert!(app.store.dead_letters(10).await.unwrap().is_empty());
     let (code, _, _) = loy(&app, &["push", "dead-letters", "replay", "dl_testletter0001"]);
     assert_eq!(code, 1, "an unknown id says so");

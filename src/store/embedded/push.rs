@@ -147,10 +147,7 @@ impl PushStore for EmbeddedStore {
     ) -> StoreResult<()> {
         // One worker holds a card at a time, so a read-then-write does not race.
         let current = self.google_sync(serial).await?;
-        let notified_at = match notified {
-            Some(at) => current.with_notification(at),
-            None => current.notified_at.clone(),
-        };
+        let notified_at = current.notifications_after(notified);
         let notified = serde_json::to_string(&notified_at.iter().map(|t| millis(*t)).collect::<Vec<_>>())
             .expect("numbers serialise");
         let serial = serial.as_str().to_owned();

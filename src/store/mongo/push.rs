@@ -158,10 +158,7 @@ impl PushStore for MongoStore {
         if current.version > version {
             return Ok(());
         }
-        let notified_at = match notified {
-            Some(at) => current.with_notification(at),
-            None => current.notified_at.clone(),
-        };
+        let notified_at = current.notifications_after(notified);
         let notified: Vec<Bson> = notified_at.iter().map(|t| Bson::Int64(millis(*t))).collect();
         self.faults.step()?;
         self.google_sync
