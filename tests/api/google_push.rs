@@ -98,9 +98,7 @@ async fn a_pos_earn_is_one_patch_with_the_new_balance_and_a_notification_then_si
     let notified: Vec<bool> = all.iter().map(|p| p.get("notifyPreference").is_some()).collect();
     assert_eq!(notified, [true, true, true, false], "{all:#?}");
     assert_eq!(all[3]["loyaltyPoints"]["balance"]["int"], app.balance(&number).await);
-    let card = app.card(&number).await;
-    assert!(eventually(WAIT, || true).await);
-    assert_eq!(card.pushed_version, card.version);
+    crate::push::wait_pushed(&app, &number).await;
     fake.assert_clean();
     runtime.stop().await;
 }
