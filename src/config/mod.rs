@@ -229,6 +229,12 @@ impl Settings {
         )?);
         let google = GoogleSettings::from_raw(raw, environment)?;
         let apple = apple::from_raw(raw)?;
+        if environment == Environment::Production && apple.signer.is_none() {
+            return Err(ConfigError(
+                "LOY_APPLE_CERTIFICATE must be set in production: development certificates make passes no iPhone accepts"
+                    .into(),
+            ));
+        }
         Ok(Settings {
             environment,
             bind,
@@ -358,6 +364,10 @@ mod tests {
             (&[("LOY_LOG_FORMAT", "xml")], "LOY_LOG_FORMAT"),
             (&[("LOY_CURRENCY", "RUBLE")], "LOY_CURRENCY"),
             (&[("LOY_ENV", "production")], "LOY_PUBLIC_URL must start with https:// in production"),
+            (
+                &[("LOY_ENV", "production"), ("LOY_PUBLIC_URL", "https://loy.example")],
+                "LOY_APPLE_CERTIFICATE must be set in production",
+            ),
         ];
         for (env, expected) in cases {
             let err = settings(env).unwrap_err().0;
