@@ -70,13 +70,38 @@ pub async fn worker(settings: Settings) -> anyhow::Result<ExitCode> {
     let (mut worker, _apple) = build_worker(&settings).await?;
     worker.google = crate::google::GoogleWallet::from_settings(&settings, worker.clock.clone()).await?;
     let workers = settings.push.workers.max(1);
-    tracing::info!(workers, queue = worker.queue.backend(), "push workers started");
-    let runtime = PushRuntime::start(Arc::new(worker), workers);
+    let worker = Arc::new(worker);
+    // `/healthz` and `/metrics` of this process (its pushes, retries, dead letters) on LOY_BIND.
+    let (metrics, queue) = (worker.metrics.clone(), worker.queue.clone());
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(actix_web::web::Data::new((metrics.clone(), queue.clone())))
+            .route("/healthz", actix_web::web::get().to(crate::http::health::healthz))
+            .route("/metrics", actix_web::web::get().to(worker_metrics))
+    })
+    .bind(settings.bind)
+    .with_context(|| format!("while binding LOY_BIND={} for the worker's /healthz and /metrics", settings.bind))?
+    .workers(1)
+    .disable_signals()
+    .run();
+    let http = server.handle();
+    let serving = tokio::spawn(server);
+    tracing::info!(workers, queue = worker.queue.backend(), bind = %settings.bind, "push workers started; /metrics on LOY_BIND");
+    let runtime = PushRuntime::start(worker, workers);
     shutdown_signal().await;
     tracing::info!("shutdown requested: finishing the push jobs in hand");
     runtime.stop().await;
+    http.stop(true).await;
+    let _ = serving.await;
     tracing::info!("push workers stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+type WorkerState = actix_web::web::Data<(Arc<Metrics>, Arc<dyn crate::push::queue::PushQueue>)>;
+
+async fn worker_metrics(state: WorkerState) -> actix_web::HttpResponse {
+    let (metrics, queue) = state.get_ref();
+    crate::http::render_metrics(metrics, queue.as_ref()).await
 }
 
 pub async fn push(settings: &Settings, command: PushCommand) -> anyhow::Result<ExitCode> {

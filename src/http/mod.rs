@@ -61,11 +61,19 @@ async fn openapi() -> HttpResponse {
 
 /// Prometheus metrics; the queue depth is read at scrape time.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    if let Ok(depth) = state.queue.depth().await {
-        state.metrics.queue_depth.with_label_values(&["waiting"]).set(i64::try_from(depth.waiting).unwrap_or(i64::MAX));
-        state.metrics.queue_depth.with_label_values(&["leased"]).set(i64::try_from(depth.leased).unwrap_or(i64::MAX));
+    render_metrics(&state.metrics, state.queue.as_ref()).await
+}
+
+/// The metrics in Prometheus's text format, with the queue depth read now.
+pub async fn render_metrics(
+    metrics: &crate::metrics::Metrics,
+    queue: &dyn crate::push::queue::PushQueue,
+) -> HttpResponse {
+    if let Ok(depth) = queue.depth().await {
+        metrics.queue_depth.with_label_values(&["waiting"]).set(i64::try_from(depth.waiting).unwrap_or(i64::MAX));
+        metrics.queue_depth.with_label_values(&["leased"]).set(i64::try_from(depth.leased).unwrap_or(i64::MAX));
     }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics.render())
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {

@@ -141,3 +141,37 @@ async fn push_tools_explain_what_is_missing() {
     assert_eq!(code, 1);
     assert!(stderr.contains("neither APNs nor Google Wallet is configured"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_serves_its_metrics_and_stops_cleanly_on_sigterm() {
+    let Some(redis) = crate::helpers::redis_url() else { return };
+    let mut env = crate::helpers::TestEnv::new(&StoreKind::Embedded);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    env.set("LOY_REDIS_URL", &redis)
+        .set("LOY_REDIS_PREFIX", &format!("loytest{}", crate::helpers::random_suffix()))
+        .set("LOY_BIND", &format!("127.0.0.1:{port}"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loy"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("LOY_")) {
+        command.env_remove(name);
+    }
+    let mut child = command.envs(&env.vars).arg("worker").spawn().expect("loy worker starts");
+
+    let client = reqwest::Client::new();
+    let mut metrics = None;
+    for _ in 0..200 {
+        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await {
+            metrics = Some(response.text().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let metrics = metrics.expect("the worker serves /metrics");
+    assert!(metrics.contains("loy_push_queue_depth"), "{metrics}");
+    assert!(metrics.contains("loy_push_jobs_in_flight"), "{metrics}");
+    assert_eq!(client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap().status(), 200);
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "the worker stops cleanly: {status:?}");
+}
