@@ -11,6 +11,7 @@ on_both_stores!(
     a_card_is_found_by_barcode_by_number_with_spaces_and_by_phone,
     transactions_are_listed_newest_first_with_a_cursor,
     bad_input_on_every_write_endpoint_is_a_clear_4xx_and_changes_nothing,
+    bad_input_on_reversals_blocking_and_webhooks_is_a_clear_4xx,
 );
 
 async fn a_card_is_found_by_barcode_by_number_with_spaces_and_by_phone(kind: StoreKind) {
@@ -161,4 +162,84 @@ async fn bad_input_on_every_write_endpoint_is_a_clear_4xx_and_changes_nothing(ki
     assert_eq!(big.status(), 413);
     assert_eq!(app.balance(&number).await, 1000, "nothing changed");
     assert_eq!(app.entries(&number).await.len(), 2);
+}
+
+async fn bad_input_on_reversals_blocking_and_webhooks_is_a_clear_4xx(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.api_key(Scope::Admin).await;
+    let number = app.card_with_balance(&admin, 500).await;
+    let earned = app.pos_post(format!("/api/v1/cards/{number}/earn"), &admin, json!({"purchase_amount": 10_000})).await;
+    let reverse = format!("/api/v1/transactions/{}/reverse", earned.body["transaction_id"].as_str().unwrap());
+
+    let unknown_field = app.pos_post(&reverse, &admin, json!({"reason": "x", "points": 5})).await;
+    assert_eq!((unknown_field.status, unknown_field.body["error"]["field"].as_str()), (422, Some("points")));
+    let long_reason = app.pos_post(&reverse, &admin, json!({"reason": "x".repeat(501)})).await;
+    assert_eq!((long_reason.status, long_reason.body["error"]["code"].as_str()), (422, Some("invalid_text")));
+    let text = app
+        .client
+        .post(app.url(&reverse))
+        .bearer_auth(&admin)
+        .header("Idempotency-Key", "r1")
+        .header("content-type", "text/plain")
+        .body("refund")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 415);
+    let no_key = app.pos(Method::POST, &reverse, Some(&admin), None, None).await;
+    assert_eq!(no_key.status, 400);
+    let block_unknown = app.pos_post("/api/v1/cards/NOSUCHCARD/block", &admin, json!({})).await;
+    assert_eq!((block_unknown.status, block_unknown.body["error"]["code"].as_str()), (404, Some("card_not_found")));
+    assert_eq!(app.balance(&number).await, 500 + 5, "nothing was reversed");
+
+    let source = loy::domain::WebhookSource::generate("till", chrono::Utc::now());
+    app.store.insert_webhook_source(&source).await.unwrap();
+    let now = app.clock_now().timestamp();
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        ("unknown type", json!({"event_id": "e1", "type": "gift", "card": number}), 422, "invalid_type"),
+        ("earn without a card", json!({"event_id": "e2", "type": "earn", "purchase_amount": 100}), 422, "required"),
+        ("earn without an amount", json!({"event_id": "e3", "type": "earn", "card": number}), 422, "required"),
+        (
+            "negative amount",
+            json!({"event_id": "e4", "type": "earn", "card": number, "purchase_amount": -5}),
+            422,
+            "invalid_amount",
+        ),
+        (
+            "blank event id",
+            json!({"event_id": " ", "type": "earn", "card": number, "purchase_amount": 100}),
+            422,
+            "invalid_event_id",
+        ),
+        (
+            "unknown field",
+            json!({"event_id": "e5", "type": "earn", "card": number, "purchase_amount": 100, "x": 1}),
+            422,
+            "invalid_field",
+        ),
+        (
+            "unknown card",
+            json!({"event_id": "e6", "type": "earn", "card": "NOSUCHCARD", "purchase_amount": 100}),
+            404,
+            "card_not_found",
+        ),
+        ("reverse without id", json!({"event_id": "e7", "type": "reverse"}), 422, "required"),
+    ];
+    for (what, body, status, code) in cases {
+        let body = body.to_string();
+        let response = app
+            .client
+            .post(app.url("/api/v1/webhooks/pos"))
+            .header("content-type", "application/json")
+            .header("x-loy-source", &source.id)
+            .header("x-loy-signature", loy::pos::webhook::sign(&source.secret, now, body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], code, "{what}: {answer}");
+    }
+    assert_eq!(app.balance(&number).await, 505, "no webhook changed anything");
 }
