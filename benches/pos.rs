@@ -13,14 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use loy::config::{KEYS, RawSettings, Settings};
-use loy::domain::{ApiKey, Card, Customer, Locale, PersonName, Phone, Scope};
-use loy::startup::{Application, connect_store};
-use loy::store::Faults;
+mod support;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use support::env_or;
 
 struct Phase {
     name: &'static str,
@@ -120,45 +115,19 @@ async fn main() {
     let concurrency = env_or("LOY_BENCH_CONCURRENCY", 32);
     let card_count = env_or("LOY_BENCH_CARDS", 1000);
     let dir = tempfile::tempdir().unwrap();
-    let mut vars = vec![
-        ("LOY_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        ("LOY_DATA_DIR".to_owned(), dir.path().display().to_string()),
-        ("LOY_LOG".to_owned(), "error".to_owned()),
-        ("LOY_SQLITE_SYNCHRONOUS".to_owned(), std::env::var("LOY_BENCH_SYNCHRONOUS").unwrap_or_else(|_| "full".into())),
-    ];
-    let mongo = std::env::var("LOY_BENCH_MONGODB_URI").ok().filter(|u| !u.is_empty());
-    if let Some(uri) = &mongo {
-        vars.push(("LOY_MONGODB_URI".to_owned(), uri.clone()));
+    let mut vars = vec![(
+        "LOY_SQLITE_SYNCHRONOUS".to_owned(),
+        std::env::var("LOY_BENCH_SYNCHRONOUS").unwrap_or_else(|_| "full".into()),
+    )];
+    if let Some(uri) = std::env::var("LOY_BENCH_MONGODB_URI").ok().filter(|u| !u.is_empty()) {
+        vars.push(("LOY_MONGODB_URI".to_owned(), uri));
         vars.push(("LOY_MONGODB_DATABASE".to_owned(), format!("loy_bench_{}", std::process::id())));
     }
-    let settings = Settings::from_raw(&RawSettings::load(None, vars, KEYS).unwrap()).unwrap();
-    println!(
-        "store: {}; {requests} requests per phase, {concurrency} concurrent, {card_count} cards",
-        settings.store_description()
-    );
-    let store = connect_store(&settings, Arc::new(Faults::default())).await.unwrap();
-    let app = Application::build_with(settings, store.clone(), Arc::new(loy::clock::SystemClock)).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-
-    let program = store.program("default").await.unwrap().unwrap();
-    let mut cards = Vec::with_capacity(card_count);
-    for i in 0..card_count {
-        let holder = Customer {
-            first_name: PersonName::parse("Bench").unwrap(),
-            last_name: None,
-            phone: Phone::parse(&format!("+7900{i:07}")).unwrap(),
-            email: None,
-            birthday: None,
-            locale: Locale::En,
-            consent_at: chrono::Utc::now(),
-        };
-        let (card, welcome) = Card::enroll(&program, holder, None, chrono::Utc::now());
-        store.insert_card(&card, &welcome).await.unwrap();
-        cards.push(card.card_number.as_str().to_owned());
-    }
-    let (key, plaintext) = ApiKey::generate("bench", Scope::Pos, chrono::Utc::now());
-    store.insert_api_key(&key).await.unwrap();
+    let (base, _, store) = support::start(dir.path(), vars).await;
+    println!("{requests} requests per phase, {concurrency} concurrent, {card_count} cards");
+    let cards: Vec<String> =
+        support::cards(&store, card_count).await.iter().map(|c| c.card_number.as_str().to_owned()).collect();
+    let plaintext = support::pos_key(&store).await;
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
 
     let load = Load { client, base, key: plaintext, cards, concurrency };

@@ -13,21 +13,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use async_trait::async_trait;
-use loy::config::{KEYS, RawSettings, Settings};
-use loy::domain::{
-    ApiKey, Card, Customer, DeviceLibraryId, Locale, PassTypeId, PersonName, Phone, PushToken, Registration, Scope,
-};
+use loy::domain::{DeviceLibraryId, PassTypeId, PushToken, Registration};
 use loy::push::PushRuntime;
 use loy::push::gateway::{PushGateway, PushOutcome, WalletPush};
-use loy::startup::{Application, connect_store};
-use loy::store::Faults;
+use support::env_or;
 
 const TOPIC: &str = "pass.bench.loy";
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// APNs as seen from a data centre: every push takes `latency`, then succeeds.
 struct SlowApns {
@@ -58,9 +52,6 @@ async fn main() {
     let earns = env_or("LOY_BENCH_EARNS", 500);
     let dir = tempfile::tempdir().unwrap();
     let mut vars = vec![
-        ("LOY_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        ("LOY_DATA_DIR".to_owned(), dir.path().display().to_string()),
-        ("LOY_LOG".to_owned(), "error".to_owned()),
         ("LOY_PUSH_CONCURRENCY".to_owned(), concurrency.to_string()),
         ("LOY_PUSH_POLL_MS".to_owned(), "5".to_owned()),
     ];
@@ -68,33 +59,16 @@ async fn main() {
         vars.push(("LOY_REDIS_URL".to_owned(), url));
         vars.push(("LOY_REDIS_PREFIX".to_owned(), format!("loybench{}", std::process::id())));
     }
-    let settings = Settings::from_raw(&RawSettings::load(None, vars, KEYS).unwrap()).unwrap();
-    let store = connect_store(&settings, Arc::new(Faults::default())).await.unwrap();
-    let app = Application::build_with(settings, store.clone(), Arc::new(loy::clock::SystemClock)).await.unwrap();
-    let state = app.state();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (base, state, store) = support::start(dir.path(), vars).await;
     println!(
         "queue: {}; {cards} cards x 2 devices; fake APNs latency {latency:?}; {concurrency} jobs in flight",
         state.queue.backend()
     );
 
-    let program = store.program("default").await.unwrap().unwrap();
     let now = loy::domain::card::stored_precision(chrono::Utc::now());
     let mut numbers = Vec::new();
     let mut serials = Vec::new();
-    for i in 0..cards {
-        let holder = Customer {
-            first_name: PersonName::parse("Bench").unwrap(),
-            last_name: None,
-            phone: Phone::parse(&format!("+7900{i:07}")).unwrap(),
-            email: None,
-            birthday: None,
-            locale: Locale::En,
-            consent_at: now,
-        };
-        let (card, welcome): (Card, _) = Card::enroll(&program, holder, None, now);
-        store.insert_card(&card, &welcome).await.unwrap();
+    for (i, card) in support::cards(&store, cards).await.into_iter().enumerate() {
         for device in ["phone", "watch"] {
             store
                 .register_device(&Registration {
@@ -134,8 +108,7 @@ async fn main() {
     );
 
     // End to end: a POS earn, then the time until its card's push leaves the worker.
-    let (key, plaintext) = ApiKey::generate("bench", Scope::Pos, chrono::Utc::now());
-    store.insert_api_key(&key).await.unwrap();
+    let plaintext = support::pos_key(&store).await;
     let client = reqwest::Client::new();
     let mut delays = Vec::new();
     for i in 0..earns {

@@ -9,7 +9,7 @@ use super::auth::{ApplePassAuth, PassKitError, pass_type};
 use super::{pkpass_response, signed_pass, tag};
 use crate::domain::{DeviceLibraryId, PushToken, Registration};
 use crate::http::errors::ApiError;
-use crate::http::json::{JSON_LIMIT, parse_json, read_body};
+use crate::http::json::{JSON_LIMIT, parse_json};
 use crate::startup::AppState;
 
 /// The routes, mounted under `/passkit` (the pass's `webServiceURL`).
@@ -55,10 +55,9 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     mut payload: web::Payload,
 ) -> Result<T, PassKitError> {
     if req.headers().contains_key(header::CONTENT_TYPE) {
-        crate::http::json::require_content_type(req, |mime| mime == "application/json")?;
+        crate::http::json::require_content_type(req, crate::http::json::is_json)?;
     }
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let bytes = read_body(&mut payload, declared, JSON_LIMIT).await?;
+    let bytes = crate::http::json::read_request_body(req, &mut payload, JSON_LIMIT).await?;
     Ok(parse_json(&bytes)?)
 }
 

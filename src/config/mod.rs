@@ -256,13 +256,6 @@ impl Settings {
         })
     }
 
-    /// Settings for tests and examples: everything default, the store in `data_dir`.
-    pub fn for_data_dir(data_dir: &Path) -> Self {
-        let raw = RawSettings::load(None, [("LOY_DATA_DIR".to_owned(), data_dir.display().to_string())], KEYS)
-            .expect("no file, known key");
-        Self::from_raw(&raw).expect("defaults are valid")
-    }
-
     /// The absolute URL of a path on this server (`path` starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.public_url)

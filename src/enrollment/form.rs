@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{EnrollError, Enrolled, EnrollmentInput, enroll, send_card_link};
 use crate::domain::Locale;
-use crate::http::json::read_body;
+use crate::http::json::read_request_body;
 use crate::http::pages::locale_of;
 use crate::startup::AppState;
 
@@ -58,8 +58,7 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
             .content_type("text/plain; charset=utf-8")
             .body("Send the form as application/x-www-form-urlencoded.");
     }
-    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let body = match read_body(&mut payload, declared, FORM_LIMIT).await {
+    let body = match read_request_body(&req, &mut payload, FORM_LIMIT).await {
         Ok(body) => body,
         Err(e) => return HttpResponse::build(e.status).content_type("text/plain; charset=utf-8").body(e.message),
     };

@@ -55,7 +55,8 @@ impl FromRequest for RawJson {
     }
 }
 
-fn is_json(mime: &str) -> bool {
+/// Whether a content type essence is JSON (`application/json` or `application/…+json`).
+pub fn is_json(mime: &str) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -88,6 +89,15 @@ pub fn too_large(limit: usize) -> ApiError {
         "payload_too_large",
         format!("The request body is larger than {} KiB.", limit / 1024),
     )
+}
+
+/// Reads a request's whole body: at most `limit` bytes, refused early when its declared length
+/// is already larger.
+pub async fn read_request_body<S>(req: &HttpRequest, payload: &mut S, limit: usize) -> Result<Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> + Unpin,
+{
+    read_body(payload, declared_length(req), limit).await
 }
 
 /// Reads the whole body, refusing (413) as soon as it exceeds `limit`, without buffering more.

@@ -208,13 +208,12 @@ pub async fn reverse(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Scope::Pos)?;
-    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let body = crate::http::json::read_body(&mut payload, declared, crate::http::json::JSON_LIMIT).await?;
+    let body = crate::http::json::read_request_body(&req, &mut payload, crate::http::json::JSON_LIMIT).await?;
     // The body is optional here: an empty one means no reason.
     let request = if body.iter().all(u8::is_ascii_whitespace) {
         ReverseRequest::default()
     } else {
-        crate::http::json::require_content_type(&req, |m| m == "application/json")?;
+        crate::http::json::require_content_type(&req, crate::http::json::is_json)?;
         parse_json::<ReverseRequest>(&body)?
     };
     let transaction_id = id.into_inner();

@@ -237,10 +237,6 @@ impl EmbeddedStore {
         })
     }
 
-    pub fn faults(&self) -> &Arc<Faults> {
-        &self.inner.faults
-    }
-
     /// Runs `f` atomically on the write connection and returns its result once committed. When
     /// `f` fails, everything it did is rolled back.
     pub(super) async fn write<T, F>(&self, f: F) -> StoreResult<T>

@@ -125,10 +125,6 @@ impl MongoStore {
         Ok(())
     }
 
-    pub fn faults(&self) -> &Arc<Faults> {
-        &self.faults
-    }
-
     async fn create_indexes(&self) -> mongodb::error::Result<()> {
         let unique = |name: &str| IndexOptions::builder().unique(true).name(name.to_owned()).build();
         let mut card_indexes: Vec<IndexModel> = CARD_UNIQUE_INDEXES
