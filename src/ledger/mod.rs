@@ -367,6 +367,9 @@ async fn plan(
 
 /// Applies `command` to the card `serial` exactly once, whatever races with it. Also says
 /// whether the answer was recorded in the idempotency record with the write.
+///
+/// `read` is the card as the caller already read it, used for the first attempt instead of
+/// reading it again; if it is stale the version check refuses the write and it is re-read.
 #[tracing::instrument(skip_all, fields(serial = %serial))]
 pub async fn apply(
     store: &dyn Store,
@@ -374,9 +377,13 @@ pub async fn apply(
     serial: &SerialNumber,
     command: &Command,
     ctx: &WriteContext,
+    mut read: Option<Card>,
 ) -> Result<(TransactionResult, bool), LedgerError> {
     loop {
-        let card = store.find_card(CardLookup::Serial(serial)).await?.ok_or(LedgerError::CardNotFound)?;
+        let card = match read.take().filter(|card| &card.serial == serial) {
+            Some(card) => card,
+            None => store.find_card(CardLookup::Serial(serial)).await?.ok_or(LedgerError::CardNotFound)?,
+        };
         if ctx.may_exist {
             if let Some(existing) = store.entry(&ctx.entry_id).await? {
                 let result = describe_stored(store, &existing, card.card_number.as_str()).await?;

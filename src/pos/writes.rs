@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::auth::ApiKeyAuth;
 use super::idempotent::{self, Done, Failure};
 use super::resolve_card;
-use crate::domain::{EntrySource, Scope, SerialNumber};
+use crate::domain::{Card, EntrySource, Scope, SerialNumber};
 use crate::http::errors::ApiError;
 use crate::http::json::{RawJson, parse_json};
 use crate::ledger::idempotency::request_hash;
@@ -144,10 +144,13 @@ pub async fn execute(
     let owned_key = key.clone();
     let work = |entry_id: String, retry: bool| async move {
         let program = state.program().await.map_err(Failure::Transient)?;
-        let serial: SerialNumber = match &target {
-            Target::Card(id) => resolve_card(state.store.as_ref(), id).await?.serial,
+        let (serial, read): (SerialNumber, Option<Card>) = match &target {
+            Target::Card(id) => {
+                let card = resolve_card(state.store.as_ref(), id).await?;
+                (card.serial.clone(), Some(card))
+            }
             Target::TransactionOf(id) => {
-                state.store.entry(id).await?.ok_or(Failure::from(LedgerError::TransactionNotFound))?.serial
+                (state.store.entry(id).await?.ok_or(Failure::from(LedgerError::TransactionNotFound))?.serial, None)
             }
         };
         let ctx = WriteContext {
@@ -158,7 +161,7 @@ pub async fn execute(
             may_exist: retry,
             notify: Some(state.changes.clone()),
         };
-        let (result, recorded) = ledger::apply(state.store.as_ref(), &program, &serial, &command, &ctx).await?;
+        let (result, recorded) = ledger::apply(state.store.as_ref(), &program, &serial, &command, &ctx, read).await?;
         state.metrics.ledger_writes.with_label_values(&[result.kind.as_str()]).inc();
         Ok(Done { response: result.stored(), recorded })
     };
