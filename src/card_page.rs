@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::domain::{Card, CardKey, Locale};
 use crate::http::pages::{Message, locale_of};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::CardLookup;
 
 #[derive(Serialize)]

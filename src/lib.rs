@@ -16,6 +16,8 @@ pub mod maintenance;
 pub mod metrics;
 pub mod pos;
 pub mod push;
+pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -4,82 +4,25 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, StoreSettings};
-use crate::domain::{Card, DEFAULT_PROGRAM_ID, Locale, Program};
+use crate::domain::{DEFAULT_PROGRAM_ID, Program};
 use crate::google::GoogleWallet;
-use crate::http::errors::ApiError;
-use crate::http::pages::{Message, Pages};
+use crate::http::pages::Pages;
 use crate::metrics::Metrics;
-use crate::push::gateway::PushGateway;
 use crate::push::queue::PushQueue;
 use crate::push::queue::memory::MemoryQueue;
 use crate::push::queue::redis::RedisQueue;
-use crate::push::worker::Worker;
 use crate::push::{ChangeNotifier, PushHealth};
+use crate::state::AppState;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
 use crate::store::{DynStore, Faults};
-
-/// What every request handler can reach, shared as `web::Data<AppState>`.
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: DynStore,
-    pub clock: Arc<dyn Clock>,
-    pub pages: Arc<Pages>,
-    /// The push queue: Redis when configured, else in-process.
-    pub queue: Arc<dyn PushQueue>,
-    /// Tells the push pipeline a card changed.
-    pub changes: ChangeNotifier,
-    pub metrics: Arc<Metrics>,
-    pub push_health: Arc<PushHealth>,
-    /// Google Wallet; `None` when it is not configured.
-    pub google: Option<Arc<GoogleWallet>>,
-    /// Apple Wallet: signing identity, card design, signed-pass cache.
-    pub apple: Arc<crate::apple::Apple>,
-}
-
-impl AppState {
-    /// The default program.
-    pub async fn program(&self) -> Result<Program, ApiError> {
-        self.program_by_id(DEFAULT_PROGRAM_ID).await
-    }
-
-    pub async fn program_by_id(&self, id: &str) -> Result<Program, ApiError> {
-        match self.store.program(id).await? {
-            Some(program) => Ok(program),
-            None => Err(ApiError::internal(&crate::store::StoreError::Corrupt(format!("program {id} is missing")))),
-        }
-    }
-
-    /// The absolute address of a card's page.
-    pub fn card_url(&self, card: &Card) -> String {
-        self.settings.url(&format!("/c/{}", card.card_key.expose()))
-    }
-
-    /// A "something went wrong" page (the cause is already logged by the caller).
-    pub fn error_page(&self, locale: Locale) -> HttpResponse {
-        let t = self.pages.catalog(locale);
-        self.pages.respond(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "message.html",
-            locale,
-            Message {
-                program_name: String::new(),
-                title: t.text("error_title").to_owned(),
-                text: t.text("error_text").to_owned(),
-                link: None,
-                link_text: None,
-            },
-        )
-    }
-}
 
 /// Opens the configured store (creating indexes or migrating the schema).
 pub async fn connect_store(settings: &Settings, faults: Arc<Faults>) -> anyhow::Result<DynStore> {
@@ -122,23 +65,6 @@ pub async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn PushQu
     .context("Redis did not answer within 10 s (LOY_REDIS_URL)")?
     .context("while connecting to Redis (LOY_REDIS_URL)")?;
     Ok(Arc::new(RedisQueue::new(manager, &redis.prefix)))
-}
-
-impl AppState {
-    /// A push worker sharing this application's store, queue and metrics.
-    pub fn worker(&self, gateway: Option<Arc<dyn PushGateway>>, topic: &str) -> Worker {
-        Worker {
-            store: self.store.clone(),
-            queue: self.queue.clone(),
-            gateway,
-            topic: topic.to_owned(),
-            settings: self.settings.push.clone(),
-            metrics: self.metrics.clone(),
-            health: self.push_health.clone(),
-            clock: self.clock.clone(),
-            google: self.google.clone(),
-        }
-    }
 }
 
 /// Creates the default program at first start.
@@ -200,7 +126,7 @@ impl Application {
             App::new()
                 .wrap(from_fn(crate::http::request_id::middleware))
                 .app_data(app_state.clone())
-                .configure(crate::http::routes)
+                .configure(crate::routes::routes)
         })
         .listen(listener)?
         .workers(workers)

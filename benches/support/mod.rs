@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use loy::config::{KEYS, RawSettings, Settings};
 use loy::domain::{ApiKey, Card, Customer, Locale, PersonName, Phone, Scope};
-use loy::startup::{AppState, Application, connect_store};
+use loy::startup::{Application, connect_store};
+use loy::state::AppState;
 use loy::store::{DynStore, Faults};
 
 pub fn env_or(name: &str, default: usize) -> usize {

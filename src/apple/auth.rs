@@ -12,7 +12,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::domain::{Card, PassTypeId, SerialNumber};
 use crate::http::errors::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{CardLookup, StoreError};
 
 /// Why a PassKit request is refused. Each maps to the status Apple's protocol expects.

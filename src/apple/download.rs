@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::{pkpass_response, signed_pass};
 use crate::domain::CardKey;
 use crate::http::pages::{Catalog, locale_of};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The file name a browser saves the pass under.
 pub const FILENAME: &str = "loyalty-card.pkpass";

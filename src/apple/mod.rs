@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Settings;
 use crate::domain::{Card, PassTypeId, Program};
 use crate::http::errors::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use cache::{PassCache, SignedPass};
 use certs::SigningIdentity;
 use pass::{PassBuilder, PassError};

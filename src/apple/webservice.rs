@@ -10,7 +10,7 @@ use super::{pkpass_response, signed_pass, tag};
 use crate::domain::{DeviceLibraryId, PushToken, Registration};
 use crate::http::errors::ApiError;
 use crate::http::json::{JSON_LIMIT, parse_json};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The routes, mounted under `/passkit` (the pass's `webServiceURL`).
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -8,7 +8,7 @@ use super::{EnrollError, Enrolled, EnrollmentInput, enroll, send_card_link};
 use crate::domain::Locale;
 use crate::http::errors::ApiError;
 use crate::http::json::JsonBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,7 @@ use super::{EnrollError, Enrolled, EnrollmentInput, enroll, send_card_link};
 use crate::domain::Locale;
 use crate::http::json::read_request_body;
 use crate::http::pages::locale_of;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Form posts are small; anything bigger is not a person typing.
 const FORM_LIMIT: usize = 16 * 1024;

@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::domain::{Card, Locale};
 use crate::http::pages::{Message, locale_of};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The button for the card page, or `None` when Google Wallet is off. Styled after Google's
 /// black "Add to Google Wallet" badge.

@@ -38,7 +38,7 @@ pub async fn middleware(
     let status = res.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(route, status, elapsed_ms, "request finished"));
-    if let Some(state) = res.request().app_data::<actix_web::web::Data<crate::startup::AppState>>() {
+    if let Some(state) = res.request().app_data::<actix_web::web::Data<crate::state::AppState>>() {
         let method = res.request().method().as_str().to_owned();
         state.metrics.http_requests.with_label_values(&[route.as_str(), method.as_str(), &status.to_string()]).inc();
         state.metrics.http_duration.with_label_values(&[route.as_str()]).observe(elapsed_ms / 1000.0);

@@ -8,7 +8,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::domain::{ApiKey, PresentedKey, Scope};
 use crate::http::errors::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The API key that authenticated the request.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use crate::domain::{Card, CardStatus, EntryKind, EntrySource, LedgerEntry, Local
 use crate::http::errors::ApiError;
 use crate::ledger::idempotency::request_hash;
 use crate::ledger::rules;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{CardLookup, StoredResponse};
 
 #[derive(Debug, Serialize)]

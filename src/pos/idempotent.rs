@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use crate::http::errors::ApiError;
 use crate::ledger::LedgerError;
 use crate::ledger::idempotency::{Claim, IdempotencyError, claim};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{IdempotencyKey, StoreError, StoredResponse};
 
 /// A write's result: the answer, and whether the store already recorded it with the write.

@@ -19,7 +19,7 @@ use crate::http::errors::ApiError;
 use crate::http::json::{RawJson, parse_json};
 use crate::ledger::idempotency::request_hash;
 use crate::ledger::{Actor, Command};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::IdempotencyKey;
 
 /// How far a signature's timestamp may be from the server's clock.

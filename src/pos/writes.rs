@@ -12,7 +12,7 @@ use crate::http::json::{RawJson, parse_json};
 use crate::ledger::idempotency::request_hash;
 use crate::ledger::rules::{MAX_AMOUNT, MAX_POINTS};
 use crate::ledger::{self, Actor, Command, LedgerError, WriteContext};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::IdempotencyKey;
 
 #[derive(Debug, Deserialize)]

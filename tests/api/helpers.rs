@@ -7,7 +7,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use loy::clock::TestClock;
 use loy::config::{KEYS, RawSettings, Settings};
-use loy::startup::{AppState, Application, connect_store};
+use loy::startup::{Application, connect_store};
+use loy::state::AppState;
 use loy::store::{DynStore, Faults};
 use serde_json::{Value, json};
 

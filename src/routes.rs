@@ -1,0 +1,76 @@
+//! The route table: every address of the application and the handler behind it.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::http::errors::ApiError;
+use crate::http::pages::{Message, locale_of};
+use crate::http::{OPENAPI, assets, health, method_not_allowed};
+use crate::state::AppState;
+use crate::{apple, card_page, enrollment};
+
+/// Every route of the application.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PathConfig::default().error_handler(|_, _| ApiError::not_found("No such resource.").into()))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::bad_request("invalid_query", format!("The query string is invalid: {e}.")).into()
+        }))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/api/openapi.json", web::get().to(openapi))
+        .route("/metrics", web::get().to(crate::http::metrics))
+        .service(
+            web::scope("/api/v1")
+                .service(
+                    web::resource("/enrollments")
+                        .route(web::post().to(enrollment::api::create))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .configure(crate::pos::routes)
+                .default_service(web::to(api_not_found)),
+        )
+        .service(
+            web::resource("/")
+                .route(web::get().to(enrollment::form::show))
+                .route(web::post().to(enrollment::form::submit))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .route("/c/{card_key}", web::get().to(card_page::show))
+        .route("/c/{card_key}/google", web::get().to(crate::google::web::add_to_google_wallet))
+        .configure(apple::routes)
+        .route("/static/{path:.*}", web::get().to(assets::static_file))
+        .default_service(web::to(fallback));
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .body(OPENAPI)
+}
+
+async fn api_not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("No such API endpoint."))
+}
+
+/// Unknown addresses: JSON for API-looking paths, a page for people.
+async fn fallback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if req.path().starts_with("/api/") {
+        return actix_web::ResponseError::error_response(&ApiError::not_found("No such API endpoint."));
+    }
+    let locale = locale_of(&req, state.settings.default_locale);
+    let t = state.pages.catalog(locale);
+    let program_name = state.program().await.map(|p| p.name).unwrap_or_default();
+    state.pages.respond(
+        StatusCode::NOT_FOUND,
+        "message.html",
+        locale,
+        Message {
+            program_name,
+            title: t.text("page_not_found_title").to_owned(),
+            text: t.text("page_not_found_text").to_owned(),
+            link: Some(format!("/?lang={}", locale.code())),
+            link_text: Some(t.text("back_to_form").to_owned()),
+        },
+    )
+}

@@ -1,0 +1,91 @@
+//! The application state every handler reaches (`web::Data<AppState>`), below the handlers:
+//! handlers depend on this module, never on `startup.rs`, which wires the routes to them.
+
+use std::sync::Arc;
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::domain::{Card, DEFAULT_PROGRAM_ID, Locale, Program};
+use crate::google::GoogleWallet;
+use crate::http::errors::ApiError;
+use crate::http::pages::{Message, Pages};
+use crate::metrics::Metrics;
+use crate::push::gateway::PushGateway;
+use crate::push::queue::PushQueue;
+use crate::push::worker::Worker;
+use crate::push::{ChangeNotifier, PushHealth};
+use crate::store::DynStore;
+
+/// What every request handler can reach, shared as `web::Data<AppState>`.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: DynStore,
+    pub clock: Arc<dyn Clock>,
+    pub pages: Arc<Pages>,
+    /// The push queue: Redis when configured, else in-process.
+    pub queue: Arc<dyn PushQueue>,
+    /// Tells the push pipeline a card changed.
+    pub changes: ChangeNotifier,
+    pub metrics: Arc<Metrics>,
+    pub push_health: Arc<PushHealth>,
+    /// Google Wallet; `None` when it is not configured.
+    pub google: Option<Arc<GoogleWallet>>,
+    /// Apple Wallet: signing identity, card design, signed-pass cache.
+    pub apple: Arc<crate::apple::Apple>,
+}
+
+impl AppState {
+    /// The default program.
+    pub async fn program(&self) -> Result<Program, ApiError> {
+        self.program_by_id(DEFAULT_PROGRAM_ID).await
+    }
+
+    pub async fn program_by_id(&self, id: &str) -> Result<Program, ApiError> {
+        match self.store.program(id).await? {
+            Some(program) => Ok(program),
+            None => Err(ApiError::internal(&crate::store::StoreError::Corrupt(format!("program {id} is missing")))),
+        }
+    }
+
+    /// The absolute address of a card's page.
+    pub fn card_url(&self, card: &Card) -> String {
+        self.settings.url(&format!("/c/{}", card.card_key.expose()))
+    }
+
+    /// A "something went wrong" page (the cause is already logged by the caller).
+    pub fn error_page(&self, locale: Locale) -> HttpResponse {
+        let t = self.pages.catalog(locale);
+        self.pages.respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "message.html",
+            locale,
+            Message {
+                program_name: String::new(),
+                title: t.text("error_title").to_owned(),
+                text: t.text("error_text").to_owned(),
+                link: None,
+                link_text: None,
+            },
+        )
+    }
+}
+
+impl AppState {
+    /// A push worker sharing this application's store, queue and metrics.
+    pub fn worker(&self, gateway: Option<Arc<dyn PushGateway>>, topic: &str) -> Worker {
+        Worker {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            gateway,
+            topic: topic.to_owned(),
+            settings: self.settings.push.clone(),
+            metrics: self.metrics.clone(),
+            health: self.push_health.clone(),
+            clock: self.clock.clone(),
+            google: self.google.clone(),
+        }
+    }
+}
