@@ -73,7 +73,8 @@ pub async fn ensure_default_program(
     store: &DynStore,
     clock: &dyn Clock,
 ) -> anyhow::Result<Program> {
-    let program = Program::new(DEFAULT_PROGRAM_ID, &settings.program_name, settings.currency.clone(), clock.now());
+    let mut program = Program::new(DEFAULT_PROGRAM_ID, &settings.program_name, settings.currency.clone(), clock.now());
+    program.rules.welcome_at_first_purchase = settings.welcome_at_first_purchase;
     store.ensure_program(&program).await.context("while creating the default program")
 }
 

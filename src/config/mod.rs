@@ -62,6 +62,9 @@ pub struct Settings {
     pub currency: Currency,
     /// Replaces the built-in consent sentence on the registration form.
     pub consent_text: Option<String>,
+    /// Used when the default program is first created: credit the welcome bonus at the first
+    /// purchase rather than at registration (scripted registrations then collect nothing).
+    pub welcome_at_first_purchase: bool,
     /// How often `serve` expires due points and purges old idempotency records.
     pub maintenance_interval: std::time::Duration,
     pub push: push::PushSettings,
@@ -96,6 +99,7 @@ pub const KEYS: &[&str] = &[
     "program_name",
     "currency",
     "consent_text",
+    "welcome_bonus_at",
     "maintenance_interval_secs",
     "workers",
     "push_concurrency",
@@ -221,6 +225,11 @@ impl Settings {
         })?;
         let currency = raw.parse_or("currency", Currency::parse("RUB").expect("RUB is a currency"), Currency::parse)?;
         let consent_text = raw.parse_opt("consent_text", parse::string)?;
+        let welcome_at_first_purchase = raw.parse_or("welcome_bonus_at", false, |s| match s {
+            "registration" => Ok(false),
+            "first_purchase" => Ok(true),
+            _ => Err(format!("`{s}` is not `registration` or `first_purchase`")),
+        })?;
         let push = push::from_raw(raw)?;
         let maintenance_interval = std::time::Duration::from_secs(raw.parse_or(
             "maintenance_interval_secs",
@@ -249,6 +258,7 @@ impl Settings {
             program_name,
             currency,
             consent_text,
+            welcome_at_first_purchase,
             maintenance_interval,
             push,
             google,

@@ -102,7 +102,8 @@ pub struct Card {
 
 impl Card {
     /// A new card for `holder` with fresh identifiers and its welcome entry, which is the first
-    /// entry of its ledger and sets the starting balance.
+    /// entry of its ledger and sets the starting balance (zero when the program credits the
+    /// welcome bonus at the first purchase instead).
     pub fn enroll(
         program: &Program,
         holder: Customer,
@@ -111,7 +112,7 @@ impl Card {
     ) -> (Card, LedgerEntry) {
         let now = stored_precision(now);
         let rules = &program.rules;
-        let welcome = rules.welcome_bonus;
+        let welcome = if rules.welcome_at_first_purchase { 0 } else { rules.welcome_bonus };
         let tier = rules.tier_for(0).id.clone();
         let modified_at = whole_second(now);
         let serial = SerialNumber::generate();

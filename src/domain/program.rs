@@ -87,8 +87,14 @@ pub struct ProgramRules {
     pub max_redeem_percent: u32,
     /// Points expire this many days after they were earned (oldest first); `None` = never.
     pub expiry_days: Option<u32>,
-    /// Given to both the inviting and the invited customer at the invited one's first purchase.
+    /// Given to both the inviting and the invited customer at the invited one's first
+    /// qualifying purchase, and taken back (where still unspent) if that purchase is refunded.
     pub referral_bonus: i64,
+    /// The smallest purchase, in minor currency units, that qualifies for the referral bonus.
+    pub referral_min_purchase: i64,
+    /// Credit the welcome bonus at the first purchase instead of at registration, so scripted
+    /// registrations collect nothing.
+    pub welcome_at_first_purchase: bool,
 }
 
 impl Default for ProgramRules {
@@ -112,6 +118,8 @@ impl Default for ProgramRules {
             max_redeem_percent: 50,
             expiry_days: None,
             referral_bonus: 100,
+            referral_min_purchase: 10_000,
+            welcome_at_first_purchase: false,
         }
     }
 }
@@ -145,7 +153,11 @@ impl ProgramRules {
         if self.tiers.iter().any(|t| t.cashback_bp > 10_000) {
             return Err("cashback cannot exceed 100 %".into());
         }
-        if self.welcome_bonus < 0 || self.min_redemption < 0 || self.referral_bonus < 0 {
+        if self.welcome_bonus < 0
+            || self.min_redemption < 0
+            || self.referral_bonus < 0
+            || self.referral_min_purchase < 0
+        {
             return Err("bonuses and the minimum redemption cannot be negative".into());
         }
         if self.max_redeem_percent > 100 {
@@ -198,6 +210,8 @@ mod tests {
         assert_eq!(rules.max_redeem_percent, 50);
         assert_eq!(rules.expiry_days, None);
         assert_eq!(rules.referral_bonus, 100);
+        assert_eq!(rules.referral_min_purchase, 10_000);
+        assert!(!rules.welcome_at_first_purchase);
         let summary: Vec<_> = rules.tiers.iter().map(|t| (t.id.as_str(), t.threshold, t.cashback_bp)).collect();
         assert_eq!(
             summary,

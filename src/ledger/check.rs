@@ -2,7 +2,10 @@
 //! finishing first any write a crash interrupted after its commit point.
 
 use crate::domain::{EntryKind, Program, SerialNumber};
-use crate::ledger::{LedgerError, ensure_referrer_bonus, referral_entry_id, referrer_entry_id};
+use crate::ledger::{
+    LedgerError, ensure_referrer_bonus, ensure_referrer_reversal, referral_entry_id, referral_reversal_id,
+    referrer_entry_id, referrer_reversal_id,
+};
 use crate::store::Store;
 
 /// A card whose stored state disagrees with its ledger.
@@ -17,7 +20,8 @@ pub struct Report {
     pub cards: u64,
     pub entries: u64,
     pub mismatches: Vec<Mismatch>,
-    /// Referral bonuses of inviting cards that a crash had left unpaid, now paid.
+    /// Referral bonuses of inviting cards that a crash had left unpaid (or, for a refunded
+    /// purchase, not taken back), now settled.
     pub repaired_referrals: u64,
 }
 
@@ -74,9 +78,19 @@ pub async fn check_all(
                 }
             }
             if let Some(inviter) = &card.referred_by {
-                let paid_invited = entries.iter().any(|e| e.id == referral_entry_id(&card.serial));
-                if paid_invited && store.entry(&referrer_entry_id(&card.serial)).await?.is_none() {
+                // The inviting card follows the invited one: paid with its qualifying purchase,
+                // taken back with its refund.
+                let has = |id: String| entries.iter().any(|e| e.id == id);
+                let paid_invited = has(referral_entry_id(&card.serial));
+                let reversed_invited = has(referral_reversal_id(&card.serial));
+                let paid_inviter = store.entry(&referrer_entry_id(&card.serial)).await?.is_some();
+                if paid_invited && !reversed_invited && !paid_inviter {
                     ensure_referrer_bonus(store, program, &card.serial, inviter, now).await?;
+                    report.repaired_referrals += 1;
+                }
+                if reversed_invited && paid_inviter && store.entry(&referrer_reversal_id(&card.serial)).await?.is_none()
+                {
+                    ensure_referrer_reversal(store, program, &card.serial, inviter, now).await?;
                     report.repaired_referrals += 1;
                 }
             }

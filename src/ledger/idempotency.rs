@@ -2,9 +2,10 @@
 //!
 //! The first request with a key creates a record holding the request's hash and the id its
 //! ledger entry will have, and a short lease. Concurrent duplicates wait for the answer. If the
-//! holder dies, its lease expires and the next retry takes the record over: because the entry
-//! id is fixed in the record, the retry finds the entry if the write was applied and answers
-//! from it, or applies it if it was not — never both.
+//! holder dies (or stalls), its lease expires and the next retry takes the record over: because
+//! the entry id is fixed in the record, the retry finds the entry if the write was applied and
+//! answers from it, or applies it if it was not — never both, even while the first holder is
+//! still running (see `ledger::apply`).
 
 use std::time::Duration;
 
@@ -21,7 +22,9 @@ pub const LEASE: chrono::Duration = chrono::Duration::seconds(10);
 pub const RETENTION: chrono::Duration = chrono::Duration::hours(48);
 /// How long a duplicate waits for the first request's answer before giving up with 409.
 const WAIT_LIMIT: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(10);
+/// A waiting duplicate reads the record again after this, doubling up to `POLL_MAX`.
+const POLL_MIN: Duration = Duration::from_millis(5);
+const POLL_MAX: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdempotencyError {
@@ -36,9 +39,9 @@ pub enum IdempotencyError {
 /// The outcome of presenting a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This request does the work, writing the entry `entry_id`. `retry`: an earlier attempt
-    /// may have applied it already.
-    Owner { entry_id: String, retry: bool },
+    /// This request does the work, writing the entry `entry_id` (which an earlier holder of the
+    /// key may have written already: the ledger checks).
+    Owner { entry_id: String },
     /// The request was answered before: answer the same.
     Replay(StoredResponse),
 }
@@ -54,7 +57,9 @@ pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Claims `key` for a request with `hash`, waiting while another request holds it.
+/// Claims `key` for a request with `hash`, waiting while another request holds it. The record
+/// is created once; a waiting duplicate then only reads it (with backoff), so waiting costs no
+/// writes.
 pub async fn claim(
     store: &dyn LedgerStore,
     clock: &dyn Clock,
@@ -62,38 +67,62 @@ pub async fn claim(
     hash: &str,
 ) -> Result<Claim, IdempotencyError> {
     let started = tokio::time::Instant::now();
+    let mut poll = POLL_MIN;
+    let mut existing = match start(store, clock, key, hash).await? {
+        Ok(claim) => return Ok(claim),
+        Err(existing) => existing,
+    };
     loop {
-        let now = clock.now();
-        let record = IdempotencyRecord {
-            key: key.clone(),
-            request_hash: hash.to_owned(),
-            entry_id: LedgerEntry::new_id(),
-            lease_until: now + LEASE,
-            response: None,
-            created_at: now,
-            expires_at: now + RETENTION,
-        };
-        let existing = match store.idempotency_start(&record).await? {
-            IdempotencyStart::Started => return Ok(Claim::Owner { entry_id: record.entry_id, retry: false }),
-            IdempotencyStart::Existing(existing) => existing,
-        };
         if existing.request_hash != hash {
             return Err(IdempotencyError::KeyReused);
         }
         if let Some(response) = existing.response {
             return Ok(Claim::Replay(response));
         }
+        let now = clock.now();
         if lease_expired(existing.lease_until, now) {
             if store.idempotency_take_over(key, existing.lease_until, now + LEASE).await? {
-                return Ok(Claim::Owner { entry_id: existing.entry_id, retry: true });
+                return Ok(Claim::Owner { entry_id: existing.entry_id });
             }
-            continue;
+        } else {
+            if started.elapsed() > WAIT_LIMIT {
+                return Err(IdempotencyError::InProgress);
+            }
+            tokio::time::sleep(poll).await;
+            poll = (poll * 2).min(POLL_MAX);
         }
-        if started.elapsed() > WAIT_LIMIT {
-            return Err(IdempotencyError::InProgress);
-        }
-        tokio::time::sleep(POLL).await;
+        existing = match store.idempotency_get(key).await? {
+            Some(record) => record,
+            // Purged meanwhile (it expired): start afresh.
+            None => match start(store, clock, key, hash).await? {
+                Ok(claim) => return Ok(claim),
+                Err(existing) => existing,
+            },
+        };
     }
+}
+
+/// Creates the record: `Ok` when this request owns it, else the record found.
+async fn start(
+    store: &dyn LedgerStore,
+    clock: &dyn Clock,
+    key: &IdempotencyKey,
+    hash: &str,
+) -> Result<Result<Claim, IdempotencyRecord>, IdempotencyError> {
+    let now = clock.now();
+    let record = IdempotencyRecord {
+        key: key.clone(),
+        request_hash: hash.to_owned(),
+        entry_id: LedgerEntry::new_id(),
+        lease_until: now + LEASE,
+        response: None,
+        created_at: now,
+        expires_at: now + RETENTION,
+    };
+    Ok(match store.idempotency_start(&record).await? {
+        IdempotencyStart::Started => Ok(Claim::Owner { entry_id: record.entry_id }),
+        IdempotencyStart::Existing(existing) => Err(existing),
+    })
 }
 
 fn lease_expired(lease_until: DateTime<Utc>, now: DateTime<Utc>) -> bool {

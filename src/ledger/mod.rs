@@ -4,8 +4,10 @@
 //!
 //! A write is computed from the card as read and committed only if the card has not changed
 //! since (optimistic concurrency; see `store::LedgerStore::commit_ledger`); a conflict recomputes
-//! it. The entry id is fixed before the first attempt, so a retried request recognises its own
-//! entry and never applies twice (see [`idempotency`]).
+//! it. The entry id is fixed before the first attempt and every attempt reads the card together
+//! with that entry (`LedgerStore::card_for_write`), so a retried request — or one whose
+//! idempotency lease was taken over while it ran — recognises its own entry and never applies
+//! twice (see [`idempotency`] and `docs/architecture.md`).
 
 pub mod check;
 pub mod expiry;
@@ -16,7 +18,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::{Card, CardStatus, EntryKind, EntrySource, LastEntry, LedgerEntry, Program, SerialNumber};
-use crate::store::{CardLookup, IdempotencyKey, LedgerWrite, Store, StoreError, StoredResponse};
+use crate::store::faults::points;
+use crate::store::{CardForWrite, CardLookup, IdempotencyKey, LedgerWrite, Store, StoreError, StoredResponse};
 use rules::RedeemRefusal;
 
 /// Who asks for a change.
@@ -79,9 +82,16 @@ pub struct TransactionResult {
     pub purchase_amount: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
-    /// The invited customer's bonus credited with their first purchase.
+    /// The invited customer's bonus credited with their first qualifying purchase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referral_bonus: Option<i64>,
+    /// The welcome bonus credited with the first purchase (programs that credit it then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub welcome_bonus: Option<i64>,
+    /// For the reversal of a purchase that paid the referral bonus: the bonus taken back from
+    /// this card (as much of it as was unspent; the inviting card's bonus is taken back too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referral_bonus_reversed: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reversed_transaction_id: Option<String>,
     /// For a reversed earn whose points were partly spent: the points that could not be taken
@@ -107,6 +117,22 @@ pub fn referrer_entry_id(invited: &SerialNumber) -> String {
     format!("refby_{invited}")
 }
 
+/// The id of the entry taking back the invited customer's referral bonus (its purchase was
+/// refunded): one per card, ever.
+pub fn referral_reversal_id(invited: &SerialNumber) -> String {
+    format!("unref_{invited}")
+}
+
+/// The id of the entry taking back the inviting customer's bonus for inviting `invited`.
+pub fn referrer_reversal_id(invited: &SerialNumber) -> String {
+    format!("unrefby_{invited}")
+}
+
+/// The id of a welcome bonus credited at the first purchase: one per card, ever.
+pub fn first_purchase_welcome_id(card: &SerialNumber) -> String {
+    format!("welcome_{card}")
+}
+
 /// How one write is made.
 #[derive(Debug, Clone)]
 pub struct WriteContext {
@@ -115,8 +141,6 @@ pub struct WriteContext {
     pub actor: Actor,
     pub idempotency: Option<IdempotencyKey>,
     pub now: DateTime<Utc>,
-    /// Whether an earlier attempt may already have applied this write (a retry).
-    pub may_exist: bool,
     /// Told about every card this write changes, so the change reaches the phones.
     pub notify: Option<crate::push::ChangeNotifier>,
 }
@@ -129,30 +153,47 @@ impl WriteContext {
     }
 }
 
-/// The answer for an entry already stored (a retry of a write that was applied).
+/// The answer for an entry already stored (a retry of a write that was applied): the entries
+/// written with it follow it directly on the card.
 pub async fn describe_stored(
     store: &dyn Store,
     main: &LedgerEntry,
     card_number: &str,
 ) -> Result<TransactionResult, LedgerError> {
-    let referral = match main.kind {
-        EntryKind::Earn => store.entry(&referral_entry_id(&main.serial)).await?.filter(|r| r.seq == main.seq + 1),
-        _ => None,
+    let followers = match main.kind {
+        EntryKind::Earn | EntryKind::Reverse => {
+            let mut next = store.card_entries(&main.serial, Some(main.seq + 3), 2).await?;
+            next.retain(|e| e.seq > main.seq && is_follower(main, e));
+            next.sort_by_key(|e| e.seq);
+            next
+        }
+        _ => Vec::new(),
     };
     let original = match &main.reverses {
         Some(id) => store.entry(id).await?,
         None => None,
     };
-    Ok(describe(main, referral.as_ref(), original.as_ref(), card_number))
+    let mut entries = vec![main.clone()];
+    entries.extend(followers);
+    Ok(describe(&entries, original.as_ref(), card_number))
 }
 
-fn describe(
-    main: &LedgerEntry,
-    referral: Option<&LedgerEntry>,
-    original: Option<&LedgerEntry>,
-    card_number: &str,
-) -> TransactionResult {
-    let last = referral.unwrap_or(main);
+/// Whether `entry` is one a write of `main` adds after it (bonuses, a referral taken back).
+fn is_follower(main: &LedgerEntry, entry: &LedgerEntry) -> bool {
+    let serial = &main.serial;
+    match main.kind {
+        EntryKind::Earn => entry.id == referral_entry_id(serial) || entry.id == first_purchase_welcome_id(serial),
+        EntryKind::Reverse => entry.id == referral_reversal_id(serial),
+        _ => false,
+    }
+}
+
+/// The answer to a write that produced `entries` (the main one first).
+fn describe(entries: &[LedgerEntry], original: Option<&LedgerEntry>, card_number: &str) -> TransactionResult {
+    let main = &entries[0];
+    let last = entries.last().unwrap_or(main);
+    let serial = &main.serial;
+    let points_of = |id: String| entries.iter().find(|e| e.id == id).map(|e| e.points);
     TransactionResult {
         transaction_id: main.id.clone(),
         kind: main.kind,
@@ -162,7 +203,9 @@ fn describe(
         card_number: card_number.to_owned(),
         purchase_amount: main.purchase_amount,
         order_id: main.order_id.clone(),
-        referral_bonus: referral.map(|r| r.points),
+        referral_bonus: points_of(referral_entry_id(serial)),
+        welcome_bonus: points_of(first_purchase_welcome_id(serial)),
+        referral_bonus_reversed: points_of(referral_reversal_id(serial)).map(i64::abs),
         reversed_transaction_id: main.reverses.clone(),
         points_not_reversed: original.and_then(|o| {
             let missing = o.points.abs() - main.points.abs();
@@ -177,8 +220,51 @@ struct Plan {
     card: Card,
     entries: Vec<LedgerEntry>,
     original: Option<LedgerEntry>,
-    /// The inviting card owed a bonus because of this write.
-    referrer: Option<SerialNumber>,
+    /// What the write owes another card once it is committed.
+    follow_up: Option<FollowUp>,
+}
+
+/// A change to the inviting card that a write of the invited card makes necessary. It is a
+/// second write (cards are committed one at a time) with a fixed entry id, so it happens once;
+/// if it cannot happen right after the first, a retry of the request or `loy check ledger`
+/// finishes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FollowUp {
+    /// The inviter's bonus for the invited card's first qualifying purchase.
+    ReferrerBonus { inviter: SerialNumber },
+    /// The inviter's bonus taken back: that purchase was refunded.
+    ReferrerReversal { inviter: SerialNumber },
+}
+
+impl FollowUp {
+    /// The follow-up an already stored answer implies.
+    fn of(card: &Card, result: &TransactionResult) -> Option<Self> {
+        let inviter = card.referred_by.clone()?;
+        if result.referral_bonus.is_some() {
+            Some(Self::ReferrerBonus { inviter })
+        } else if result.referral_bonus_reversed.is_some() {
+            Some(Self::ReferrerReversal { inviter })
+        } else {
+            None
+        }
+    }
+
+    async fn run(&self, store: &dyn Store, program: &Program, invited: &SerialNumber, ctx: &WriteContext) {
+        let (inviter, done) = match self {
+            Self::ReferrerBonus { inviter } => {
+                (inviter, ensure_referrer_bonus(store, program, invited, inviter, ctx.now).await)
+            }
+            Self::ReferrerReversal { inviter } => {
+                (inviter, ensure_referrer_reversal(store, program, invited, inviter, ctx.now).await)
+            }
+        };
+        match done {
+            Ok(()) => ctx.changed(inviter),
+            // The invited card's write is committed; this is finished by a retry of the request
+            // or by `loy check ledger`, never lost.
+            Err(e) => tracing::warn!(error = %e, inviter = %inviter, "updating the inviting card failed"),
+        }
+    }
 }
 
 /// Builds the entries of a write on `card` one after another.
@@ -242,7 +328,7 @@ impl<'a> Builder<'a> {
         });
     }
 
-    fn finish(self, original: Option<LedgerEntry>, referrer: Option<SerialNumber>) -> Plan {
+    fn finish(self, original: Option<LedgerEntry>, follow_up: Option<FollowUp>) -> Plan {
         let last = self.entries.last().expect("a write has at least one entry");
         let mut card = self.card.bumped(self.ctx.now);
         card.version = self.card.version + self.entries.len() as i64;
@@ -251,7 +337,7 @@ impl<'a> Builder<'a> {
         card.tier = self.tier;
         card.last_entry =
             Some(LastEntry { kind: self.entries[0].kind, points: self.entries[0].points, at: last.created_at });
-        Plan { card, entries: self.entries, original, referrer }
+        Plan { card, entries: self.entries, original, follow_up }
     }
 }
 
@@ -282,16 +368,28 @@ async fn plan(
                 description.clone(),
                 None,
             );
-            let mut referrer = None;
-            if let Some(inviter) = &card.referred_by {
-                let referral_id = referral_entry_id(&card.serial);
-                if rules.referral_bonus > 0 && store.entry(&referral_id).await?.is_none() {
-                    let note = Some("Bonus for joining by invitation".to_owned());
-                    b.push(referral_id, EntryKind::Referral, rules.referral_bonus, 0, None, None, note, None);
-                    referrer = Some(inviter.clone());
+            if rules.welcome_at_first_purchase && rules.welcome_bonus > 0 && card.lifetime_earned == 0 {
+                // Only a card that never kept earned points can be at its first purchase; the
+                // fixed id makes the bonus once per card whatever the lifetime does later.
+                let welcome_id = first_purchase_welcome_id(&card.serial);
+                if store.entry(&welcome_id).await?.is_none() {
+                    let note = Some("Welcome bonus with the first purchase".to_owned());
+                    b.push(welcome_id, EntryKind::Welcome, rules.welcome_bonus, 0, None, None, note, None);
                 }
             }
-            Ok(b.finish(None, referrer))
+            let mut follow_up = None;
+            if let Some(inviter) = &card.referred_by {
+                let referral_id = referral_entry_id(&card.serial);
+                if rules.referral_bonus > 0
+                    && *purchase_amount >= rules.referral_min_purchase
+                    && store.entry(&referral_id).await?.is_none()
+                {
+                    let note = Some("Bonus for joining by invitation".to_owned());
+                    b.push(referral_id, EntryKind::Referral, rules.referral_bonus, 0, None, None, note, None);
+                    follow_up = Some(FollowUp::ReferrerBonus { inviter: inviter.clone() });
+                }
+            }
+            Ok(b.finish(None, follow_up))
         }
         Command::Redeem { points, purchase_amount, order_id, description } => {
             if card.status == CardStatus::Blocked {
@@ -360,7 +458,34 @@ async fn plan(
                 reason.clone(),
                 Some(transaction_id.clone()),
             );
-            Ok(b.finish(Some(original), None))
+            let mut follow_up = None;
+            if original.kind == EntryKind::Earn {
+                // The purchase that paid the referral bonus is refunded: the bonus goes back too,
+                // as far as it is unspent, here and on the inviting card.
+                let referral_id = referral_entry_id(&card.serial);
+                let paid_with_it = store
+                    .entry(&referral_id)
+                    .await?
+                    .filter(|r| r.seq > original.seq && r.seq <= original.seq + 2 && r.serial == original.serial);
+                if let Some(referral) = paid_with_it {
+                    if store.reversal_of(&referral_id).await?.is_none() {
+                        let taken = referral.points.min(b.balance.max(0));
+                        let note = Some("Referral bonus taken back: its purchase was refunded".to_owned());
+                        b.push(
+                            referral_reversal_id(&card.serial),
+                            EntryKind::Reverse,
+                            -taken,
+                            0,
+                            None,
+                            None,
+                            note,
+                            Some(referral_id),
+                        );
+                        follow_up = card.referred_by.clone().map(|inviter| FollowUp::ReferrerReversal { inviter });
+                    }
+                }
+            }
+            Ok(b.finish(Some(original), follow_up))
         }
     }
 }
@@ -368,8 +493,15 @@ async fn plan(
 /// Applies `command` to the card `serial` exactly once, whatever races with it. Also says
 /// whether the answer was recorded in the idempotency record with the write.
 ///
-/// `read` is the card as the caller already read it, used for the first attempt instead of
-/// reading it again; if it is stale the version check refuses the write and it is re-read.
+/// `read` is the card as the caller already read it with [`Store::card_for_write`] for
+/// `ctx.entry_id`, used for the first attempt instead of reading it again; if it is stale the
+/// commit is refused and the card is read again.
+///
+/// Every attempt reads the card together with the entry this write reserved: found, the write
+/// was applied before (a retry, or a request whose lease was taken over while this one ran) and
+/// its answer is derived from the stored entries; not found, the write is computed from the card
+/// and committed only if the card is still at the version read, so anything committed after the
+/// read — this very entry included — makes the commit match nothing and the loop decide again.
 #[tracing::instrument(skip_all, fields(serial = %serial))]
 pub async fn apply(
     store: &dyn Store,
@@ -377,52 +509,59 @@ pub async fn apply(
     serial: &SerialNumber,
     command: &Command,
     ctx: &WriteContext,
-    mut read: Option<Card>,
+    mut read: Option<CardForWrite>,
 ) -> Result<(TransactionResult, bool), LedgerError> {
     loop {
-        let card = match read.take().filter(|card| &card.serial == serial) {
-            Some(card) => card,
-            None => store.find_card(CardLookup::Serial(serial)).await?.ok_or(LedgerError::CardNotFound)?,
+        let CardForWrite { card, existing } = match read.take().filter(|r| &r.card.serial == serial) {
+            Some(read) => read,
+            None => store
+                .card_for_write(CardLookup::Serial(serial), &ctx.entry_id)
+                .await?
+                .ok_or(LedgerError::CardNotFound)?,
         };
-        if ctx.may_exist {
-            if let Some(existing) = store.entry(&ctx.entry_id).await? {
-                let result = describe_stored(store, &existing, card.card_number.as_str()).await?;
-                if let Some(inviter) = card.referred_by.as_ref().filter(|_| result.referral_bonus.is_some()) {
-                    ensure_referrer_bonus(store, program, serial, inviter, ctx.now).await?;
-                    ctx.changed(inviter);
-                }
-                ctx.changed(serial);
-                return Ok((result, false));
+        if let Some(existing) = existing {
+            let result = describe_stored(store, &existing, card.card_number.as_str()).await?;
+            if let Some(follow_up) = FollowUp::of(&card, &result) {
+                follow_up.run(store, program, serial, ctx).await;
             }
+            ctx.changed(serial);
+            return Ok((result, false));
         }
         let plan = plan(store, program, &card, command, ctx).await?;
-        let result = describe(&plan.entries[0], plan.entries.get(1), plan.original.as_ref(), card.card_number.as_str());
+        let result = describe(&plan.entries, plan.original.as_ref(), card.card_number.as_str());
         // The answer is recorded with the write itself, unless a follow-up write remains.
-        let recorded = ctx.idempotency.is_some();
-        let completes = match (&ctx.idempotency, &plan.referrer) {
+        let completes = match (&ctx.idempotency, &plan.follow_up) {
             (Some(key), None) => Some((key.clone(), result.stored())),
             _ => None,
         };
         let write = LedgerWrite { card: plan.card, expected_version: card.version, entries: plan.entries, completes };
-        if store.commit_ledger(&write).await? {
-            ctx.changed(serial);
-            if write.card.tier != card.tier {
-                tracing::info!(from = %card.tier, to = %write.card.tier, "tier changed");
-            }
-            if let Some(inviter) = &plan.referrer {
-                ensure_referrer_bonus(store, program, serial, inviter, ctx.now).await?;
-                ctx.changed(inviter);
-                if let Some(key) = &ctx.idempotency {
-                    store.idempotency_complete(key, &result.stored()).await?;
+        store.reached(points::LEDGER_BEFORE_COMMIT).await;
+        if !store.commit_ledger(&write).await? {
+            tracing::debug!("the card changed meanwhile; deciding again");
+            continue;
+        }
+        // Past the commit point: the change exists, and nothing below fails the request.
+        ctx.changed(serial);
+        if write.card.tier != card.tier {
+            tracing::info!(from = %card.tier, to = %write.card.tier, "tier changed");
+        }
+        let mut recorded = ctx.idempotency.is_some();
+        if let Some(follow_up) = &plan.follow_up {
+            follow_up.run(store, program, serial, ctx).await;
+            if let Some(key) = &ctx.idempotency {
+                if let Err(e) = store.idempotency_complete(key, &result.stored()).await {
+                    // A retry finds the entry and answers the same.
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), "recording an answer failed");
+                    recorded = false;
                 }
             }
-            return Ok((result, recorded));
         }
-        tracing::debug!("the card changed meanwhile; recomputing");
+        return Ok((result, recorded));
     }
 }
 
-/// Credits the inviting card for `invited`'s first purchase, once (the entry id is fixed).
+/// Credits the inviting card for `invited`'s first qualifying purchase, once (the entry id is
+/// fixed).
 pub async fn ensure_referrer_bonus(
     store: &dyn Store,
     program: &Program,
@@ -431,24 +570,59 @@ pub async fn ensure_referrer_bonus(
     now: DateTime<Utc>,
 ) -> Result<(), LedgerError> {
     let id = referrer_entry_id(invited);
+    let note = "Bonus for inviting a friend";
+    write_system_entry(store, program, inviter, &id, now, |_| Some((program.rules.referral_bonus, note, None))).await
+}
+
+/// Takes back the inviting card's bonus for `invited` (the purchase that paid it was refunded),
+/// as far as it is unspent, once.
+pub async fn ensure_referrer_reversal(
+    store: &dyn Store,
+    program: &Program,
+    invited: &SerialNumber,
+    inviter: &SerialNumber,
+    now: DateTime<Utc>,
+) -> Result<(), LedgerError> {
+    let bonus_id = referrer_entry_id(invited);
+    let Some(bonus) = store.entry(&bonus_id).await? else {
+        return Ok(()); // never paid: nothing to take back
+    };
+    let id = referrer_reversal_id(invited);
+    let note = "Bonus for inviting a friend taken back: the friend's purchase was refunded";
+    write_system_entry(store, program, inviter, &id, now, |card| {
+        Some((-bonus.points.min(card.balance.max(0)), note, Some(bonus_id.clone())))
+    })
+    .await
+}
+
+/// Writes one system entry with a fixed id on `serial` unless it is already there. `entry`
+/// gives its points, note and the entry it reverses, from the card as read.
+async fn write_system_entry(
+    store: &dyn Store,
+    program: &Program,
+    serial: &SerialNumber,
+    id: &str,
+    now: DateTime<Utc>,
+    entry: impl Fn(&Card) -> Option<(i64, &'static str, Option<String>)>,
+) -> Result<(), LedgerError> {
     loop {
-        if store.entry(&id).await?.is_some() {
-            return Ok(());
-        }
-        let Some(card) = store.find_card(CardLookup::Serial(inviter)).await? else {
+        let Some(CardForWrite { card, existing }) = store.card_for_write(CardLookup::Serial(serial), id).await? else {
             return Ok(());
         };
+        if existing.is_some() {
+            return Ok(());
+        }
+        let Some((points, note, reverses)) = entry(&card) else { return Ok(()) };
         let ctx = WriteContext {
-            entry_id: id.clone(),
+            entry_id: id.to_owned(),
             actor: Actor { source: EntrySource::System, id: None },
             idempotency: None,
             now,
-            may_exist: true,
             notify: None,
         };
+        let kind = if reverses.is_some() { EntryKind::Reverse } else { EntryKind::Referral };
         let mut b = Builder::new(program, &card, &ctx);
-        let note = Some("Bonus for inviting a friend".to_owned());
-        b.push(id.clone(), EntryKind::Referral, program.rules.referral_bonus, 0, None, None, note, None);
+        b.push(id.to_owned(), kind, points, 0, None, None, Some(note.to_owned()), reverses);
         let plan = b.finish(None, None);
         let write =
             LedgerWrite { card: plan.card, expected_version: card.version, entries: plan.entries, completes: None };

@@ -201,7 +201,7 @@ async fn set_status(
     auth.require(Scope::Admin)?;
     let key = idempotent::idempotency_key(req, &auth.key.id)?;
     let hash = request_hash(req.method().as_str(), req.path(), b"");
-    let work = |_entry_id: String, _retry: bool| async move {
+    let work = |_entry_id: String| async move {
         loop {
             let card = resolve_card(state.store.as_ref(), &id).await?;
             let program = state.program_by_id(&card.program_id).await.map_err(Failure::Transient)?;

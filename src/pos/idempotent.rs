@@ -106,8 +106,7 @@ fn respond(response: &StoredResponse, replayed: bool) -> HttpResponse {
     builder.body(response.body.clone())
 }
 
-/// Claims the key and runs `work` (given the reserved entry id and whether this is a retry of
-/// an attempt that may have been applied), or replays the recorded answer.
+/// Claims the key and runs `work` (given the reserved entry id), or replays the recorded answer.
 pub async fn run<F, Fut>(
     state: &AppState,
     key: IdempotencyKey,
@@ -115,13 +114,13 @@ pub async fn run<F, Fut>(
     work: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: FnOnce(String, bool) -> Fut,
+    F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<Done, Failure>>,
 {
     let claimed = claim(state.store.as_ref(), state.clock.as_ref(), &key, &request_hash).await;
-    let (entry_id, retry) = match claimed {
+    let entry_id = match claimed {
         Ok(Claim::Replay(response)) => return Ok(respond(&response, true)),
-        Ok(Claim::Owner { entry_id, retry }) => (entry_id, retry),
+        Ok(Claim::Owner { entry_id }) => entry_id,
         Err(IdempotencyError::KeyReused) => {
             return Err(ApiError::unprocessable(
                 "idempotency_key_reused",
@@ -138,7 +137,8 @@ where
         }
         Err(IdempotencyError::Store(e)) => return Err(e.into()),
     };
-    match work(entry_id, retry).await {
+    state.store.reached(crate::store::faults::points::CLAIMED).await;
+    match work(entry_id).await {
         Ok(done) => {
             if !done.recorded {
                 if let Err(e) = state.store.idempotency_complete(&key, &done.response).await {

@@ -31,21 +31,38 @@ pub fn card_not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "card_not_found", "No card has this number or code.")
 }
 
-/// Finds a card by what a till has: the scanned barcode value, or the card number typed with or
-/// without spaces.
+/// What a till has to name a card: the scanned barcode value, or the card number typed with
+/// or without spaces.
+pub enum CardId {
+    Number(CardNumber),
+    Barcode(BarcodeValue),
+}
+
+impl CardId {
+    /// `None` when `id` can be neither.
+    pub fn parse(id: &str) -> Option<Self> {
+        let id = id.trim();
+        let looks_like_number = !id.is_empty() && id.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-');
+        if looks_like_number {
+            CardNumber::parse(id).ok().map(Self::Number)
+        } else {
+            BarcodeValue::parse(id).ok().map(Self::Barcode)
+        }
+    }
+
+    pub fn lookup(&self) -> CardLookup<'_> {
+        match self {
+            Self::Number(number) => CardLookup::Number(number),
+            Self::Barcode(barcode) => CardLookup::Barcode(barcode.as_str()),
+        }
+    }
+}
+
+/// Finds a card by what a till has (see [`CardId`]).
 pub async fn resolve_card(store: &dyn Store, id: &str) -> Result<Card, ApiError> {
-    let id = id.trim();
-    let looks_like_number = !id.is_empty() && id.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-');
-    let found = if looks_like_number {
-        match CardNumber::parse(id) {
-            Ok(number) => store.find_card(CardLookup::Number(&number)).await?,
-            Err(_) => None,
-        }
-    } else {
-        match BarcodeValue::parse(id) {
-            Ok(barcode) => store.find_card(CardLookup::Barcode(barcode.as_str())).await?,
-            Err(_) => None,
-        }
+    let found = match CardId::parse(id) {
+        Some(id) => store.find_card(id.lookup()).await?,
+        None => None,
     };
     found.ok_or_else(card_not_found)
 }

@@ -3,17 +3,17 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use super::CardId;
 use super::auth::ApiKeyAuth;
 use super::idempotent::{self, Done, Failure};
-use super::resolve_card;
-use crate::domain::{Card, EntrySource, Scope, SerialNumber};
+use crate::domain::{EntrySource, Scope, SerialNumber};
 use crate::http::errors::ApiError;
 use crate::http::json::{RawJson, parse_json};
 use crate::ledger::idempotency::request_hash;
 use crate::ledger::rules::{MAX_AMOUNT, MAX_POINTS};
 use crate::ledger::{self, Actor, Command, LedgerError, WriteContext};
 use crate::state::AppState;
-use crate::store::IdempotencyKey;
+use crate::store::{CardForWrite, IdempotencyKey};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,12 +142,18 @@ pub async fn execute(
     command: Command,
 ) -> Result<HttpResponse, ApiError> {
     let owned_key = key.clone();
-    let work = |entry_id: String, retry: bool| async move {
+    let work = |entry_id: String| async move {
         let program = state.program().await.map_err(Failure::Transient)?;
-        let (serial, read): (SerialNumber, Option<Card>) = match &target {
+        let (serial, read): (SerialNumber, Option<CardForWrite>) = match &target {
             Target::Card(id) => {
-                let card = resolve_card(state.store.as_ref(), id).await?;
-                (card.serial.clone(), Some(card))
+                // The card and whether this request's entry exists, in one read that also serves
+                // as the write's first attempt.
+                let read = match CardId::parse(id) {
+                    Some(id) => state.store.card_for_write(id.lookup(), &entry_id).await?,
+                    None => None,
+                };
+                let read = read.ok_or_else(|| Failure::Answer(super::card_not_found()))?;
+                (read.card.serial.clone(), Some(read))
             }
             Target::TransactionOf(id) => {
                 (state.store.entry(id).await?.ok_or(Failure::from(LedgerError::TransactionNotFound))?.serial, None)
@@ -158,7 +164,6 @@ pub async fn execute(
             actor,
             idempotency: Some(owned_key),
             now: state.clock.now(),
-            may_exist: retry,
             notify: Some(state.changes.clone()),
         };
         let (result, recorded) = ledger::apply(state.store.as_ref(), &program, &serial, &command, &ctx, read).await?;

@@ -183,11 +183,33 @@ pub trait CardStore: Send + Sync + 'static {
     async fn cards_after(&self, after: Option<&SerialNumber>, limit: usize) -> StoreResult<Vec<Card>>;
 }
 
+/// A card read for a ledger write, with the write's own entry when it is already stored.
+#[derive(Debug, Clone)]
+pub struct CardForWrite {
+    pub card: Card,
+    /// The entry with the id the write reserved, if a write with that id was committed at or
+    /// before the card's version as read (a retry, or a request whose lease was taken over).
+    pub existing: Option<LedgerEntry>,
+}
+
 #[async_trait]
 pub trait LedgerStore: Send + Sync + 'static {
-    /// Applies a ledger write atomically if the card is still at `expected_version`; `false`
-    /// (and nothing changed) when it is not.
+    /// Applies a ledger write atomically if the card is still at `expected_version` and holds
+    /// none of the write's entry ids and no reversal of a transaction the write reverses.
+    /// `false` (and nothing changed) otherwise: re-read the card and decide again.
+    ///
+    /// Once the write's commit point has passed the result is `Ok(true)`, whatever fails after
+    /// it (settling, recording the answer): those failures are logged and repaired later, and
+    /// the change is visible to every reader from the commit point on.
     async fn commit_ledger(&self, write: &LedgerWrite) -> StoreResult<bool>;
+
+    /// Reads a card for a ledger write together with the entry `entry_id` if it is stored: an
+    /// entry committed at or before the version read is always found, settled or not.
+    async fn card_for_write(&self, by: CardLookup<'_>, entry_id: &str) -> StoreResult<Option<CardForWrite>>;
+
+    /// Marks that a task reached a named point of the write path (see [`faults::points`]);
+    /// tests hold tasks there or make the next call fail. Nothing happens in production.
+    async fn reached(&self, point: &'static str);
 
     /// A card's ledger, newest first: entries with `seq < before_seq` (all when `None`), at most
     /// `limit` of them.
@@ -210,6 +232,9 @@ pub trait LedgerStore: Send + Sync + 'static {
 
     /// Creates the record for a new request, or returns the existing one.
     async fn idempotency_start(&self, record: &IdempotencyRecord) -> StoreResult<IdempotencyStart>;
+
+    /// Reads a record (the wait of a duplicate request polls this, never the writer).
+    async fn idempotency_get(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>>;
 
     /// Takes over an unanswered record whose lease (as seen: `seen_lease_until`) has expired;
     /// `false` when someone else changed it first.

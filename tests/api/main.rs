@@ -21,6 +21,7 @@ mod google_save_link;
 mod google_schema;
 mod google_wallet;
 mod health;
+mod ledger_races;
 mod openapi;
 mod pos_access;
 mod pos_api;

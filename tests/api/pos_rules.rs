@@ -5,7 +5,7 @@ use chrono::Duration;
 use loy::domain::{EntryKind, Scope};
 use serde_json::json;
 
-use crate::helpers::{StoreKind, spawn_app, unique_phone};
+use crate::helpers::{StoreKind, TestApp, TestEnv, spawn_app, spawn_app_in, unique_phone};
 use crate::on_both_stores;
 
 on_both_stores!(
@@ -15,6 +15,9 @@ on_both_stores!(
     reversing_an_earn_whose_points_were_spent_stops_at_zero_and_says_so,
     points_expire_oldest_first_when_the_program_sets_an_expiry,
     an_invited_customers_first_purchase_pays_the_referral_bonus_to_both_once,
+    a_purchase_below_the_minimum_does_not_pay_the_referral_bonus,
+    refunding_the_qualifying_purchase_takes_both_referral_bonuses_back_as_far_as_unspent,
+    the_welcome_bonus_can_wait_for_the_first_purchase,
     a_blocked_card_refuses_earn_and_redeem_until_unblocked,
 );
 
@@ -228,4 +231,90 @@ async fn a_blocked_card_refuses_earn_and_redeem_until_unblocked(kind: StoreKind)
     app.pos_post(&format!("/api/v1/cards/{number}/unblock"), &admin, &json!({})).await;
     let after = app.pos_post(&format!("/api/v1/cards/{number}/redeem"), &admin, &json!({"points": 100})).await;
     assert_eq!(after.status, 200);
+}
+
+/// An inviting card and a card invited by it: (inviter's number, invited's number).
+async fn invited_pair(app: &TestApp) -> (String, String) {
+    let inviter_number = app.new_card().await;
+    let inviter = app.card(&inviter_number).await;
+    let invited = app
+        .post_enrollment(&json!({"first_name": "Boris", "phone": unique_phone(), "consent": true, "referral_code": inviter.referral_code.as_str()}))
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    (inviter_number, invited["card"]["card_number"].as_str().unwrap().to_owned())
+}
+
+async fn a_purchase_below_the_minimum_does_not_pay_the_referral_bonus(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let pos = app.api_key(Scope::Pos).await;
+    let (inviter, invited) = invited_pair(&app).await;
+    let earn =
+        |amount: i64| app.pos_post(format!("/api/v1/cards/{invited}/earn"), &pos, json!({"purchase_amount": amount}));
+
+    // One kopeck, then just under the 100.00 minimum: no bonus for anyone.
+    let tiny = earn(1).await;
+    let under = earn(9_999).await;
+    assert!(tiny.body.get("referral_bonus").is_none() && under.body.get("referral_bonus").is_none());
+    assert_eq!(app.balance(&inviter).await, 100);
+    // The first purchase of at least 100.00 qualifies.
+    let qualifying = earn(10_000).await;
+    assert_eq!(qualifying.body["referral_bonus"], 100, "{qualifying:?}");
+    assert_eq!(app.balance(&inviter).await, 200);
+    app.assert_ledger_consistent().await;
+}
+
+async fn refunding_the_qualifying_purchase_takes_both_referral_bonuses_back_as_far_as_unspent(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let pos = app.api_key(Scope::Pos).await;
+    let (inviter, invited) = invited_pair(&app).await;
+    let purchase =
+        app.pos_post(format!("/api/v1/cards/{invited}/earn"), &pos, json!({"purchase_amount": 100_000})).await;
+    assert_eq!(purchase.body["referral_bonus"], 100);
+    assert_eq!(app.balance(&invited).await, 250);
+    // The inviter spends all but 30 of their 200 points before the refund.
+    let spent = app.pos_post(format!("/api/v1/cards/{inviter}/redeem"), &pos, json!({"points": 170})).await;
+    assert_eq!(spent.status, 200, "{spent:?}");
+
+    let tx = purchase.body["transaction_id"].as_str().unwrap();
+    let refund = app.pos_post(format!("/api/v1/transactions/{tx}/reverse"), &pos, json!({})).await;
+
+    assert_eq!(refund.status, 200, "{refund:?}");
+    assert_eq!(refund.body["points"], -50, "the purchase's own points");
+    assert_eq!(refund.body["referral_bonus_reversed"], 100, "the invited card's bonus, unspent, all of it");
+    assert_eq!(refund.body["balance"], 100);
+    assert_eq!(app.balance(&invited).await, 100);
+    assert_eq!(app.balance(&inviter).await, 0, "the inviter's bonus as far as unspent: 30 of 100");
+    let inviter_entries = app.entries(&inviter).await;
+    let taken_back = inviter_entries.iter().find(|e| e.kind == EntryKind::Reverse).expect("the bonus taken back");
+    assert_eq!(taken_back.points, -30);
+    assert!(inviter_entries.iter().all(|e| e.balance_after >= 0));
+    // A later purchase does not pay the referral again; a second refund is refused.
+    let later = app.pos_post(format!("/api/v1/cards/{invited}/earn"), &pos, json!({"purchase_amount": 100_000})).await;
+    assert!(later.body.get("referral_bonus").is_none());
+    let again = app.pos_post(format!("/api/v1/transactions/{tx}/reverse"), &pos, json!({})).await;
+    assert_eq!(again.status, 409);
+    app.assert_ledger_consistent().await;
+    assert_eq!(app.balance(&inviter).await, 0, "the ledger check owed nothing more");
+}
+
+async fn the_welcome_bonus_can_wait_for_the_first_purchase(kind: StoreKind) {
+    let mut env = TestEnv::new(&kind);
+    env.set("LOY_WELCOME_BONUS_AT", "first_purchase");
+    let app = spawn_app_in(env).await;
+    let pos = app.api_key(Scope::Pos).await;
+    let enrolled = app.enroll("Anna", &unique_phone()).await;
+    let number = enrolled["card"]["card_number"].as_str().unwrap().to_owned();
+    assert_eq!(enrolled["card"]["balance"], 0, "registering alone collects nothing");
+    assert_eq!(app.balance(&number).await, 0);
+
+    let first = app.pos_post(format!("/api/v1/cards/{number}/earn"), &pos, json!({"purchase_amount": 100_000})).await;
+    let second = app.pos_post(format!("/api/v1/cards/{number}/earn"), &pos, json!({"purchase_amount": 100_000})).await;
+
+    assert_eq!(first.body["welcome_bonus"], 100, "{first:?}");
+    assert_eq!(first.body["balance"], 150);
+    assert!(second.body.get("welcome_bonus").is_none(), "once");
+    assert_eq!(app.balance(&number).await, 200);
+    app.assert_ledger_consistent().await;
 }

@@ -1,12 +1,42 @@
 //! Programs and cards in the embedded store.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{CARD_COLUMNS, EmbeddedStore, card_from_row, insert_card_row, insert_entry_row, sql, update_card_row};
 use crate::domain::{Card, LedgerEntry, Program, SerialNumber};
 use crate::store::records::{CardRecord, EntryRecord};
 use crate::store::{Backend, CardLookup, CardStore, StoreError, StoreResult};
+
+/// One card's lookup as a query, owned so it can move to a database thread.
+pub(super) struct Lookup {
+    query: String,
+    values: Vec<String>,
+}
+
+impl Lookup {
+    pub(super) fn of(by: CardLookup<'_>) -> Self {
+        let (condition, values): (&str, Vec<String>) = match by {
+            CardLookup::Serial(s) => ("serial = ?1", vec![s.as_str().to_owned()]),
+            CardLookup::Key(k) => ("card_key = ?1", vec![k.to_owned()]),
+            CardLookup::Number(n) => ("card_number = ?1", vec![n.as_str().to_owned()]),
+            CardLookup::Barcode(b) => ("barcode = ?1", vec![b.to_owned()]),
+            CardLookup::Phone { program_id, phone } => {
+                ("program_id = ?1 AND phone = ?2", vec![program_id.to_owned(), phone.as_str().to_owned()])
+            }
+            CardLookup::ReferralCode { program_id, code } => {
+                ("program_id = ?1 AND referral_code = ?2", vec![program_id.to_owned(), code.as_str().to_owned()])
+            }
+        };
+        Self { query: format!("SELECT {CARD_COLUMNS} FROM cards WHERE {condition}"), values }
+    }
+
+    pub(super) fn card(&self, conn: &Connection) -> StoreResult<Option<CardRecord>> {
+        conn.query_row(&self.query, rusqlite::params_from_iter(self.values.iter()), card_from_row)
+            .optional()
+            .map_err(sql)
+    }
+}
 
 #[async_trait]
 impl CardStore for EmbeddedStore {
@@ -56,24 +86,8 @@ impl CardStore for EmbeddedStore {
     }
 
     async fn find_card(&self, by: CardLookup<'_>) -> StoreResult<Option<Card>> {
-        let (condition, values): (&str, Vec<String>) = match by {
-            CardLookup::Serial(s) => ("serial = ?1", vec![s.as_str().to_owned()]),
-            CardLookup::Key(k) => ("card_key = ?1", vec![k.to_owned()]),
-            CardLookup::Number(n) => ("card_number = ?1", vec![n.as_str().to_owned()]),
-            CardLookup::Barcode(b) => ("barcode = ?1", vec![b.to_owned()]),
-            CardLookup::Phone { program_id, phone } => {
-                ("program_id = ?1 AND phone = ?2", vec![program_id.to_owned(), phone.as_str().to_owned()])
-            }
-            CardLookup::ReferralCode { program_id, code } => {
-                ("program_id = ?1 AND referral_code = ?2", vec![program_id.to_owned(), code.as_str().to_owned()])
-            }
-        };
-        let query = format!("SELECT {CARD_COLUMNS} FROM cards WHERE {condition}");
-        let record = self
-            .read(move |conn| {
-                conn.query_row(&query, rusqlite::params_from_iter(values.iter()), card_from_row).optional().map_err(sql)
-            })
-            .await?;
+        let lookup = Lookup::of(by);
+        let record = self.read(move |conn| lookup.card(conn)).await?;
         record.map(Card::try_from).transpose()
     }
 

@@ -5,11 +5,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::cards::Lookup;
 use super::{CardRecord, ENTRY_COLUMNS, EmbeddedStore, entry_from_row, insert_entry_row, sql, update_card_row};
-use crate::domain::{LedgerEntry, SerialNumber};
+use crate::domain::{Card, LedgerEntry, SerialNumber};
+use crate::store::faults::points;
 use crate::store::records::{EntryRecord, from_millis, millis};
 use crate::store::{
-    IdempotencyKey, IdempotencyRecord, IdempotencyStart, LedgerStore, LedgerWrite, StoreResult, StoredResponse,
+    CardForWrite, CardLookup, IdempotencyKey, IdempotencyRecord, IdempotencyStart, LedgerStore, LedgerWrite,
+    StoreResult, StoredResponse,
 };
 
 fn complete(conn: &Connection, key: &IdempotencyKey, response: &StoredResponse) -> StoreResult<()> {
@@ -19,6 +22,53 @@ fn complete(conn: &Connection, key: &IdempotencyKey, response: &StoredResponse) 
     )
     .map_err(sql)?;
     Ok(())
+}
+
+/// Whether `entry`'s id, or a reversal of the transaction it reverses, is in the ledger.
+fn already_written(conn: &Connection, entry: &EntryRecord) -> StoreResult<bool> {
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM ledger WHERE id = ?1 OR (?2 IS NOT NULL AND reverses = ?2) LIMIT 1",
+            params![entry.id, entry.reverses],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql)?;
+    Ok(found.is_some())
+}
+
+fn read_record(conn: &Connection, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>> {
+    let found = conn
+        .query_row(
+            "SELECT request_hash, entry_id, lease_until, status, body, created_at, expires_at \
+             FROM idempotency WHERE scope = ?1 AND key = ?2",
+            params![key.scope, key.key],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, Option<u16>>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                    row.get::<_, i64>(5)?,
+                    row.get::<_, i64>(6)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(sql)?;
+    let Some((request_hash, entry_id, lease_until, status, body, created_at, expires_at)) = found else {
+        return Ok(None);
+    };
+    Ok(Some(IdempotencyRecord {
+        key: key.clone(),
+        request_hash,
+        entry_id,
+        lease_until: from_millis(lease_until)?,
+        response: status.map(|status| StoredResponse { status, body: body.unwrap_or_default() }),
+        created_at: from_millis(created_at)?,
+        expires_at: from_millis(expires_at)?,
+    }))
 }
 
 fn one_entry(conn: &Connection, condition: &str, value: &str) -> StoreResult<Option<EntryRecord>> {
@@ -34,21 +84,56 @@ impl LedgerStore for EmbeddedStore {
         let entries: Vec<EntryRecord> = write.entries.iter().map(EntryRecord::from).collect();
         let expected = write.expected_version;
         let completes = write.completes.clone();
-        self.write(move |conn, faults| {
-            if !update_card_row(conn, &card, expected)? {
-                return Ok(false);
-            }
-            for entry in &entries {
-                faults.step()?;
-                insert_entry_row(conn, entry)?;
-            }
-            if let Some((key, response)) = &completes {
-                faults.step()?;
-                complete(conn, key, response)?;
-            }
-            Ok(true)
-        })
-        .await
+        let committed = self
+            .write(move |conn, faults| {
+                // A write whose entry is stored already (a request whose lease was taken over), or
+                // that reverses a transaction reversed already, is a conflict like a moved version:
+                // nothing is written and the caller decides again from what is stored.
+                for entry in &entries {
+                    if already_written(conn, entry)? {
+                        return Ok(false);
+                    }
+                }
+                if !update_card_row(conn, &card, expected)? {
+                    return Ok(false);
+                }
+                for entry in &entries {
+                    faults.step()?;
+                    insert_entry_row(conn, entry)?;
+                }
+                if let Some((key, response)) = &completes {
+                    faults.step()?;
+                    complete(conn, key, response)?;
+                }
+                Ok(true)
+            })
+            .await?;
+        if committed {
+            self.inner.faults.reached(points::LEDGER_COMMITTED).await;
+        }
+        Ok(committed)
+    }
+
+    async fn card_for_write(&self, by: CardLookup<'_>, entry_id: &str) -> StoreResult<Option<CardForWrite>> {
+        let lookup = Lookup::of(by);
+        let entry_id = entry_id.to_owned();
+        // The card first, the entry second: an entry committed at or before the version read is
+        // visible to the second read.
+        let found = self
+            .read(move |conn| {
+                let Some(card) = lookup.card(conn)? else { return Ok(None) };
+                Ok(Some((card, one_entry(conn, "id", &entry_id)?)))
+            })
+            .await?;
+        let Some((card, existing)) = found else { return Ok(None) };
+        Ok(Some(CardForWrite {
+            card: Card::try_from(card)?,
+            existing: existing.map(LedgerEntry::try_from).transpose()?,
+        }))
+    }
+
+    async fn reached(&self, point: &'static str) {
+        self.inner.faults.reached(point).await;
     }
 
     async fn card_entries(
@@ -113,36 +198,16 @@ impl LedgerStore for EmbeddedStore {
             if inserted == 1 {
                 return Ok(IdempotencyStart::Started);
             }
-            let existing = conn
-                .query_row(
-                    "SELECT request_hash, entry_id, lease_until, status, body, created_at, expires_at \
-                     FROM idempotency WHERE scope = ?1 AND key = ?2",
-                    params![r.key.scope, r.key.key],
-                    |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, i64>(2)?,
-                            row.get::<_, Option<u16>>(3)?,
-                            row.get::<_, Option<String>>(4)?,
-                            row.get::<_, i64>(5)?,
-                            row.get::<_, i64>(6)?,
-                        ))
-                    },
-                )
-                .map_err(sql)?;
-            let (request_hash, entry_id, lease_until, status, body, created_at, expires_at) = existing;
-            Ok(IdempotencyStart::Existing(IdempotencyRecord {
-                key: r.key,
-                request_hash,
-                entry_id,
-                lease_until: from_millis(lease_until)?,
-                response: status.map(|status| StoredResponse { status, body: body.unwrap_or_default() }),
-                created_at: from_millis(created_at)?,
-                expires_at: from_millis(expires_at)?,
-            }))
+            read_record(conn, &r.key)?
+                .map(IdempotencyStart::Existing)
+                .ok_or_else(|| crate::store::StoreError::Corrupt("an idempotency record vanished".into()))
         })
         .await
+    }
+
+    async fn idempotency_get(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>> {
+        let key = key.clone();
+        self.read(move |conn| read_record(conn, &key)).await
     }
 
     async fn idempotency_take_over(

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use bson::{Document, doc};
 use futures_util::TryStreamExt;
 
-use super::{MongoStore, card_from_doc, card_state, mongo};
+use super::{MongoStore, card_fields, card_from_doc, card_state, lookup_filter, mongo};
 use crate::domain::{Card, LedgerEntry, Program, SerialNumber};
 use crate::store::records::{CardRecord, EntryRecord};
 use crate::store::{Backend, CardLookup, CardStore, StoreError, StoreResult};
@@ -49,22 +49,17 @@ impl CardStore for MongoStore {
         doc.insert("pending", vec![entry_doc]);
         doc.insert("recent", vec![entry.id.clone()]);
         self.cards.insert_one(doc).await.map_err(mongo)?;
-        self.settle_pending(card.serial.as_str()).await
+        // The card and its first entry exist from here on (readers see pending entries); a
+        // failure to settle is repaired by the next write to the card or `loy check ledger`.
+        if let Err(e) = self.settle(card.serial.as_str(), std::slice::from_ref(&entry)).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "settling a new card's first entry failed");
+        }
+        Ok(())
     }
 
     async fn find_card(&self, by: CardLookup<'_>) -> StoreResult<Option<Card>> {
         self.faults.step()?;
-        let filter = match by {
-            CardLookup::Serial(s) => doc! { "_id": s.as_str() },
-            CardLookup::Key(k) => doc! { "card_key": k },
-            CardLookup::Number(n) => doc! { "card_number": n.as_str() },
-            CardLookup::Barcode(b) => doc! { "barcode": b },
-            CardLookup::Phone { program_id, phone } => doc! { "program_id": program_id, "phone": phone.as_str() },
-            CardLookup::ReferralCode { program_id, code } => {
-                doc! { "program_id": program_id, "referral_code": code.as_str() }
-            }
-        };
-        let doc = self.cards.find_one(filter).projection(doc! { "pending": 0, "recent": 0 }).await.map_err(mongo)?;
+        let doc = self.cards.find_one(lookup_filter(by)).projection(card_fields()).await.map_err(mongo)?;
         doc.map(card_from_doc).transpose()
     }
 
@@ -86,7 +81,7 @@ impl CardStore for MongoStore {
         let docs: Vec<Document> = self
             .cards
             .find(doc! { "_id": { "$gt": after } })
-            .projection(doc! { "pending": 0, "recent": 0 })
+            .projection(card_fields())
             .sort(doc! { "_id": 1 })
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .await

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use bson::{Document, doc};
 use futures_util::TryStreamExt;
 
-use super::{MongoStore, card_from_doc, duplicate_index, mongo};
+use super::{MongoStore, card_fields, card_from_doc, duplicate_index, mongo};
 use crate::domain::{Card, DeviceLibraryId, PassTypeId, PushToken, RegisterOutcome, Registration, SerialNumber};
 use crate::store::records::RegistrationRecord;
 use crate::store::{DeviceStore, StoreResult};
@@ -76,7 +76,7 @@ impl DeviceStore for MongoStore {
         let docs: Vec<Document> = self
             .cards
             .find(doc! { "_id": { "$in": serials } })
-            .projection(doc! { "pending": 0, "recent": 0 })
+            .projection(card_fields())
             .sort(doc! { "_id": 1 })
             .await
             .map_err(mongo)?

@@ -7,12 +7,13 @@ use bson::{Bson, Document, doc};
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 
-use super::{MongoStore, card_state, duplicate_index, mongo, pending_entries};
+use super::{MongoStore, card_from_doc, card_state, duplicate_index, lookup_filter, mongo, pending_entries};
 use crate::domain::{LedgerEntry, SerialNumber};
+use crate::store::faults::points;
 use crate::store::records::{CardRecord, EntryRecord, from_millis, millis};
 use crate::store::{
-    IdempotencyKey, IdempotencyRecord, IdempotencyStart, LedgerStore, LedgerWrite, StoreError, StoreResult,
-    StoredResponse,
+    CardForWrite, CardLookup, IdempotencyKey, IdempotencyRecord, IdempotencyStart, LedgerStore, LedgerWrite,
+    StoreError, StoreResult, StoredResponse,
 };
 
 /// How many recent entry ids a card remembers, to recognise a retried write after a crash.
@@ -28,25 +29,33 @@ fn bson_date(t: DateTime<Utc>) -> bson::DateTime {
 }
 
 impl MongoStore {
-    /// An entry in the ledger collection matching `filter`, or else one still pending on a card.
-    async fn find_entry(&self, filter: Document, pending_field: &str, value: &str) -> StoreResult<Option<LedgerEntry>> {
-        self.faults.step()?;
-        if let Some(record) = self.ledger.find_one(filter).await.map_err(mongo)? {
-            return LedgerEntry::try_from(record).map(Some);
-        }
+    /// An entry matching `field = value`, whether still pending on its card or settled. The
+    /// card's `pending` list is read first and the `ledger` collection second: settling inserts
+    /// into the collection before it pulls from `pending`, so an entry being settled is seen by
+    /// one read or the other, never missed.
+    async fn find_entry(&self, field: &str, value: &str) -> StoreResult<Option<LedgerEntry>> {
         self.faults.step()?;
         let card = self
             .cards
-            .find_one(doc! { format!("pending.{pending_field}"): value })
+            .find_one(doc! { format!("pending.{field}"): value })
             .projection(doc! { "pending": 1 })
             .await
             .map_err(mongo)?;
-        let Some(card) = card else { return Ok(None) };
-        let found = pending_entries(&card)?.into_iter().find(|e| match pending_field {
-            "_id" => e.id == value,
-            _ => e.reverses.as_deref() == Some(value),
-        });
-        found.map(LedgerEntry::try_from).transpose()
+        if let Some(card) = card {
+            let found = pending_entries(&card)?.into_iter().find(|e| match field {
+                "_id" => e.id == value,
+                _ => e.reverses.as_deref() == Some(value),
+            });
+            if let Some(found) = found {
+                return LedgerEntry::try_from(found).map(Some);
+            }
+        }
+        self.faults.reached(points::READ_BETWEEN).await;
+        self.faults.step()?;
+        match self.ledger.find_one(doc! { field: value }).await.map_err(mongo)? {
+            Some(record) => LedgerEntry::try_from(record).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn complete(&self, key: &IdempotencyKey, response: &StoredResponse) -> StoreResult<()> {
@@ -62,6 +71,34 @@ impl MongoStore {
     }
 }
 
+fn strings(doc: &Document, field: &str) -> Vec<String> {
+    doc.get_array(field)
+        .map(|items| items.iter().filter_map(|b| b.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn record_from_doc(key: &IdempotencyKey, existing: &Document) -> StoreResult<IdempotencyRecord> {
+    let corrupt = |e: bson::document::ValueAccessError| StoreError::Corrupt(format!("idempotency record: {e}"));
+    let status = match existing.get("status") {
+        Some(Bson::Int32(s)) => Some(u16::try_from(*s).map_err(|_| StoreError::Corrupt("status".into()))?),
+        Some(Bson::Int64(s)) => Some(u16::try_from(*s).map_err(|_| StoreError::Corrupt("status".into()))?),
+        _ => None,
+    };
+    Ok(IdempotencyRecord {
+        key: key.clone(),
+        request_hash: existing.get_str("request_hash").map_err(corrupt)?.to_owned(),
+        entry_id: existing.get_str("entry_id").map_err(corrupt)?.to_owned(),
+        lease_until: from_millis(existing.get_i64("lease_until").map_err(corrupt)?)?,
+        response: status
+            .map(|status| StoredResponse { status, body: existing.get_str("body").unwrap_or_default().to_owned() }),
+        created_at: from_millis(existing.get_i64("created_at").map_err(corrupt)?)?,
+        expires_at: DateTime::from_timestamp_millis(
+            existing.get_datetime("expires_at").map_err(corrupt)?.timestamp_millis(),
+        )
+        .ok_or_else(|| StoreError::Corrupt("expires_at".into()))?,
+    })
+}
+
 #[async_trait]
 impl LedgerStore for MongoStore {
     async fn commit_ledger(&self, write: &LedgerWrite) -> StoreResult<bool> {
@@ -73,30 +110,75 @@ impl LedgerStore for MongoStore {
             .map(|e| bson::to_bson(e).map_err(|e| StoreError::Corrupt(e.to_string())))
             .collect::<StoreResult<Vec<Bson>>>()?;
         let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        let reversed: Vec<&str> = entries.iter().filter_map(|e| e.reverses.as_deref()).collect();
         // The commit point: the card's new state and its new entries in one atomic update, only
-        // if nobody changed the card since it was read.
-        let result = self
-            .cards
-            .update_one(
-                doc! { "_id": &card.serial, "version": write.expected_version },
-                doc! {
-                    "$set": card_state(&card),
-                    "$push": {
-                        "pending": { "$each": entry_docs },
-                        "recent": { "$each": ids, "$slice": -RECENT_ENTRIES },
-                    },
-                },
-            )
-            .await
-            .map_err(mongo)?;
+        // if nobody changed the card since it was read, none of these entries is on it already
+        // (`recent`: a request whose lease was taken over), and no transaction reversed here
+        // was reversed before (`reversed`).
+        let mut filter = doc! { "_id": &card.serial, "version": write.expected_version, "recent": { "$nin": &ids } };
+        let mut push = doc! {
+            "pending": { "$each": entry_docs },
+            "recent": { "$each": &ids, "$slice": -RECENT_ENTRIES },
+        };
+        if !reversed.is_empty() {
+            filter.insert("reversed", doc! { "$nin": &reversed });
+            push.insert("reversed", doc! { "$each": &reversed });
+        }
+        let result =
+            self.cards.update_one(filter, doc! { "$set": card_state(&card), "$push": push }).await.map_err(mongo)?;
         if result.matched_count == 0 {
             return Ok(false);
         }
-        self.settle_pending(&card.serial).await?;
+        // Past the commit point: the write exists whatever fails from here on. Settling is
+        // finished by the next write to the card or `loy check ledger`; an unrecorded answer is
+        // derived again from the entries by a retry.
+        self.faults.reached(points::LEDGER_COMMITTED).await;
+        if let Err(e) = self.settle(&card.serial, &entries).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "settling committed entries failed");
+        }
         if let Some((key, response)) = &write.completes {
-            self.complete(key, response).await?;
+            if let Err(e) = self.complete(key, response).await {
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "recording an answer failed");
+            }
         }
         Ok(true)
+    }
+
+    async fn card_for_write(&self, by: CardLookup<'_>, entry_id: &str) -> StoreResult<Option<CardForWrite>> {
+        self.faults.step()?;
+        let Some(mut doc) =
+            self.cards.find_one(lookup_filter(by)).projection(doc! { "reversed": 0 }).await.map_err(mongo)?
+        else {
+            return Ok(None);
+        };
+        let pending = pending_entries(&doc)?;
+        let recent = strings(&doc, "recent");
+        doc.remove("pending");
+        doc.remove("recent");
+        let card = card_from_doc(doc)?;
+        let existing = if let Some(entry) = pending.into_iter().find(|e| e.id == entry_id) {
+            Some(entry)
+        } else if recent.len() < RECENT_ENTRIES as usize && !recent.iter().any(|id| id == entry_id) {
+            // `recent` holds every id ever committed to this card: the entry was not.
+            None
+        } else {
+            // Committed before the card was read and no longer pending: settled before that
+            // read, so in the collection now.
+            self.faults.step()?;
+            let settled = self.ledger.find_one(doc! { "_id": entry_id }).await.map_err(mongo)?;
+            if settled.is_none() && recent.iter().any(|id| id == entry_id) {
+                return Err(StoreError::Corrupt(format!(
+                    "entry {entry_id} is recorded on its card but stored nowhere"
+                )));
+            }
+            settled
+        };
+        let existing = existing.map(LedgerEntry::try_from).transpose()?;
+        Ok(Some(CardForWrite { card, existing }))
+    }
+
+    async fn reached(&self, point: &'static str) {
+        self.faults.reached(point).await;
     }
 
     async fn card_entries(
@@ -105,10 +187,23 @@ impl LedgerStore for MongoStore {
         before_seq: Option<i64>,
         limit: usize,
     ) -> StoreResult<Vec<LedgerEntry>> {
+        // Pending entries first, the collection second (see `find_entry`).
         self.faults.step()?;
         let before = before_seq.unwrap_or(i64::MAX);
+        let mut records: Vec<EntryRecord> = match self
+            .cards
+            .find_one(doc! { "_id": serial.as_str() })
+            .projection(doc! { "pending": 1 })
+            .await
+            .map_err(mongo)?
+        {
+            Some(card) => pending_entries(&card)?.into_iter().filter(|e| e.seq < before).collect(),
+            None => Vec::new(),
+        };
+        self.faults.reached(points::READ_BETWEEN).await;
+        self.faults.step()?;
         let limit_i64 = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut records: Vec<EntryRecord> = self
+        let settled: Vec<EntryRecord> = self
             .ledger
             .find(doc! { "serial": serial.as_str(), "seq": { "$lt": before } })
             .sort(doc! { "seq": -1 })
@@ -118,19 +213,9 @@ impl LedgerStore for MongoStore {
             .try_collect()
             .await
             .map_err(mongo)?;
-        // Entries written but not yet settled into the ledger collection are part of the ledger.
-        self.faults.step()?;
-        if let Some(card) = self
-            .cards
-            .find_one(doc! { "_id": serial.as_str() })
-            .projection(doc! { "pending": 1 })
-            .await
-            .map_err(mongo)?
-        {
-            for entry in pending_entries(&card)? {
-                if entry.seq < before && !records.iter().any(|r| r.id == entry.id) {
-                    records.push(entry);
-                }
+        for entry in settled {
+            if !records.iter().any(|r| r.id == entry.id) {
+                records.push(entry);
             }
         }
         records.sort_by_key(|r| std::cmp::Reverse(r.seq));
@@ -139,11 +224,11 @@ impl LedgerStore for MongoStore {
     }
 
     async fn entry(&self, id: &str) -> StoreResult<Option<LedgerEntry>> {
-        self.find_entry(doc! { "_id": id }, "_id", id).await
+        self.find_entry("_id", id).await
     }
 
     async fn reversal_of(&self, id: &str) -> StoreResult<Option<LedgerEntry>> {
-        self.find_entry(doc! { "reverses": id }, "reverses", id).await
+        self.find_entry("reverses", id).await
     }
 
     async fn repair_card(&self, serial: &SerialNumber) -> StoreResult<()> {
@@ -177,25 +262,13 @@ impl LedgerStore for MongoStore {
             .await
             .map_err(mongo)?
             .ok_or_else(|| StoreError::Corrupt(format!("idempotency record {id} vanished")))?;
-        let corrupt = |e: bson::document::ValueAccessError| StoreError::Corrupt(format!("idempotency record: {e}"));
-        let status = match existing.get("status") {
-            Some(Bson::Int32(s)) => Some(u16::try_from(*s).map_err(|_| StoreError::Corrupt("status".into()))?),
-            Some(Bson::Int64(s)) => Some(u16::try_from(*s).map_err(|_| StoreError::Corrupt("status".into()))?),
-            _ => None,
-        };
-        Ok(IdempotencyStart::Existing(IdempotencyRecord {
-            key: record.key.clone(),
-            request_hash: existing.get_str("request_hash").map_err(corrupt)?.to_owned(),
-            entry_id: existing.get_str("entry_id").map_err(corrupt)?.to_owned(),
-            lease_until: from_millis(existing.get_i64("lease_until").map_err(corrupt)?)?,
-            response: status
-                .map(|status| StoredResponse { status, body: existing.get_str("body").unwrap_or_default().to_owned() }),
-            created_at: from_millis(existing.get_i64("created_at").map_err(corrupt)?)?,
-            expires_at: DateTime::from_timestamp_millis(
-                existing.get_datetime("expires_at").map_err(corrupt)?.timestamp_millis(),
-            )
-            .ok_or_else(|| StoreError::Corrupt("expires_at".into()))?,
-        }))
+        Ok(IdempotencyStart::Existing(record_from_doc(&record.key, &existing)?))
+    }
+
+    async fn idempotency_get(&self, key: &IdempotencyKey) -> StoreResult<Option<IdempotencyRecord>> {
+        self.faults.step()?;
+        let found = self.idempotency.find_one(doc! { "_id": record_id(key) }).await.map_err(mongo)?;
+        found.map(|doc| record_from_doc(key, &doc)).transpose()
     }
 
     async fn idempotency_take_over(

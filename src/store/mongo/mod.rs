@@ -21,7 +21,7 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::records::{ApiKeyRecord, CardRecord, EntryRecord, RegistrationRecord, WebhookSourceRecord};
-use super::{Faults, StoreError, StoreResult, UniqueKey};
+use super::{CardLookup, Faults, StoreError, StoreResult, UniqueKey};
 use crate::domain::Card;
 
 pub struct MongoStore {
@@ -85,11 +85,8 @@ impl MongoStore {
         if version < 1 {
             // Every card's ledger starts with its welcome entry: cards from before the ledger
             // get one holding their balance.
-            let mut cursor = self
-                .cards
-                .find(doc! { "pending.0": { "$exists": false } })
-                .projection(doc! { "pending": 0, "recent": 0 })
-                .await?;
+            let mut cursor =
+                self.cards.find(doc! { "pending.0": { "$exists": false } }).projection(card_fields()).await?;
             while let Some(doc) = cursor.try_next().await? {
                 let card = card_from_doc(doc)?;
                 if self.ledger.find_one(doc! { "serial": card.serial.as_str() }).await?.is_some() {
@@ -205,7 +202,8 @@ impl MongoStore {
     }
 
     /// Copies a card's pending entries into the ledger collection and removes them from the
-    /// card. Safe to run any number of times, concurrently, at any point.
+    /// card (a write a crash interrupted after its commit point). Safe to run any number of
+    /// times, concurrently, at any point.
     pub(super) async fn settle_pending(&self, serial: &str) -> StoreResult<()> {
         self.faults.step()?;
         let Some(doc) = self
@@ -217,20 +215,67 @@ impl MongoStore {
         else {
             return Ok(());
         };
-        for entry in pending_entries(&doc)? {
-            self.faults.step()?;
-            match self.ledger.insert_one(&entry).await {
-                Ok(_) => {}
-                Err(e) if duplicate_index(&e).is_some() => {}
-                Err(e) => return Err(mongo(e)),
-            }
-            self.faults.step()?;
-            self.cards
-                .update_one(doc! { "_id": serial }, doc! { "$pull": { "pending": { "_id": &entry.id } } })
-                .await
-                .map_err(mongo)?;
+        self.settle(serial, &pending_entries(&doc)?).await
+    }
+
+    /// Copies committed entries of a card into the ledger collection, then removes them from
+    /// the card's `pending` list. An entry already in the collection (its own `_id`) was settled
+    /// before; any other unique conflict means two entries claim one place in the ledger (the
+    /// same `seq`, or two reversals of one transaction), which the commit's guards make
+    /// impossible: it is reported as corrupt data and the entries stay pending, visible to
+    /// readers and to `loy check ledger`.
+    pub(super) async fn settle(&self, serial: &str, entries: &[EntryRecord]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
         }
+        for entry in entries {
+            self.faults.step()?;
+            match self.ledger.insert_one(entry).await {
+                Ok(_) => {}
+                Err(e) => {
+                    let Some(index) = duplicate_index(&e) else { return Err(mongo(e)) };
+                    // A server may name another unique index first when the entry is already
+                    // there (it repeats that index's values too): only its own `_id` proves it.
+                    let settled_before = index == "_id_"
+                        || self.ledger.find_one(doc! { "_id": &entry.id }).await.map_err(mongo)?.is_some();
+                    if !settled_before {
+                        tracing::error!(serial, entry = %entry.id, index, "a committed entry conflicts with the ledger");
+                        return Err(StoreError::Corrupt(format!(
+                            "entry {} of card {serial} conflicts with the ledger's {index} index",
+                            entry.id
+                        )));
+                    }
+                }
+            }
+        }
+        self.faults.reached(crate::store::faults::points::SETTLE_BEFORE_PULL).await;
+        self.faults.step()?;
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        self.cards
+            .update_one(doc! { "_id": serial }, doc! { "$pull": { "pending": { "_id": { "$in": ids } } } })
+            .await
+            .map_err(mongo)?;
         Ok(())
+    }
+}
+
+/// The fields of a card document that make a [`Card`]: without the ledger bookkeeping (the
+/// `pending` entries and the `recent` and `reversed` id lists).
+pub(super) fn card_fields() -> Document {
+    doc! { "pending": 0, "recent": 0, "reversed": 0 }
+}
+
+/// The filter that finds one card.
+pub(super) fn lookup_filter(by: CardLookup<'_>) -> Document {
+    match by {
+        CardLookup::Serial(s) => doc! { "_id": s.as_str() },
+        CardLookup::Key(k) => doc! { "card_key": k },
+        CardLookup::Number(n) => doc! { "card_number": n.as_str() },
+        CardLookup::Barcode(b) => doc! { "barcode": b },
+        CardLookup::Phone { program_id, phone } => doc! { "program_id": program_id, "phone": phone.as_str() },
+        CardLookup::ReferralCode { program_id, code } => {
+            doc! { "program_id": program_id, "referral_code": code.as_str() }
+        }
     }
 }
 
