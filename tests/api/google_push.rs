@@ -9,7 +9,7 @@ use loy::push::PushRuntime;
 use serde_json::{Value, json};
 
 use crate::google_fake::{FakeGoogle, TestKey, google_env, object_id};
-use crate::helpers::{StoreKind, TestApp, spawn_app_in, unique_phone};
+use crate::helpers::{TestApp, spawn_app_in, unique_phone};
 use crate::push::QueueKind;
 use crate::push_fake::eventually;
 
@@ -21,11 +21,9 @@ async fn app_with_google(queue: &QueueKind, tweak: &[(&str, &str)]) -> (TestApp,
         &TestKey::shared().public_pem,
         crate::google_fake::ISSUER_ID,
     );
-    let mut env = google_env(&StoreKind::Embedded, &fake);
+    let mut env = google_env(&queue.store(), &fake);
     env.set("LOY_PUSH_COALESCE_MS", "50").set("LOY_PUSH_POLL_MS", "5").set("LOY_PUSH_BACKOFF_MS", "50");
-    if let QueueKind::Redis(url) = queue {
-        env.set("LOY_REDIS_URL", url).set("LOY_REDIS_PREFIX", &format!("loytest{}", crate::helpers::random_suffix()));
-    }
+    queue.configure(&mut env);
     for (key, value) in tweak {
         env.set(key, value);
     }
@@ -49,27 +47,7 @@ fn patches(fake: &FakeGoogle, serial: &str) -> Vec<Value> {
     fake.requests().into_iter().filter(|r| r.method == "PATCH" && r.path == path).map(|r| r.body).collect()
 }
 
-macro_rules! on_both_queues {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn in_process() {
-                    super::$name(crate::push::QueueKind::Memory).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn redis() {
-                    if let Some(url) = crate::helpers::redis_url() {
-                        super::$name(crate::push::QueueKind::Redis(url)).await
-                    }
-                }
-            }
-        )*
-    };
-}
-
-on_both_queues!(
+crate::on_every_queue!(
     a_pos_earn_is_one_patch_with_the_new_balance_and_a_notification_then_silent_past_the_budget,
     a_google_outage_is_retried_and_a_refusal_becomes_a_dead_letter_with_googles_message,
 );

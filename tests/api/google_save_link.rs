@@ -11,6 +11,9 @@ use crate::helpers::{StoreKind, TestEnv, path_of, spawn_app_in, unique_phone};
 use crate::on_both_stores;
 
 on_both_stores!(
+    the_save_link_verifies_with_the_public_key_and_not_with_another,
+    the_button_creates_the_object_when_google_was_unreachable_at_enrollment,
+    unknown_card_keys_get_no_save_link,
     the_button_leads_to_a_skinny_save_link_signed_with_the_service_account_key,
     with_google_off_there_is_no_button_and_google_hears_nothing,
 );
@@ -72,9 +75,8 @@ fn assert_verifies_with_openssl(parts: &[&str], public_pem: &str) {
     assert_eq!(String::from_utf8_lossy(&out).trim(), "Verified OK");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_save_link_verifies_with_the_public_key_and_not_with_another() {
-    let (app, fake) = spawn_app_with_google(StoreKind::Embedded).await;
+async fn the_save_link_verifies_with_the_public_key_and_not_with_another(kind: StoreKind) {
+    let (app, fake) = spawn_app_with_google(kind).await;
     let number = app.new_card().await;
     let card = app.card(&number).await;
     fake.wait_for_object(&object_id(card.serial.as_str())).await;
@@ -96,9 +98,8 @@ async fn the_save_link_verifies_with_the_public_key_and_not_with_another() {
     assert!(jsonwebtoken::decode::<Value>(jwt, &other, &validation).is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_button_creates_the_object_when_google_was_unreachable_at_enrollment() {
-    let (app, fake) = spawn_app_with_google(StoreKind::Embedded).await;
+async fn the_button_creates_the_object_when_google_was_unreachable_at_enrollment(kind: StoreKind) {
+    let (app, fake) = spawn_app_with_google(kind).await;
     fake.fail_next("POST", "loyalty", 503, "Backend unavailable", 1000);
     let body = app.enroll("Anna", &unique_phone()).await;
     let page = path_of(body["card"]["card_url"].as_str().unwrap()).to_owned();
@@ -120,9 +121,8 @@ async fn the_button_creates_the_object_when_google_was_unreachable_at_enrollment
     fake.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_card_keys_get_no_save_link() {
-    let (app, fake) = spawn_app_with_google(StoreKind::Embedded).await;
+async fn unknown_card_keys_get_no_save_link(kind: StoreKind) {
+    let (app, fake) = spawn_app_with_google(kind).await;
     for path in ["/c/abcdefghijkmnpqrstuvwxyz23/google", "/c/x/google"] {
         let response = app.get(&format!("{path}?lang=en")).await;
         assert_eq!(response.status(), 404, "{path}");

@@ -14,6 +14,15 @@ use crate::helpers::{StoreKind, TestApp, spawn_app_in};
 use crate::on_both_stores;
 
 on_both_stores!(
+    a_silent_update_carries_no_notify_preference,
+    an_object_that_exists_already_is_patched_keeping_what_others_set,
+    the_class_is_patched_when_the_design_changes_and_written_once_otherwise,
+    failures_are_classified_for_retrying_with_googles_message,
+    an_object_never_created_is_created_by_the_first_update,
+    messages_are_added_to_the_object,
+    an_unreachable_api_is_a_retryable_failure,
+    a_key_the_token_endpoint_refuses_is_a_permanent_failure,
+    a_key_file_that_does_not_parse_stops_the_start_with_one_sentence,
     enrollment_creates_the_programs_class_and_the_cards_object,
     a_card_change_is_one_patch_with_the_new_balance_and_a_notification_request,
 );
@@ -98,9 +107,8 @@ async fn a_card_change_is_one_patch_with_the_new_balance_and_a_notification_requ
     fake.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_update_carries_no_notify_preference() {
-    let (app, fake) = spawn_app_with_google(StoreKind::Embedded).await;
+async fn a_silent_update_carries_no_notify_preference(kind: StoreKind) {
+    let (app, fake) = spawn_app_with_google(kind).await;
     let card = issued_card(&app, &fake).await;
     let before = fake.requests().len();
 
@@ -114,9 +122,8 @@ async fn a_silent_update_carries_no_notify_preference() {
     fake.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_object_that_exists_already_is_patched_keeping_what_others_set() {
-    let (app, fake) = spawn_app_with_google(StoreKind::Embedded).await;
+async fn an_object_that_exists_already_is_patched_keeping_what_others_set(kind: StoreKind) {
+    let (app, fake) = spawn_app_with_google(kind).await;
     let card = issued_card(&app, &fake).await;
     let id = object_id(card.serial.as_str());
     // Google or another tool added a message; the balance there is stale.
@@ -139,9 +146,8 @@ async fn an_object_that_exists_already_is_patched_keeping_what_others_set() {
     fake.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_class_is_patched_when_the_design_changes_and_written_once_otherwise() {
-    let (app, fake) = spawn_app_with_google(StoreKind::Embedded).await;
+async fn the_class_is_patched_when_the_design_changes_and_written_once_otherwise(kind: StoreKind) {
+    let (app, fake) = spawn_app_with_google(kind).await;
     issued_card(&app, &fake).await;
     let google = google(&app);
     let mut program = program(&app).await;
@@ -166,9 +172,8 @@ async fn the_class_is_patched_when_the_design_changes_and_written_once_otherwise
     fake.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failures_are_classified_for_retrying_with_googles_message() {
-    let (app, fake) = spawn_app_with_google(StoreKind::Embedded).await;
+async fn failures_are_classified_for_retrying_with_googles_message(kind: StoreKind) {
+    let (app, fake) = spawn_app_with_google(kind).await;
     let card = issued_card(&app, &fake).await;
     let (google, program) = (google(&app), program(&app).await);
 
@@ -198,9 +203,8 @@ async fn failures_are_classified_for_retrying_with_googles_message() {
     fake.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_object_never_created_is_created_by_the_first_update() {
-    let (app, fake) = spawn_app_with_google(StoreKind::Embedded).await;
+async fn an_object_never_created_is_created_by_the_first_update(kind: StoreKind) {
+    let (app, fake) = spawn_app_with_google(kind).await;
     fake.fail_next("POST", "loyaltyObject", 500, "Internal error", 10);
     let number = app.new_card().await;
     let card = app.card(&number).await;
@@ -215,9 +219,8 @@ async fn an_object_never_created_is_created_by_the_first_update() {
     fake.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_are_added_to_the_object() {
-    let (app, fake) = spawn_app_with_google(StoreKind::Embedded).await;
+async fn messages_are_added_to_the_object(kind: StoreKind) {
+    let (app, fake) = spawn_app_with_google(kind).await;
     let card = issued_card(&app, &fake).await;
 
     google(&app).add_message(&card, "weekend-x2", "Double points", "This weekend only.").await.unwrap();
@@ -230,10 +233,9 @@ async fn messages_are_added_to_the_object() {
     fake.assert_clean();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_api_is_a_retryable_failure() {
+async fn an_unreachable_api_is_a_retryable_failure(kind: StoreKind) {
     let fake = FakeGoogle::start(CLIENT_EMAIL, &TestKey::shared().public_pem, ISSUER_ID);
-    let mut env = google_env(&StoreKind::Embedded, &fake);
+    let mut env = google_env(&kind, &fake);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     env.set("LOY_GOOGLE_API_BASE_URL", &format!("http://{closed}/walletobjects/v1"));
     let app = spawn_app_in(env).await;
@@ -243,10 +245,9 @@ async fn an_unreachable_api_is_a_retryable_failure() {
     assert!(matches!(error, GoogleError::Retryable { status: None, .. }), "{error:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_the_token_endpoint_refuses_is_a_permanent_failure() {
+async fn a_key_the_token_endpoint_refuses_is_a_permanent_failure(kind: StoreKind) {
     let fake = FakeGoogle::start(CLIENT_EMAIL, &TestKey::shared().public_pem, ISSUER_ID);
-    let mut env = google_env(&StoreKind::Embedded, &fake);
+    let mut env = google_env(&kind, &fake);
     let other_key = TestKey::generate();
     let path = write_service_account(env.dir.path(), &other_key.private_pem, &fake.token_uri());
     env.set("LOY_GOOGLE_SERVICE_ACCOUNT_KEY", &path);
@@ -259,9 +260,8 @@ async fn a_key_the_token_endpoint_refuses_is_a_permanent_failure() {
     assert!(fake.requests().is_empty(), "no API call without a token");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_file_that_does_not_parse_stops_the_start_with_one_sentence() {
-    let env = crate::helpers::TestEnv::new(&StoreKind::Embedded);
+async fn a_key_file_that_does_not_parse_stops_the_start_with_one_sentence(kind: StoreKind) {
+    let env = crate::helpers::TestEnv::new(&kind);
     let key_path = env.dir.path().join("key.json");
     std::fs::write(&key_path, "{\"type\": \"service_account\", \"private_key\": ").unwrap();
     let mut env = env;

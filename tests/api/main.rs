@@ -30,3 +30,4 @@ mod pos_rules;
 mod push;
 mod push_fake;
 mod store_conformance;
+mod store_push_conformance;

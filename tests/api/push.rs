@@ -10,32 +10,68 @@ use loy::push::PushRuntime;
 use loy::push::gateway::PushOutcome;
 use serde_json::json;
 
-use crate::helpers::{StoreKind, TestApp, TestEnv, random_suffix, redis_url, spawn_app_in};
+use crate::helpers::{StoreKind, TestApp, TestEnv, random_suffix, spawn_app_in};
 use crate::push_fake::{FakeApns, eventually};
 
 /// The pass type of the test app's (development) passes: the APNs topic.
 pub const TOPIC: &str = crate::apple_support::PASS_TYPE;
 
+/// The queue (and store) a push test runs with.
 #[derive(Debug, Clone)]
 pub enum QueueKind {
+    /// The in-process queue on the embedded store: a single-node install.
     Memory,
+    /// Redis on the embedded store.
     Redis(String),
+    /// Redis on MongoDB: the production setup.
+    RedisOnMongo { redis: String, mongo: StoreKind },
 }
 
-/// Runs `$name(QueueKind)` with the in-process queue and with Redis.
-macro_rules! on_both_queues {
+impl QueueKind {
+    pub fn store(&self) -> StoreKind {
+        match self {
+            Self::RedisOnMongo { mongo, .. } => mongo.clone(),
+            _ => StoreKind::Embedded,
+        }
+    }
+
+    pub fn redis(&self) -> Option<&str> {
+        match self {
+            Self::Memory => None,
+            Self::Redis(url) | Self::RedisOnMongo { redis: url, .. } => Some(url),
+        }
+    }
+
+    /// Points `env` at this queue's Redis, under a fresh key prefix.
+    pub fn configure(&self, env: &mut TestEnv) {
+        if let Some(url) = self.redis() {
+            env.set("LOY_REDIS_URL", url).set("LOY_REDIS_PREFIX", &format!("loytest{}", random_suffix()));
+        }
+    }
+}
+
+/// Runs `$name(QueueKind)` with the in-process queue, with Redis, and with Redis on MongoDB.
+#[macro_export]
+macro_rules! on_every_queue {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn in_process() {
-                    super::$name(super::QueueKind::Memory).await
+                    super::$name($crate::push::QueueKind::Memory).await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn redis() {
-                    if let Some(url) = crate::helpers::redis_url() {
-                        super::$name(super::QueueKind::Redis(url)).await
+                    if let Some(url) = $crate::helpers::redis_url() {
+                        super::$name($crate::push::QueueKind::Redis(url)).await
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis_mongodb() {
+                    if let (Some(redis), Some(mongo)) = ($crate::helpers::redis_url(), $crate::helpers::StoreKind::mongo()) {
+                        super::$name($crate::push::QueueKind::RedisOnMongo { redis, mongo }).await
                     }
                 }
             }
@@ -43,18 +79,16 @@ macro_rules! on_both_queues {
     };
 }
 
-/// An app with fast push timings, on the embedded store.
+/// An app with fast push timings.
 pub async fn push_app(queue: &QueueKind, tweak: &[(&str, &str)]) -> TestApp {
-    let mut env = TestEnv::new(&StoreKind::Embedded);
+    let mut env = TestEnv::new(&queue.store());
     env.set("LOY_PUSH_COALESCE_MS", "100")
         .set("LOY_PUSH_SWEEP_MS", "200")
         .set("LOY_PUSH_GRACE_MS", "400")
         .set("LOY_PUSH_LEASE_MS", "3000")
         .set("LOY_PUSH_POLL_MS", "5")
         .set("LOY_PUSH_BACKOFF_MS", "20");
-    if let QueueKind::Redis(url) = queue {
-        env.set("LOY_REDIS_URL", url).set("LOY_REDIS_PREFIX", &format!("loytest{}", random_suffix()));
-    }
+    queue.configure(&mut env);
     for (key, value) in tweak {
         env.set(key, value);
     }
@@ -100,7 +134,7 @@ pub async fn wait_pushed(app: &TestApp, number: &str) -> Card {
     panic!("card {number} was never recorded as pushed");
 }
 
-on_both_queues!(
+crate::on_every_queue!(
     an_earn_reaches_each_registered_device_exactly_once_and_the_version_is_recorded,
     a_burst_of_twenty_changes_gives_one_push_per_device_with_the_latest_version,
     a_worker_killed_mid_job_leaves_the_job_to_another_worker,
@@ -373,5 +407,4 @@ async fn a_configuration_error_shows_in_readiness_until_a_push_goes_through(queu
     let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["checks"]["apns"]["status"], "up");
     workers.stop().await;
-    let _ = redis_url;
 }

@@ -1,0 +1,176 @@
+//! The push bookkeeping of the storage interface (`PushStore`), on every backend: which cards
+//! and devices are owed a push, what reached Google, and dead letters.
+
+use chrono::{Duration, TimeZone, Utc};
+use loy::domain::{Card, DeviceLibraryId, PassTypeId, PushToken, Registration, SerialNumber};
+use loy::store::{CardLookup, DeadLetter, Owed};
+
+use crate::helpers::StoreKind;
+use crate::on_both_stores;
+use crate::store_conformance::{TestStore, customer, program, test_store};
+
+on_both_stores!(
+    cards_owed_a_push_are_listed_oldest_first_until_their_version_is_pushed,
+    devices_record_the_version_they_were_pushed_and_can_be_made_owed_again,
+    what_reached_google_is_recorded_with_the_notifications_of_the_last_day,
+    dead_letters_are_kept_newest_first_and_taken_once,
+);
+
+async fn insert(t: &TestStore, phone: &str) -> Card {
+    let (card, welcome) = Card::enroll(&program(), customer(phone), None, Utc::now());
+    t.store.insert_card(&card, &welcome).await.unwrap();
+    card
+}
+
+async fn stored(t: &TestStore, card: &Card) -> Card {
+    t.store.find_card(CardLookup::Serial(&card.serial)).await.unwrap().unwrap()
+}
+
+/// Moves a card to its next version at `now`, as any visible change does.
+async fn change(t: &TestStore, card: &Card, now: chrono::DateTime<Utc>) -> Card {
+    loy::store::bump_version(t.store.as_ref(), &card.serial, now).await.unwrap().unwrap()
+}
+
+async fn cards_owed_a_push_are_listed_oldest_first_until_their_version_is_pushed(kind: StoreKind) {
+    let t = test_store(kind).await;
+    let t0 = loy::domain::card::stored_precision(Utc::now());
+    let a = insert(&t, "+79120000701").await;
+    let b = insert(&t, "+79120000702").await;
+    let untouched = insert(&t, "+79120000703").await;
+    assert!(t.store.cards_pending_push(t0 + Duration::hours(1), 10).await.unwrap().is_empty(), "new cards owe nothing");
+
+    let b1 = change(&t, &b, t0).await;
+    let a1 = change(&t, &a, t0 + Duration::seconds(5)).await;
+
+    let owed = t.store.cards_pending_push(t0 + Duration::seconds(5), 10).await.unwrap();
+    assert_eq!(owed, vec![b.serial.clone(), a.serial.clone()], "oldest first");
+    assert_eq!(t.store.cards_pending_push(t0 + Duration::seconds(1), 10).await.unwrap(), vec![b.serial.clone()]);
+    assert_eq!(t.store.cards_pending_push(t0 + Duration::seconds(5), 1).await.unwrap().len(), 1, "the limit holds");
+    assert!(!owed.contains(&untouched.serial));
+
+    // A push of an older version leaves the card owed; the current version clears it.
+    let b2 = change(&t, &b1, t0 + Duration::seconds(6)).await;
+    t.store.mark_card_pushed(&b.serial, b1.version).await.unwrap();
+    let after = stored(&t, &b).await;
+    assert_eq!(after.pushed_version, b1.version);
+    assert!(after.push_pending_since.is_some(), "version {} is still owed", b2.version);
+    t.store.mark_card_pushed(&b.serial, b2.version).await.unwrap();
+    let after = stored(&t, &b).await;
+    assert_eq!((after.pushed_version, after.push_pending_since), (b2.version, None));
+    // Recording an older push later never moves the pushed version back.
+    t.store.mark_card_pushed(&b.serial, b1.version).await.unwrap();
+    assert_eq!(stored(&t, &b).await.pushed_version, b2.version);
+
+    t.store.mark_card_pushed(&a.serial, a1.version).await.unwrap();
+    assert!(t.store.cards_pending_push(t0 + Duration::hours(1), 10).await.unwrap().is_empty());
+}
+
+fn registration(device: &str, card: &Card) -> Registration {
+    let now = loy::domain::card::stored_precision(Utc::now());
+    Registration {
+        device_library_id: DeviceLibraryId::parse(device).unwrap(),
+        pass_type_id: PassTypeId::parse("pass.test.loy").unwrap(),
+        serial: card.serial.clone(),
+        push_token: PushToken::parse(&format!("{device}-token")).unwrap(),
+        pushed_version: card.version,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn pushed_versions(t: &TestStore, card: &Card) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = t
+        .store
+        .card_registrations(&card.serial)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.device_library_id.as_str().to_owned(), r.pushed_version))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn devices_record_the_version_they_were_pushed_and_can_be_made_owed_again(kind: StoreKind) {
+    let t = test_store(kind).await;
+    let card = insert(&t, "+79120000711").await;
+    for device in ["phone", "watch"] {
+        t.store.register_device(&registration(device, &card)).await.unwrap();
+    }
+    let next = change(&t, &card, Utc::now()).await;
+    let phone = DeviceLibraryId::parse("phone").unwrap();
+
+    t.store.mark_devices_pushed(&card.serial, next.version, std::slice::from_ref(&phone)).await.unwrap();
+    assert_eq!(pushed_versions(&t, &card).await, [("phone".into(), next.version), ("watch".into(), card.version)]);
+    t.store.mark_devices_pushed(&card.serial, card.version, std::slice::from_ref(&phone)).await.unwrap();
+    assert_eq!(pushed_versions(&t, &card).await[0].1, next.version, "never moves back");
+    t.store.mark_devices_pushed(&card.serial, next.version, &[]).await.unwrap();
+    t.store.mark_card_pushed(&card.serial, next.version).await.unwrap();
+
+    // An operator's "push again" for one device, then for all.
+    let now = Utc::now();
+    assert!(t.store.mark_push_owed(&card.serial, Owed::Device(&phone), now).await.unwrap());
+    assert_eq!(pushed_versions(&t, &card).await, [("phone".into(), 0), ("watch".into(), card.version)]);
+    let owed = stored(&t, &card).await;
+    assert!(owed.pushed_version < owed.version && owed.push_pending_since.is_some(), "the card is owed again");
+    assert!(t.store.mark_push_owed(&card.serial, Owed::AllDevices, now).await.unwrap());
+    assert!(pushed_versions(&t, &card).await.iter().all(|(_, v)| *v == 0));
+    // The card alone (its Google object): devices keep what they had.
+    t.store.mark_devices_pushed(&card.serial, next.version, std::slice::from_ref(&phone)).await.unwrap();
+    assert!(t.store.mark_push_owed(&card.serial, Owed::CardOnly, now).await.unwrap());
+    assert_eq!(pushed_versions(&t, &card).await[0].1, next.version);
+    assert!(!t.store.mark_push_owed(&SerialNumber::generate(), Owed::AllDevices, now).await.unwrap(), "no such card");
+}
+
+async fn what_reached_google_is_recorded_with_the_notifications_of_the_last_day(kind: StoreKind) {
+    let t = test_store(kind).await;
+    let card = insert(&t, "+79120000721").await;
+    assert_eq!(t.store.google_sync(&card.serial).await.unwrap(), Default::default(), "nothing yet");
+
+    let t0 = Utc.timestamp_millis_opt(1_790_000_000_000).unwrap();
+    t.store.record_google_sync(&card.serial, 2, 150, Some(t0)).await.unwrap();
+    t.store.record_google_sync(&card.serial, 3, 180, None).await.unwrap();
+    let sync = t.store.google_sync(&card.serial).await.unwrap();
+    assert_eq!((sync.version, sync.balance, sync.notified_at.clone()), (3, Some(180), vec![t0]));
+
+    // An older version recorded late changes neither version nor balance.
+    t.store.record_google_sync(&card.serial, 2, 150, None).await.unwrap();
+    let sync = t.store.google_sync(&card.serial).await.unwrap();
+    assert_eq!((sync.version, sync.balance), (3, Some(180)));
+
+    // Notifications older than Google's 24-hour budget are forgotten.
+    let t1 = t0 + Duration::hours(26);
+    t.store.record_google_sync(&card.serial, 4, 200, Some(t1)).await.unwrap();
+    assert_eq!(t.store.google_sync(&card.serial).await.unwrap().notified_at, vec![t1]);
+
+    t.store.reset_google_sync(&card.serial).await.unwrap();
+    let sync = t.store.google_sync(&card.serial).await.unwrap();
+    assert_eq!((sync.version, sync.balance), (0, None), "the next push updates the object again");
+    assert_eq!(sync.notified_at, vec![t1], "the budget survives a replay");
+}
+
+async fn dead_letters_are_kept_newest_first_and_taken_once(kind: StoreKind) {
+    let t = test_store(kind).await;
+    let card = insert(&t, "+79120000731").await;
+    let t0 = Utc.timestamp_millis_opt(1_790_000_000_000).unwrap();
+    let letter = |id: &str, at: chrono::DateTime<Utc>, target: &str| DeadLetter {
+        id: id.to_owned(),
+        serial: card.serial.clone(),
+        version: 7,
+        target: target.to_owned(),
+        reason: "TooManyRequests (429)".to_owned(),
+        attempts: 12,
+        first_failure_at: t0,
+        created_at: at,
+    };
+    let older = letter("dl_older", t0 + Duration::minutes(1), "apns:phone");
+    let newer = letter("dl_newer", t0 + Duration::minutes(2), "google");
+    t.store.insert_dead_letter(&older).await.unwrap();
+    t.store.insert_dead_letter(&newer).await.unwrap();
+
+    assert_eq!(t.store.dead_letters(10).await.unwrap(), vec![newer.clone(), older.clone()]);
+    assert_eq!(t.store.dead_letters(1).await.unwrap(), vec![newer.clone()]);
+    assert_eq!(t.store.take_dead_letter("dl_older").await.unwrap(), Some(older));
+    assert_eq!(t.store.take_dead_letter("dl_older").await.unwrap(), None, "taken once");
+    assert_eq!(t.store.dead_letters(10).await.unwrap(), vec![newer]);
+}
