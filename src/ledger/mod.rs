@@ -459,7 +459,7 @@ async fn plan(
                 Some(transaction_id.clone()),
             );
             let mut follow_up = None;
-            if original.kind == EntryKind::Earn {
+            if original.kind == EntryKind::Earn && card.referred_by.is_some() {
                 // The purchase that paid the referral bonus is refunded: the bonus goes back too,
                 // as far as it is unspent, here and on the inviting card.
                 let referral_id = referral_entry_id(&card.serial);

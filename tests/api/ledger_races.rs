@@ -395,3 +395,28 @@ async fn an_error_after_the_commit_point_is_answered_as_success(kind: StoreKind)
     assert_eq!(again.repaired_referrals, 0);
     assert_eq!(app.balance(&inviter_number).await, 200);
 }
+
+/// The round trips of one POS write on MongoDB (the store's steps), so a change that adds one
+/// is seen: API key, idempotency record, program, card, commit, settle (insert and pull),
+/// answer. A reversal also reads the transaction it reverses and looks for an earlier reversal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pos_write_on_mongodb_takes_a_known_number_of_round_trips() {
+    let Some(kind) = StoreKind::mongo() else { return };
+    let app = spawn_app(kind).await;
+    let pos = app.api_key(Scope::Pos).await;
+    let (number, _) = card_with_an_earn(&app, &pos).await;
+    let mut counted = Vec::new();
+    for (verb, body) in [("earn", json!({"purchase_amount": 100_000})), ("redeem", json!({"points": 100}))] {
+        app.faults.start_counting();
+        assert_eq!(app.pos_post(format!("/api/v1/cards/{number}/{verb}"), &pos, body).await.status, 200);
+        counted.push((verb, app.faults.calls()));
+    }
+    let (_, tx) = card_with_an_earn(&app, &pos).await;
+    app.faults.start_counting();
+    assert_eq!(app.pos_post(format!("/api/v1/transactions/{tx}/reverse"), &pos, json!({})).await.status, 200);
+    counted.push(("reverse", app.faults.calls()));
+    println!("MongoDB round trips per POS write: {counted:?}");
+    for ((verb, count), most) in counted.iter().zip([8, 8, 14]) {
+        assert!(*count <= most, "{verb} took {count} round trips, more than the {most} it needs");
+    }
+}
