@@ -2,6 +2,7 @@
 
 mod keys;
 mod ledger;
+mod ops;
 mod push;
 
 use std::path::PathBuf;
@@ -58,6 +59,22 @@ pub enum Command {
     Pass {
         #[command(subcommand)]
         action: PassCommand,
+    },
+    /// Copy the embedded store consistently into FILE, also while the server runs.
+    Backup {
+        /// The new backup file (never overwritten).
+        file: PathBuf,
+    },
+    /// Restore a backup made by `loy backup` into an empty LOY_DATA_DIR.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
+    /// Ask the server on LOY_BIND whether it is ready: exit 0 if so (container health checks).
+    Healthcheck {
+        /// The path to ask (`/healthz` for a `loy worker`, which has no `/readyz`).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
     },
 }
 
@@ -130,6 +147,9 @@ pub fn main() -> ExitCode {
             Command::Pass { action: PassCommand::Lint { file, ca } } => {
                 apple::tools::pass_lint(&settings, &file, ca.as_deref(), &mut std::io::stdout())
             }
+            Command::Backup { file } => ops::backup(&settings, &file).await,
+            Command::Restore { file } => ops::restore(&settings, &file).await,
+            Command::Healthcheck { path } => ops::healthcheck(&settings, &path).await,
         }
     });
     match result {

@@ -15,11 +15,16 @@ on_both_stores!(
 
 /// Runs `loy ARGS` with the test app's settings; returns (exit code, stdout, stderr).
 fn loy(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+    loy_with(&app.env.vars, args)
+}
+
+/// Runs `loy ARGS` with exactly the settings `vars`.
+fn loy_with(vars: &std::collections::HashMap<String, String>, args: &[&str]) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_loy"));
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("LOY_")) {
         command.env_remove(name);
     }
-    command.envs(&app.env.vars).args(args);
+    command.envs(vars).args(args);
     let output = command.output().expect("the loy binary runs");
     (
         output.status.code().unwrap_or(-1),
@@ -174,4 +179,79 @@ async fn a_worker_process_serves_its_metrics_and_stops_cleanly_on_sigterm() {
     assert!(killed.success());
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "the worker stops cleanly: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_the_server_writes_restores_into_a_consistent_store() {
+    let app = spawn_app(StoreKind::Embedded).await;
+    let pos = app.api_key(Scope::Pos).await;
+    let mut numbers = Vec::new();
+    for _ in 0..20 {
+        numbers.push(app.new_card().await);
+    }
+    // Purchases keep coming in while the backup runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (client, base, pos, numbers, stop) =
+            (app.client.clone(), app.address.clone(), pos.clone(), numbers.clone(), stop.clone());
+        async move {
+            let mut written = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let number = &numbers[written % numbers.len()];
+                let response = client
+                    .post(format!("{base}/api/v1/cards/{number}/earn"))
+                    .bearer_auth(&pos)
+                    .header("Idempotency-Key", format!("during-backup-{written}"))
+                    .json(&json!({"purchase_amount": 12_345}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                written += 1;
+            }
+            written
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let file = app.env.dir.path().join("backup.sqlite3");
+    let file = file.to_str().unwrap().to_owned();
+    let vars = app.env.vars.clone();
+    let (code, out, err) = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || loy_with(&vars, &["backup", &file])).await.unwrap()
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(written > 0, "writes went on during the backup");
+    assert!(out.contains("Backed up 20 cards"), "{out}");
+
+    // A backup never overwrites; a restore never lands on an existing store.
+    assert_eq!(loy(&app, &["backup", &file]).0, 1);
+    assert_eq!(loy(&app, &["restore", &file]).0, 1);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let mut restored = app.env.vars.clone();
+    restored.insert("LOY_DATA_DIR".into(), fresh.path().display().to_string());
+    let (code, out, err) = loy_with(&restored, &["restore", &file]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = loy_with(&restored, &["check", "ledger"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Ledger OK: 20 cards"), "{out}");
+    let (code, _, err) = loy_with(&restored, &["restore", app.env.dir.path().join("nothing").to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_zero_only_while_the_server_is_ready() {
+    let app = spawn_app(StoreKind::Embedded).await;
+    let mut vars = app.env.vars.clone();
+    vars.insert("LOY_BIND".into(), format!("0.0.0.0:{}", app.address.rsplit(':').next().unwrap()));
+    let (code, _, err) = tokio::task::spawn_blocking(move || loy_with(&vars, &["healthcheck"])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    let mut vars = app.env.vars.clone();
+    vars.insert("LOY_BIND".into(), "127.0.0.1:9".into());
+    let (code, _, err) = tokio::task::spawn_blocking(move || loy_with(&vars, &["healthcheck"])).await.unwrap();
+    assert_eq!(code, 1);
+    assert!(err.contains("did not answer"), "{err}");
 }

@@ -8,6 +8,7 @@
 //! go through a small pool of connections on Tokio's blocking pool and never wait for a write.
 
 mod access;
+pub mod backup;
 mod cards;
 mod devices;
 mod ledger;
