@@ -19,6 +19,7 @@ on_both_stores!(
     the_default_region_reads_numbers_without_a_country_code,
     phone_store_operations_list_rewrite_and_record,
     stored_numbers_are_renormalised_once_at_start_and_shared_ones_reported,
+    loy_check_phones_exits_1_on_shared_or_impossible_numbers_and_changes_nothing,
 );
 
 /// Ways people write +7 912 345-67-89.
@@ -220,4 +221,42 @@ async fn stored_numbers_are_renormalised_once_at_start_and_shared_ones_reported(
     let app = spawn_app_in(env).await;
     let stored = app.store.find_card(CardLookup::Serial(&late.serial)).await.unwrap().unwrap();
     assert_eq!(stored.holder.phone.as_str(), "+4402079460957");
+}
+
+/// Runs `loy ARGS` with the test app's settings only; returns (exit code, stdout, stderr).
+fn loy(app: &crate::helpers::TestApp, args: &[&str]) -> (i32, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_loy"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("LOY_")) {
+        command.env_remove(name);
+    }
+    let output = command.envs(&app.env.vars).args(args).output().expect("the loy binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn loy_check_phones_exits_1_on_shared_or_impossible_numbers_and_changes_nothing(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    app.enroll("Anna", "8 912 345 00 01").await;
+
+    let (code, stdout, stderr) = loy(&app, &["check", "phones"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("Phones OK: 1 cards"), "{stdout}");
+
+    let shared = card_with_stored_phone(app.store.as_ref(), "+4402079460959").await;
+    let other = card_with_stored_phone(app.store.as_ref(), "+442079460959").await;
+    let impossible = card_with_stored_phone(app.store.as_ref(), "+89123456789").await;
+    let (code, stdout, stderr) = loy(&app, &["check", "phones"]);
+
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("SHARED card {} (+4402079460959) and card {}", shared.serial, other.serial)),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("IMPOSSIBLE card {}: +89123456789", impossible.serial)), "{stdout}");
+    assert!(stdout.contains("Phone check FAILED: 1 shared and 1 impossible numbers in 4 cards"), "{stdout}");
+    let stored = app.store.find_card(CardLookup::Serial(&shared.serial)).await.unwrap().unwrap();
+    assert_eq!(stored.holder.phone.as_str(), "+4402079460959", "a check changes nothing");
 }
