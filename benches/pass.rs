@@ -92,7 +92,7 @@ fn customer(now: chrono::DateTime<Utc>) -> Customer {
     Customer {
         first_name: PersonName::parse("Anna").unwrap(),
         last_name: Some(PersonName::parse("Ivanova").unwrap()),
-        phone: Phone::parse("+79123456789").unwrap(),
+        phone: Phone::parse("+79123456789", loy::domain::PhoneRegion::RU).unwrap(),
         email: None,
         birthday: None,
         locale: Locale::Ru,

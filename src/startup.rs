@@ -94,6 +94,9 @@ impl Application {
     /// Like [`Application::build`] with a given store and clock (tests inject both).
     pub async fn build_with(settings: Settings, store: DynStore, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let program = ensure_default_program(&settings, &store, clock.as_ref()).await?;
+        crate::enrollment::phones::migrate_once(store.as_ref(), settings.default_phone_region, clock.now())
+            .await
+            .context("while re-normalising stored phone numbers")?;
         let google = GoogleWallet::from_settings(&settings, clock.clone()).await?;
         if let Some(google) = &google {
             google.prepare_in_background(program);

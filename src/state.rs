@@ -17,7 +17,7 @@ use crate::push::gateway::PushGateway;
 use crate::push::queue::PushQueue;
 use crate::push::worker::Worker;
 use crate::push::{ChangeNotifier, PushHealth};
-use crate::store::DynStore;
+use crate::store::{DynStore, StoreError};
 
 /// What every request handler can reach, shared as `web::Data<AppState>`.
 pub struct AppState {
@@ -43,11 +43,24 @@ impl AppState {
         self.program_by_id(DEFAULT_PROGRAM_ID).await
     }
 
+    /// The program `id`, checked: a program that is missing, unreadable or whose rules fail
+    /// validation is answered 503 with a message (and logged), never used half-broken.
     pub async fn program_by_id(&self, id: &str) -> Result<Program, ApiError> {
-        match self.store.program(id).await? {
-            Some(program) => Ok(program),
-            None => Err(ApiError::internal(&crate::store::StoreError::Corrupt(format!("program {id} is missing")))),
-        }
+        let problem = match self.store.program(id).await {
+            Ok(Some(program)) => match program.rules.validate() {
+                Ok(()) => return Ok(program),
+                Err(why) => format!("its rules are invalid: {why}"),
+            },
+            Ok(None) => "it is missing".to_owned(),
+            Err(StoreError::Corrupt(why)) => format!("it cannot be read: {why}"),
+            Err(e) => return Err(e.into()),
+        };
+        tracing::error!(program = id, problem = %problem, "the loyalty program cannot be used");
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "program_unavailable",
+            "The loyalty program's settings are invalid, so nothing can be done with it until staff correct them.",
+        ))
     }
 
     /// The absolute address of a card's page.
@@ -55,11 +68,12 @@ impl AppState {
         self.settings.url(&format!("/c/{}", card.card_key.expose()))
     }
 
-    /// A "something went wrong" page (the cause is already logged by the caller).
+    /// A "something went wrong, try again in a minute" page, 503 (the cause is already logged
+    /// by the caller): what stops a page is the store or the program's settings, not the request.
     pub fn error_page(&self, locale: Locale) -> HttpResponse {
         let t = self.pages.catalog(locale);
         self.pages.respond(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::SERVICE_UNAVAILABLE,
             "message.html",
             locale,
             Message {

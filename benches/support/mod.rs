@@ -45,7 +45,7 @@ pub async fn cards(store: &DynStore, count: usize) -> Vec<Card> {
         let holder = Customer {
             first_name: PersonName::parse("Bench").unwrap(),
             last_name: None,
-            phone: Phone::parse(&format!("+7900{i:07}")).unwrap(),
+            phone: Phone::parse(&format!("+7900{i:07}"), loy::domain::PhoneRegion::RU).unwrap(),
             email: None,
             birthday: None,
             locale: Locale::En,

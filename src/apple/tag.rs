@@ -60,7 +60,7 @@ mod tests {
         let holder = Customer {
             first_name: PersonName::parse("Anna").unwrap(),
             last_name: None,
-            phone: Phone::parse("+79123456789").unwrap(),
+            phone: Phone::parse("+79123456789", crate::domain::PhoneRegion::RU).unwrap(),
             email: None,
             birthday: None,
             locale: Locale::En,

@@ -1,4 +1,4 @@
-//! `loy check ledger` and `loy ledger expire`.
+//! `loy check ledger`, `loy check phones` and `loy ledger expire`.
 
 use std::process::ExitCode;
 
@@ -13,6 +13,9 @@ use crate::startup::open_for_tool;
 pub enum CheckCommand {
     /// Verify that every card's balance equals the sum of its ledger entries (exit 1 if not).
     Ledger,
+    /// Check every stored phone number by the current rules (LOY_DEFAULT_PHONE_REGION); exit 1
+    /// if two cards share a number or a number is impossible. Changes nothing.
+    Phones,
 }
 
 #[derive(Debug, Subcommand)]
@@ -22,7 +25,9 @@ pub enum LedgerCommand {
 }
 
 pub async fn check(settings: &Settings, command: CheckCommand) -> anyhow::Result<ExitCode> {
-    let CheckCommand::Ledger = command;
+    if let CheckCommand::Phones = command {
+        return check_phones(settings).await;
+    }
     let (store, program) = open_for_tool(settings).await?;
     let report = check::check_all(store.as_ref(), &program, SystemClock.now()).await?;
     if report.repaired_referrals > 0 {
@@ -50,4 +55,34 @@ pub async fn ledger(settings: &Settings, command: LedgerCommand) -> anyhow::Resu
     let points = expiry::run(store.as_ref(), &program, SystemClock.now(), None).await?;
     println!("Expired {points} points.");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn check_phones(settings: &Settings) -> anyhow::Result<ExitCode> {
+    use crate::enrollment::phones::{Mode, renormalise};
+    let (store, _) = open_for_tool(settings).await?;
+    let report = renormalise(store.as_ref(), settings.default_phone_region, Mode::CheckOnly).await?;
+    for (card, from, to) in &report.rewritten {
+        println!("REWRITE card {card}: {from} would be stored as {to}");
+    }
+    for s in &report.shared {
+        println!(
+            "SHARED card {} ({}) and card {} are one number {} by the current rules; merge them by hand",
+            s.card, s.stored, s.other, s.phone
+        );
+    }
+    for i in &report.impossible {
+        println!("IMPOSSIBLE card {}: {} ({})", i.card, i.stored, i.problem);
+    }
+    if report.is_clean() {
+        println!("Phones OK: {} cards, each with its own possible number.", report.cards);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "Phone check FAILED: {} shared and {} impossible numbers in {} cards.",
+            report.shared.len(),
+            report.impossible.len(),
+            report.cards
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }

@@ -212,6 +212,7 @@ fn print_settings(s: &Settings) {
         None => println!("queue            in-process"),
     }
     println!("default_locale   {}", s.default_locale);
+    println!("phone_region     {}", s.default_phone_region.code());
     match &s.google {
         Some(g) => println!(
             "google_wallet    issuer {}, key {}, API {}",

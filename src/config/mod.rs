@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub use sources::RawSettings;
 pub(crate) use sources::parse;
 
-use crate::domain::{Currency, Locale};
+use crate::domain::{Currency, Locale, PhoneRegion};
 use crate::google::config::GoogleSettings;
 
 /// A mistake in the settings, as one sentence that names the setting.
@@ -57,6 +57,8 @@ pub struct Settings {
     pub log_filter: String,
     pub log_format: LogFormat,
     pub default_locale: Locale,
+    /// The country a phone number typed without a country code belongs to.
+    pub default_phone_region: PhoneRegion,
     /// Used when the default program is first created.
     pub program_name: String,
     pub currency: Currency,
@@ -96,6 +98,7 @@ pub const KEYS: &[&str] = &[
     "log",
     "log_format",
     "default_locale",
+    "default_phone_region",
     "program_name",
     "currency",
     "consent_text",
@@ -220,6 +223,7 @@ impl Settings {
             "en" => Ok(Locale::En),
             _ => Err(format!("`{s}` is not `ru` or `en`")),
         })?;
+        let default_phone_region = raw.parse_or("default_phone_region", PhoneRegion::RU, PhoneRegion::parse)?;
         let program_name = raw.parse_or("program_name", "Loyalty Card".to_owned(), |s| {
             if s.chars().count() <= 64 { Ok(s.to_owned()) } else { Err("is longer than 64 characters".to_owned()) }
         })?;
@@ -255,6 +259,7 @@ impl Settings {
             log_filter,
             log_format,
             default_locale,
+            default_phone_region,
             program_name,
             currency,
             consent_text,
@@ -328,6 +333,7 @@ mod tests {
         assert!(matches!(s.store, StoreSettings::Embedded { .. }));
         assert!(s.redis.is_none());
         assert_eq!(s.default_locale, Locale::Ru);
+        assert_eq!(s.default_phone_region, PhoneRegion::RU);
         assert_eq!(s.environment, Environment::Development);
     }
 
@@ -364,6 +370,7 @@ mod tests {
             (&[("LOY_MONGODB_DATABASE", "x")], "LOY_MONGODB_DATABASE is set but LOY_MONGODB_URI is not"),
             (&[("LOY_REDIS_URL", "localhost:6379")], "LOY_REDIS_URL: must start with redis://"),
             (&[("LOY_DEFAULT_LOCALE", "de")], "LOY_DEFAULT_LOCALE: `de` is not `ru` or `en`"),
+            (&[("LOY_DEFAULT_PHONE_REGION", "Russia")], "LOY_DEFAULT_PHONE_REGION: `Russia` is not a two-letter"),
             (&[("LOY_LOG_FORMAT", "xml")], "LOY_LOG_FORMAT"),
             (&[("LOY_CURRENCY", "RUBLE")], "LOY_CURRENCY"),
             (&[("LOY_ENV", "production")], "LOY_PUBLIC_URL must start with https:// in production"),

@@ -208,7 +208,7 @@ mod tests {
         Customer {
             first_name: PersonName::parse("Анна").unwrap(),
             last_name: Some(PersonName::parse("Иванова").unwrap()),
-            phone: Phone::parse("+79123456789").unwrap(),
+            phone: Phone::parse("+79123456789", crate::domain::PhoneRegion::RU).unwrap(),
             email: None,
             birthday: None,
             locale: Locale::Ru,

@@ -10,6 +10,7 @@ pub mod person;
 pub mod phone;
 pub mod program;
 pub mod registration;
+pub mod text;
 pub mod tokens;
 
 pub use access::{ApiKey, PresentedKey, Scope, WebhookSource};
@@ -19,7 +20,8 @@ pub use email::{Email, EmailError};
 pub use ledger::{EntryKind, EntrySource, LedgerEntry};
 pub use locale::Locale;
 pub use person::{PersonName, PersonNameError};
-pub use phone::{Phone, PhoneError};
+pub use phone::{Phone, PhoneError, PhoneRegion};
 pub use program::{Currency, DEFAULT_PROGRAM_ID, Program, ProgramDesign, ProgramRules, TierRule};
 pub use registration::{DeviceLibraryId, PassTypeId, PushToken, RegisterOutcome, Registration};
+pub use text::TextError;
 pub use tokens::{AuthToken, BarcodeValue, CardKey, ReferralCode, SerialNumber, TokenError};

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::text::{self, TextError};
+
 /// A first or last name: trimmed, 1 to 100 characters, no control characters or markup brackets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonName(String);
@@ -14,12 +16,16 @@ pub enum PersonNameError {
     TooLong,
     #[error("the name contains characters that are not allowed")]
     InvalidCharacter,
+    /// Invisible, control or direction-changing characters, which could disguise one name as another.
+    #[error("the name {0}")]
+    Hidden(#[from] TextError),
 }
 
 impl PersonName {
     pub const MAX_CHARS: usize = 100;
 
     pub fn parse(input: &str) -> Result<Self, PersonNameError> {
+        text::check(input)?;
         let collapsed = input.split_whitespace().collect::<Vec<_>>().join(" ");
         if collapsed.is_empty() {
             return Err(PersonNameError::Empty);
@@ -66,7 +72,10 @@ mod tests {
         assert_eq!(PersonName::parse(&"я".repeat(101)), Err(PersonNameError::TooLong));
         assert!(PersonName::parse(&"я".repeat(100)).is_ok());
         assert_eq!(PersonName::parse("<script>"), Err(PersonNameError::InvalidCharacter));
-        assert_eq!(PersonName::parse("a\u{0}b"), Err(PersonNameError::InvalidCharacter));
+        assert_eq!(PersonName::parse("a\u{0}b"), Err(PersonNameError::Hidden(TextError::Control)));
+        assert_eq!(PersonName::parse("Anna\u{202E}"), Err(PersonNameError::Hidden(TextError::Bidirectional)));
+        assert_eq!(PersonName::parse("An\u{200B}na"), Err(PersonNameError::Hidden(TextError::Invisible)));
+        assert_eq!(PersonName::parse("Anna\n"), Err(PersonNameError::Hidden(TextError::Control)));
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub async fn create(state: web::Data<AppState>, body: JsonBody<EnrollmentRequest
         consent: request.consent.unwrap_or(false),
         referral_code: request.referral_code,
         locale,
+        phone_region: state.settings.default_phone_region,
     };
     let program = state.program().await?;
     match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {

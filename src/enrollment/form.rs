@@ -87,7 +87,19 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
         consent: values.get("consent").is_some_and(|v| !v.is_empty()),
         referral_code: field("referral_code"),
         locale,
+        phone_region: state.settings.default_phone_region,
     };
+    // The form decoder replaces bytes that are not UTF-8 (`%FF%FE`) with U+FFFD; such a field
+    // is refused next to itself rather than stored garbled.
+    let garbled: HashMap<String, String> = FIELDS
+        .iter()
+        .filter(|name| values.get(**name).is_some_and(|v| v.contains('\u{FFFD}')))
+        .map(|name| ((*name).to_owned(), state.pages.catalog(locale).error("invalid_encoding")))
+        .collect();
+    if !garbled.is_empty() {
+        values.remove("lang");
+        return form_page(&state, locale, values, garbled, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
     let program = match state.program().await {
         Ok(p) => p,
         Err(_) => return state.error_page(locale),

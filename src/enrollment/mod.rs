@@ -4,11 +4,13 @@
 
 pub mod api;
 pub mod form;
+pub mod phones;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::{
-    Card, Customer, Email, Locale, PersonName, PersonNameError, Phone, PhoneError, Program, ReferralCode, SerialNumber,
+    Card, Customer, Email, Locale, PersonName, PersonNameError, Phone, PhoneError, PhoneRegion, Program, ReferralCode,
+    SerialNumber,
 };
 use crate::store::{CardLookup, Store, StoreError, UniqueKey};
 
@@ -23,6 +25,8 @@ pub struct EnrollmentInput {
     pub consent: bool,
     pub referral_code: Option<String>,
     pub locale: Locale,
+    /// The country a phone typed without its country code is read in.
+    pub phone_region: PhoneRegion,
 }
 
 /// A field that failed its check: `code` is stable (and keys the form's translated message),
@@ -71,7 +75,11 @@ pub fn validate(
     let name = |field: &'static str, value: &str, errors: &mut Vec<FieldError>| match PersonName::parse(value) {
         Ok(name) => Some(name),
         Err(e) => {
-            let code = if e == PersonNameError::Empty { "required" } else { "invalid_name" };
+            let code = match e {
+                PersonNameError::Empty => "required",
+                PersonNameError::Hidden(_) => "invalid_characters",
+                PersonNameError::TooLong | PersonNameError::InvalidCharacter => "invalid_name",
+            };
             errors.push(FieldError::new(field, code, e.to_string()));
             None
         }
@@ -89,14 +97,10 @@ pub fn validate(
             errors.push(FieldError::new("phone", "required", "phone is required"));
             None
         }
-        Some(v) => match Phone::parse(v) {
+        Some(v) => match Phone::parse(v, input.phone_region) {
             Ok(phone) => Some(phone),
             Err(e) => {
-                let code = match e {
-                    PhoneError::MissingCountryCode => "phone_country_code",
-                    PhoneError::WrongLength => "phone_length",
-                    PhoneError::Empty | PhoneError::InvalidCharacter => "invalid_phone",
-                };
+                let code = phone_error_code(&e);
                 errors.push(FieldError::new("phone", code, e.to_string()));
                 None
             }
@@ -139,6 +143,16 @@ pub fn validate(
             referral,
         )),
         _ => Err(errors),
+    }
+}
+
+/// The stable code of a phone mistake (it keys the form's translated message).
+pub fn phone_error_code(e: &PhoneError) -> &'static str {
+    match e {
+        PhoneError::UnknownCountryCode => "phone_country_code",
+        PhoneError::WrongLength => "phone_length",
+        PhoneError::NotValid => "phone_not_valid",
+        PhoneError::Empty | PhoneError::InvalidCharacter => "invalid_phone",
     }
 }
 
@@ -225,12 +239,13 @@ mod tests {
         let bad = EnrollmentInput {
             first_name: Some("  ".into()),
             last_name: Some("<b>".into()),
-            phone: Some("12345".into()),
+            phone: Some("+8 912 345 67 89".into()),
             email: Some("nope".into()),
             birthday: Some("2999-01-01".into()),
             consent: false,
             referral_code: Some("!".into()),
             locale: Locale::En,
+            phone_region: PhoneRegion::RU,
         };
         let errors = validate(&bad, Utc::now()).unwrap_err();
         let got: Vec<_> = errors.iter().map(|e| (e.field, e.code)).collect();

@@ -128,11 +128,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::bad_request("invalid_json", "The body must be a JSON object."));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = serde_path_to_error::deserialize(&mut de);
-    if parsed.is_ok() {
-        de.end().map_err(|e| ApiError::bad_request("invalid_json", format!("The body is not valid JSON: {e}.")))?;
-    }
+    // Parsed to a value first (serde_json refuses nesting deeper than 128 levels here, as a 400),
+    // so whole-number floats can be read as the integers they are before typing.
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("The body is not valid JSON: {e}.")))?;
+    integral_floats_to_integers(&mut value);
+    let parsed = serde_path_to_error::deserialize(value);
     parsed.map_err(|err| {
         let inner = err.inner();
         match inner.classify() {
@@ -145,7 +146,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     Some(name) => format!("{path}.{name}"),
                     None => path,
                 };
-                let readable = message.split(" at line ").next().unwrap_or(&message).to_owned();
+                let mut readable = message.split(" at line ").next().unwrap_or(&message).to_owned();
+                if readable.starts_with("invalid type: floating point") {
+                    readable = format!(
+                        "expected a whole number within range (239 or 239.0, not 239.5), got {}",
+                        readable.trim_start_matches("invalid type: ").split(',').next().unwrap_or_default()
+                    );
+                }
                 if field == "." {
                     ApiError::bad_request("invalid_json", format!("The body has the wrong shape: {readable}."))
                 } else {
@@ -155,6 +162,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             _ => ApiError::bad_request("invalid_json", format!("The body is not valid JSON: {inner}.")),
         }
     })
+}
+
+/// The largest magnitude below which every whole `f64` is exact (2^53).
+const EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
+/// Rewrites every whole-number float (`239.0`, `-0`, `2.39e2`) as an integer, because some POS
+/// systems write every number as a float. Fractions and floats too large to be exact stay floats,
+/// and are refused where an integer is expected.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT_F64) {
+                // Exact by the bound above; `as` cannot truncate here.
+                *n = serde_json::Number::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// The name in ``prefix`name` …`` at the start of a serde message.
@@ -190,5 +217,24 @@ mod tests {
         assert_eq!(missing.field.as_deref(), Some("name"));
         let negative = parse_json::<Sample>(br#"{"name":"a","count":-1}"#).unwrap_err();
         assert_eq!(negative.field.as_deref(), Some("count"));
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_fractions_are_refused_clearly() {
+        assert_eq!(parse_json::<Sample>(br#"{"name":"a","count":239.0}"#).unwrap().count, Some(239));
+        assert_eq!(parse_json::<Sample>(br#"{"name":"a","count":2.39e2}"#).unwrap().count, Some(239));
+        assert_eq!(parse_json::<Sample>(br#"{"name":"a","count":-0}"#).unwrap().count, Some(0));
+        for fraction in [&br#"{"name":"a","count":239.5}"#[..], br#"{"name":"a","count":1e300}"#] {
+            let refused = parse_json::<Sample>(fraction).unwrap_err();
+            assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(refused.field.as_deref(), Some("count"));
+            assert!(refused.message.contains("whole number"), "{}", refused.message);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_a_400_not_a_crash() {
+        let deep = format!("{{\"name\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(parse_json::<Sample>(deep.as_bytes()).unwrap_err().status, StatusCode::BAD_REQUEST);
     }
 }

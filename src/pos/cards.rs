@@ -26,6 +26,8 @@ pub struct CardView {
     pub tier: TierView,
     pub status: CardStatus,
     pub redeem: RedeemView,
+    /// The card's own referral code, for a till or CRM to hand out to friends.
+    pub referral_code: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,6 +73,7 @@ pub fn card_view(card: &Card, program: &Program, locale: Locale) -> CardView {
             min_redemption: rules.min_redemption,
             max_share_percent: rules.max_redeem_percent,
         },
+        referral_code: card.referral_code.as_str().to_owned(),
     }
 }
 
@@ -97,8 +100,9 @@ pub async fn find_by_phone(
     query: web::Query<PhoneQuery>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Scope::Pos)?;
-    let phone =
-        Phone::parse(&query.phone).map_err(|e| ApiError::unprocessable("invalid_phone", e.to_string(), "phone"))?;
+    let phone = Phone::parse(&query.phone, state.settings.default_phone_region).map_err(|e| {
+        ApiError::unprocessable(crate::enrollment::phone_error_code(&e), format!("phone: {e}."), "phone")
+    })?;
     let program = state.program().await?;
     let card = state
         .store
@@ -171,7 +175,8 @@ pub async fn transactions(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::unprocessable("invalid_limit", "limit must be from 1 to 100.", "limit"));
     }
-    let before = match &query.cursor {
+    // An empty cursor (`?cursor=`, what a client sends for "no next_cursor yet") is the first page.
+    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(cursor) => Some(cursor.parse::<i64>().ok().filter(|seq| *seq > 0).ok_or_else(|| {
             ApiError::unprocessable(

@@ -70,14 +70,18 @@ pub fn points(value: i64) -> Result<i64, ApiError> {
     }
 }
 
+/// A free text field (order id, description, reason): trimmed, blank as absent, at most `max`
+/// characters, and only visible ones (see [`crate::domain::text`]).
 pub fn text(value: Option<String>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
     match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(invalid(
-            "invalid_text",
-            &format!("{field} must be at most {max} characters without control characters."),
-            field,
-        )),
-        other => Ok(other),
+        Some(v) if v.chars().count() > max => {
+            Err(invalid("invalid_text", &format!("{field} must be at most {max} characters."), field))
+        }
+        Some(v) => match crate::domain::text::check(&v) {
+            Ok(()) => Ok(Some(v)),
+            Err(why) => Err(invalid("invalid_text", &format!("{field} {why}; send visible characters only."), field)),
+        },
+        None => Ok(None),
     }
 }
 
@@ -110,7 +114,7 @@ impl CardWrite for AdjustRequest {
     const SCOPE: Scope = Scope::Admin;
 
     fn command(self) -> Result<Command, ApiError> {
-        if self.points == 0 || self.points.abs() > MAX_POINTS {
+        if self.points == 0 || !(-MAX_POINTS..=MAX_POINTS).contains(&self.points) {
             return Err(invalid(
                 "invalid_points",
                 &format!("points must be non-zero, from -{MAX_POINTS} to {MAX_POINTS}."),

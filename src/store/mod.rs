@@ -5,7 +5,7 @@
 //! against both. How ledger writes stay atomic on each is explained in `docs/architecture.md`.
 //!
 //! The interface is split by area ([`CardStore`], [`LedgerStore`], [`DeviceStore`],
-//! [`PushStore`], [`AccessStore`]); [`Store`] is all of them, and `DynStore` is what the
+//! [`PushStore`], [`AccessStore`], [`PhoneStore`]); [`Store`] is all of them, and `DynStore` is what the
 //! application holds.
 
 pub mod embedded;
@@ -29,9 +29,9 @@ pub use faults::Faults;
 pub type DynStore = Arc<dyn Store>;
 
 /// Every storage capability; implemented by each backend through its parts.
-pub trait Store: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore {}
+pub trait Store: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore {}
 
-impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore> Store for T {}
+impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore> Store for T {}
 
 /// The unique keys of a card: inserting a second card with the same value fails with
 /// [`StoreError::Duplicate`] naming the key.
@@ -399,6 +399,31 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn webhook_sources(&self) -> StoreResult<Vec<WebhookSource>>;
 
     async fn revoke_webhook_source(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+}
+
+/// A card's phone exactly as stored, before any checking: what the phone migration reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPhone {
+    pub serial: SerialNumber,
+    pub program_id: String,
+    pub phone: String,
+}
+
+/// Re-normalising stored phone numbers, and the record of one-time data steps.
+#[async_trait]
+pub trait PhoneStore: Send + Sync + 'static {
+    /// The phones of the cards after `after` in serial order, at most `limit`.
+    async fn stored_phones(&self, after: Option<&SerialNumber>, limit: usize) -> StoreResult<Vec<StoredPhone>>;
+
+    /// Rewrites one card's phone: `Duplicate(Phone)` when another card of its program has it,
+    /// `false` when there is no such card.
+    async fn set_card_phone(&self, serial: &SerialNumber, phone: &Phone) -> StoreResult<bool>;
+
+    /// When the one-time data step `name` ran, if it has.
+    async fn data_step_done(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Records that the one-time data step `name` ran (again: the first record is kept).
+    async fn record_data_step(&self, name: &str, at: DateTime<Utc>) -> StoreResult<()>;
 }
 
 /// Moves a card to its next version without another change (a design or message change, an

@@ -128,7 +128,7 @@ impl TryFrom<CardRecord> for Card {
             holder: Customer {
                 first_name: parsed("first_name", &r.first_name, PersonName::parse(&r.first_name))?,
                 last_name: opt_name(&r.last_name)?,
-                phone: parsed("phone", &r.phone, Phone::parse(&r.phone))?,
+                phone: parsed("phone", &r.phone, Phone::from_stored(&r.phone))?,
                 email: r.email.as_deref().map(|s| parsed("email", s, Email::parse(s))).transpose()?,
                 birthday: r
                     .birthday

@@ -43,7 +43,10 @@ async fn a_valid_enrollment_creates_a_card_with_the_welcome_bonus(kind: StoreKin
 
     let stored = app
         .store
-        .find_card(CardLookup::Phone { program_id: "default", phone: &Phone::parse("+79123456789").unwrap() })
+        .find_card(CardLookup::Phone {
+            program_id: "default",
+            phone: &Phone::parse("+79123456789", loy::domain::PhoneRegion::RU).unwrap(),
+        })
         .await
         .unwrap()
         .expect("the card is stored under the normalised phone");
@@ -74,7 +77,9 @@ async fn each_invalid_field_is_a_422_naming_the_field(kind: StoreKind) {
         ("first name too long", json!({"first_name": "a".repeat(101)}), "first_name", "invalid_name"),
         ("phone missing", json!({"phone": null}), "phone", "required"),
         ("phone garbage", json!({"phone": "call me maybe"}), "phone", "invalid_phone"),
-        ("phone without country", json!({"phone": "12345"}), "phone", "phone_country_code"),
+        ("phone too short for the region", json!({"phone": "12345"}), "phone", "phone_length"),
+        ("phone with no such country code", json!({"phone": "+8 912 345 67 89"}), "phone", "phone_country_code"),
+        ("phone not in the numbering plan", json!({"phone": "+7 012 345 67 89"}), "phone", "phone_not_valid"),
         ("phone too short", json!({"phone": "+7 912 34"}), "phone", "phone_length"),
         ("phone a number", json!({"phone": 79123456789u64}), "phone", "invalid_field"),
         ("email malformed", json!({"email": "anna@"}), "email", "invalid_email"),
@@ -101,7 +106,7 @@ async fn each_invalid_field_is_a_422_naming_the_field(kind: StoreKind) {
         assert_eq!(error["error"]["code"], code, "{what}: {error}");
         assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
     }
-    let phone = Phone::parse(valid["phone"].as_str().unwrap()).unwrap();
+    let phone = Phone::parse(valid["phone"].as_str().unwrap(), loy::domain::PhoneRegion::RU).unwrap();
     let stored = app.store.find_card(CardLookup::Phone { program_id: "default", phone: &phone }).await.unwrap();
     assert!(stored.is_none(), "no invalid request created a card");
 }
@@ -125,7 +130,10 @@ async fn the_same_phone_again_gets_no_second_card_and_no_card_data(kind: StoreKi
     }
     let stored = app
         .store
-        .find_card(CardLookup::Phone { program_id: "default", phone: &Phone::parse("+79120001122").unwrap() })
+        .find_card(CardLookup::Phone {
+            program_id: "default",
+            phone: &Phone::parse("+79120001122", loy::domain::PhoneRegion::RU).unwrap(),
+        })
         .await
         .unwrap()
         .unwrap();

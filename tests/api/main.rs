@@ -9,6 +9,7 @@ mod apple_certs;
 mod apple_lint;
 mod apple_pass;
 mod apple_webservice;
+mod bad_input;
 
 mod card_page;
 mod cli;
@@ -21,6 +22,7 @@ mod google_save_link;
 mod google_schema;
 mod google_wallet;
 mod health;
+mod input_phones;
 mod ledger_races;
 mod openapi;
 mod pos_access;

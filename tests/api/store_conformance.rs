@@ -33,7 +33,7 @@ pub fn customer(phone: &str) -> Customer {
     Customer {
         first_name: PersonName::parse("Anna").unwrap(),
         last_name: Some(PersonName::parse("Ivanova").unwrap()),
-        phone: Phone::parse(phone).unwrap(),
+        phone: Phone::parse(phone, loy::domain::PhoneRegion::RU).unwrap(),
         email: Some(Email::parse("anna@example.com").unwrap()),
         birthday: chrono::NaiveDate::from_ymd_opt(1990, 5, 17),
         locale: Locale::En,

@@ -12,6 +12,7 @@ pub mod backup;
 mod cards;
 mod devices;
 mod ledger;
+mod phones;
 mod push;
 
 use std::panic::AssertUnwindSafe;
@@ -198,6 +199,13 @@ CREATE TABLE google_sync (
     version INTEGER NOT NULL,
     balance INTEGER,
     notified TEXT NOT NULL
+);
+"#,
+    r#"
+-- One-time data steps run at start (such as re-normalising stored phone numbers), by name.
+CREATE TABLE data_steps (
+    name TEXT PRIMARY KEY,
+    done_at INTEGER NOT NULL
 );
 "#,
 ];

@@ -11,6 +11,7 @@ mod access;
 mod cards;
 mod devices;
 mod ledger;
+mod phones;
 mod push;
 
 use std::sync::Arc;
