@@ -2,6 +2,7 @@
 
 pub mod apple;
 pub mod push;
+pub mod security;
 
 pub use push::PushSettings;
 mod sources;
@@ -72,6 +73,8 @@ pub struct Settings {
     pub google: Option<GoogleSettings>,
     /// Apple Wallet: signing certificate, pass type and team, card design.
     pub apple: apple::AppleSettings,
+    /// Trusted proxies, rate limits, metrics access, devices per pass.
+    pub security: security::SecuritySettings,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +134,15 @@ pub const KEYS: &[&str] = &[
     "apple_dev_dir",
     "apple_template",
     "apple_pass_cache_mb",
+    "trusted_proxies",
+    "client_address_header",
+    "rate_limit_enroll",
+    "rate_limit_passkit_log",
+    "rate_limit_passkit_register",
+    "rate_limit_pos",
+    "metrics_token",
+    "metrics_bind",
+    "max_devices_per_pass",
 ];
 
 impl Settings {
@@ -238,6 +250,7 @@ impl Settings {
         )?);
         let google = GoogleSettings::from_raw(raw, environment)?;
         let apple = apple::from_raw(raw)?;
+        let security = security::from_raw(raw)?;
         if environment == Environment::Production && apple.signer.is_none() {
             return Err(ConfigError(
                 "LOY_APPLE_CERTIFICATE must be set in production: development certificates make passes no iPhone accepts"
@@ -263,6 +276,7 @@ impl Settings {
             push,
             google,
             apple,
+            security,
         })
     }
 
