@@ -184,3 +184,20 @@ crate::on_both_stores!(
     two_thousand_registrations_of_one_pass_stop_at_the_cap,
     a_registration_updates_only_the_push_token_of_its_own_pass,
 );
+
+#[tokio::test]
+async fn concurrent_downloads_of_a_new_version_sign_it_once() {
+    let app = spawn_app(StoreKind::Embedded).await;
+    let body = app.enroll("Anna", &crate::helpers::unique_phone()).await;
+    let page = crate::helpers::path_of(body["card"]["card_url"].as_str().unwrap()).to_owned();
+    let before = app.state.metrics.pass_builds.get();
+    let statuses: Vec<u16> = futures_util::stream::iter(0..20)
+        .map(|_| async { app.get(&format!("{page}/card.pkpass")).await.status().as_u16() })
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(app.state.metrics.pass_builds.get() - before, 1, "one signature for twenty downloads");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("loy_pass_builds_total"), "the counter is exported");
+}

@@ -159,3 +159,22 @@ async fn two_nodes_sharing_redis_share_one_allowance() {
     let other = spawn_app_in(env).await;
     assert_eq!(log(&other).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn a_failing_redis_leaves_each_node_counting_on_its_own() {
+    let Some(redis) = redis_url() else { return };
+    let prefix = format!("loytest{}", random_suffix());
+    let mut env = TestEnv::new(&StoreKind::Embedded);
+    env.set("LOY_REDIS_URL", &redis).set("LOY_REDIS_PREFIX", &prefix).set("LOY_RATE_LIMIT_PASSKIT_LOG", "2/min");
+    let app = spawn_app_in(env).await;
+    // Make the script fail for this client: its key holds a value of the wrong type.
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}:ratelimit:passkit_log:127.0.0.1");
+    let _: () = redis::cmd("HSET").arg(&key).arg("not").arg("a rate").query_async(&mut conn).await.unwrap();
+    let log = || app.client.post(app.url("/passkit/v1/log")).json(&json!({"logs": ["x"]})).send();
+    assert_eq!(log().await.unwrap().status(), 200);
+    assert_eq!(log().await.unwrap().status(), 200);
+    assert_json_429(log().await.unwrap()).await;
+    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.unwrap();
+}
