@@ -71,15 +71,18 @@ async fn main() {
     for (i, card) in support::cards(&store, cards).await.into_iter().enumerate() {
         for device in ["phone", "watch"] {
             store
-                .register_device(&Registration {
-                    device_library_id: DeviceLibraryId::parse(&format!("{device}{i}")).unwrap(),
-                    pass_type_id: PassTypeId::parse(TOPIC).unwrap(),
-                    serial: card.serial.clone(),
-                    push_token: PushToken::parse(&format!("{device}-{i}")).unwrap(),
-                    pushed_version: card.version,
-                    created_at: now,
-                    updated_at: now,
-                })
+                .register_device(
+                    &Registration {
+                        device_library_id: DeviceLibraryId::parse(&format!("{device}{i}")).unwrap(),
+                        pass_type_id: PassTypeId::parse(TOPIC).unwrap(),
+                        serial: card.serial.clone(),
+                        push_token: PushToken::parse(&format!("{device}-{i}")).unwrap(),
+                        pushed_version: card.version,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                    10,
+                )
                 .await
                 .unwrap();
         }

@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod pos;
 pub mod push;
+pub mod rate_limit;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -19,6 +19,8 @@ pub struct Metrics {
     /// From the first unpushed change of a card to its push being sent.
     pub push_latency: Histogram,
     pub google_updates: IntCounterVec,
+    /// Passes signed (cache misses; concurrent requests for one version sign it once).
+    pub pass_builds: IntCounter,
 }
 
 impl Metrics {
@@ -59,6 +61,7 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
+        let pass_builds = IntCounter::new("pass_builds_total", "Apple passes built and signed").expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -70,6 +73,7 @@ impl Metrics {
             Box::new(dead_letters.clone()),
             Box::new(push_latency.clone()),
             Box::new(google_updates.clone()),
+            Box::new(pass_builds.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -85,6 +89,7 @@ impl Metrics {
             dead_letters,
             push_latency,
             google_updates,
+            pass_builds,
         }
     }
 

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::http::errors::ApiError;
 use crate::http::pages::{Message, locale_of};
-use crate::http::{OPENAPI, assets, health, method_not_allowed};
+use crate::http::{GET_ONLY, OPENAPI, assets, health, not_allowed};
 use crate::state::AppState;
 use crate::{apple, card_page, enrollment};
 
@@ -15,16 +15,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(|e, _| {
             ApiError::bad_request("invalid_query", format!("The query string is invalid: {e}.")).into()
         }))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/api/openapi.json", web::get().to(openapi))
-        .route("/metrics", web::get().to(crate::http::metrics))
+        .service(get_only("/healthz", web::get().to(health::healthz)))
+        .service(get_only("/readyz", web::get().to(health::readyz)))
+        .service(get_only("/api/openapi.json", web::get().to(openapi)))
+        .service(get_only("/metrics", web::get().to(crate::http::metrics)))
         .service(
             web::scope("/api/v1")
                 .service(
                     web::resource("/enrollments")
                         .route(web::post().to(enrollment::api::create))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(not_allowed("POST")),
                 )
                 .configure(crate::pos::routes)
                 .default_service(web::to(api_not_found)),
@@ -33,13 +33,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/")
                 .route(web::get().to(enrollment::form::show))
                 .route(web::post().to(enrollment::form::submit))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(not_allowed("GET, HEAD, POST")),
         )
-        .route("/c/{card_key}", web::get().to(card_page::show))
-        .route("/c/{card_key}/google", web::get().to(crate::google::web::add_to_google_wallet))
+        .service(get_only("/c/{card_key}", web::get().to(card_page::show)))
+        .service(get_only("/c/{card_key}/google", web::get().to(crate::google::web::add_to_google_wallet)))
         .configure(apple::routes)
-        .route("/static/{path:.*}", web::get().to(assets::static_file))
+        .service(get_only("/static/{path:.*}", web::get().to(assets::static_file)))
         .default_service(web::to(fallback));
+}
+
+/// A resource that serves `GET` (and `HEAD`) only; any other method is 405 with `Allow`.
+pub fn get_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path).route(route).default_service(not_allowed(GET_ONLY))
 }
 
 async fn openapi() -> HttpResponse {

@@ -10,7 +10,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Settings, StoreSettings};
+use crate::config::{RedisSettings, Settings, StoreSettings};
 use crate::domain::{DEFAULT_PROGRAM_ID, Program};
 use crate::google::GoogleWallet;
 use crate::http::pages::Pages;
@@ -19,6 +19,7 @@ use crate::push::queue::PushQueue;
 use crate::push::queue::memory::MemoryQueue;
 use crate::push::queue::redis::RedisQueue;
 use crate::push::{ChangeNotifier, PushHealth};
+use crate::rate_limit::{RateLimits, RedisLimiter};
 use crate::state::AppState;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::mongo::MongoStore;
@@ -51,6 +52,20 @@ pub async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn PushQu
     let Some(redis) = &settings.redis else {
         return Ok(Arc::new(MemoryQueue::new()));
     };
+    Ok(Arc::new(RedisQueue::new(connect_redis(redis).await?, &redis.prefix)))
+}
+
+/// The rate limits the settings name, shared through Redis when Redis is configured.
+pub async fn rate_limits(settings: &Settings) -> anyhow::Result<RateLimits> {
+    let redis = match &settings.redis {
+        Some(redis) => Some(RedisLimiter::new(connect_redis(redis).await?, &redis.prefix)),
+        None => None,
+    };
+    Ok(RateLimits::new(&settings.security.rate_limits, redis))
+}
+
+/// A Redis connection (checked to answer) that reconnects by itself.
+pub async fn connect_redis(redis: &RedisSettings) -> anyhow::Result<redis::aio::ConnectionManager> {
     let client = redis::Client::open(redis.url.expose_secret()).context("while reading LOY_REDIS_URL")?;
     // Every queue command is short (nothing blocks on the server), so a response timeout of a
     // few seconds only cuts off a Redis that is really stuck.
@@ -64,7 +79,7 @@ pub async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn PushQu
     .await
     .context("Redis did not answer within 10 s (LOY_REDIS_URL)")?
     .context("while connecting to Redis (LOY_REDIS_URL)")?;
-    Ok(Arc::new(RedisQueue::new(manager, &redis.prefix)))
+    Ok(manager)
 }
 
 /// Creates the default program at first start.
@@ -81,6 +96,8 @@ pub async fn ensure_default_program(
 pub struct Application {
     port: u16,
     server: Server,
+    /// The separate listener of `/metrics` and `/readyz` (`LOY_METRICS_BIND`), and its port.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
 }
 
@@ -103,6 +120,7 @@ impl Application {
         }
         let queue = connect_queue(&settings).await?;
         let changes = ChangeNotifier::start(queue.clone(), settings.push.coalesce);
+        let limits = Arc::new(rate_limits(&settings).await?);
         let pages = Arc::new(Pages::load()?);
         let apple_settings = settings.clone();
         let apple = tokio::task::spawn_blocking(move || crate::apple::Apple::load(&apple_settings))
@@ -112,6 +130,12 @@ impl Application {
         let listener =
             TcpListener::bind(settings.bind).with_context(|| format!("while binding LOY_BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = match settings.security.metrics_bind {
+            Some(bind) => {
+                Some(TcpListener::bind(bind).with_context(|| format!("while binding LOY_METRICS_BIND={bind}"))?)
+            }
+            None => None,
+        };
         let workers = settings.http_workers;
         let state = web::Data::new(AppState {
             settings: Arc::new(settings),
@@ -124,10 +148,13 @@ impl Application {
             push_health: Arc::new(PushHealth::default()),
             google,
             apple,
+            limits,
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::http::head_as_get))
+                .wrap(from_fn(crate::http::security::middleware))
                 .wrap(from_fn(crate::http::request_id::middleware))
                 .app_data(app_state.clone())
                 .configure(crate::routes::routes)
@@ -137,7 +164,35 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(30)
         .run();
-        Ok(Self { port, server, state })
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                let app_state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .wrap(from_fn(crate::http::head_as_get))
+                        .wrap(from_fn(crate::http::security::middleware))
+                        .app_data(app_state.clone())
+                        .app_data(crate::http::MetricsListener)
+                        .route("/metrics", web::get().to(crate::http::metrics))
+                        .route("/readyz", web::get().to(crate::http::health::readyz))
+                        .route("/healthz", web::get().to(crate::http::health::healthz))
+                })
+                .listen(listener)?
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(5)
+                .run();
+                Some((port, server))
+            }
+            None => None,
+        };
+        Ok(Self { port, server, metrics, state })
+    }
+
+    /// The port of the metrics listener, when `LOY_METRICS_BIND` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -152,9 +207,15 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped through its handle.
+    /// Serves until the server is stopped through its handle (the metrics listener stops with it).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Some((_, metrics)) = self.metrics else { return self.server.await };
+        let metrics_handle = metrics.handle();
+        let metrics = tokio::spawn(metrics);
+        let result = self.server.await;
+        metrics_handle.stop(true).await;
+        let _ = metrics.await;
+        result
     }
 }
 

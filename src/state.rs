@@ -35,6 +35,8 @@ pub struct AppState {
     pub google: Option<Arc<GoogleWallet>>,
     /// Apple Wallet: signing identity, card design, signed-pass cache.
     pub apple: Arc<crate::apple::Apple>,
+    /// Rate limits per client address, device and API key (`crate::rate_limit`).
+    pub limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 impl AppState {
@@ -61,6 +63,16 @@ impl AppState {
             "program_unavailable",
             "The loyalty program's settings are invalid, so nothing can be done with it until staff correct them.",
         ))
+    }
+
+    /// The address of the client that sent `req`, as the trusted proxies report it.
+    pub fn client_addr(&self, req: &actix_web::HttpRequest) -> std::net::IpAddr {
+        crate::http::client::client_addr(req, &self.settings.security.trusted_proxies)
+    }
+
+    /// Counts a request of `key` against `limit`; `Err` is the API's 429.
+    pub async fn rate_limit(&self, limit: crate::rate_limit::Limit, key: &str) -> Result<(), ApiError> {
+        self.limits.check(limit, key).await.map_err(ApiError::too_many_requests)
     }
 
     /// The absolute address of a card's page.

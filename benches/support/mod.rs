@@ -25,6 +25,12 @@ pub async fn start(
         ("LOY_APPLE_DEV_DIR".to_owned(), dir.join("certificates").display().to_string()),
         ("LOY_LOG".to_owned(), "error".to_owned()),
     ];
+    // A benchmark is one client sending as fast as it can: no rate limits.
+    all.extend(
+        loy::rate_limit::ALL
+            .iter()
+            .map(|l| (format!("LOY_RATE_LIMIT_{}", l.name.to_ascii_uppercase()), "off".to_owned())),
+    );
     all.extend(vars);
     let settings = Settings::from_raw(&RawSettings::load(None, all, KEYS).unwrap()).unwrap();
     println!("store: {}", settings.store_description());

@@ -67,11 +67,11 @@ impl ResponseError for PassKitError {
 
     fn error_response(&self) -> HttpResponse {
         let error = self.api_error();
-        let mut response = HttpResponse::build(error.status);
+        let mut response = error.response();
         if error.status == StatusCode::UNAUTHORIZED {
-            response.insert_header((header::WWW_AUTHENTICATE, "ApplePass"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("ApplePass"));
         }
-        response.json(error.body())
+        response
     }
 }
 

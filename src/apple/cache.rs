@@ -2,12 +2,14 @@
 //! twice by one process: Wallet fetches a pass after every push, a customer may download it
 //! several times, and each signature costs an RSA operation.
 //!
-//! The cache is per process and bounded by bytes; only the newest version of a card is kept,
-//! and the least recently used cards go first. Nothing is shared between processes: a miss on
-//! another node only costs one more signature.
+//! The cache is `moka`'s (TinyLFU admission, LRU eviction), bounded by bytes, with single-flight
+//! loading: requests for a version not yet signed wait for the one signature in progress instead
+//! of each signing it. A card's older versions are never asked for again and age out. Nothing is
+//! shared between processes: a miss on another node only costs one more signature.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::web::Bytes;
 use chrono::{DateTime, Utc};
@@ -21,119 +23,122 @@ pub struct SignedPass {
     pub modified_at: DateTime<Utc>,
 }
 
-struct Slot {
-    pass: Arc<SignedPass>,
-    last_used: u64,
-}
-
-#[derive(Default)]
-struct Inner {
-    slots: HashMap<String, Slot>,
-    bytes: usize,
-    clock: u64,
-}
+type Key = (String, i64);
 
 pub struct PassCache {
-    capacity: usize,
-    inner: Mutex<Inner>,
+    cache: Option<moka::future::Cache<Key, Arc<SignedPass>>>,
 }
+
+/// A version nobody asked for in this long is dropped even when there is room.
+const IDLE: Duration = Duration::from_secs(6 * 3600);
 
 impl PassCache {
     /// A cache holding at most `capacity` bytes of passes (0 turns it off).
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, inner: Mutex::new(Inner::default()) }
+        let cache = (capacity > 0).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(capacity as u64)
+                .weigher(|_: &Key, pass: &Arc<SignedPass>| u32::try_from(pass.bytes.len()).unwrap_or(u32::MAX))
+                .time_to_idle(IDLE)
+                .build()
+        });
+        Self { cache }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the map inconsistent (every update is a
-        // single insert or remove), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    /// The signed pass of `serial` at exactly `version`, if this process has it.
+    pub async fn get(&self, serial: &str, version: i64) -> Option<Arc<SignedPass>> {
+        self.cache.as_ref()?.get(&(serial.to_owned(), version)).await
     }
 
-    /// The signed pass of `serial` at exactly `version`.
-    pub fn get(&self, serial: &str, version: i64) -> Option<Arc<SignedPass>> {
-        let mut inner = self.lock();
-        inner.clock += 1;
-        let now = inner.clock;
-        let slot = inner.slots.get_mut(serial).filter(|s| s.pass.version == version)?;
-        slot.last_used = now;
-        Some(slot.pass.clone())
+    /// The pass of `serial` at `version`, from the cache or made by `build`. Concurrent calls
+    /// for the same version run `build` once and all get its result (or its error).
+    pub async fn get_or_build<E, F>(&self, serial: &str, version: i64, build: F) -> Result<Arc<SignedPass>, Arc<E>>
+    where
+        F: Future<Output = Result<Arc<SignedPass>, E>>,
+        E: Send + Sync + 'static,
+    {
+        match &self.cache {
+            Some(cache) => cache.try_get_with((serial.to_owned(), version), build).await,
+            None => build.await.map_err(Arc::new),
+        }
     }
 
-    /// Keeps `pass` as the card's newest version; an older version is dropped, and a pass older
-    /// than the one already kept (a slow concurrent build) is not stored.
-    pub fn insert(&self, serial: &str, pass: Arc<SignedPass>) {
-        let size = pass.bytes.len();
-        if size > self.capacity {
-            return;
-        }
-        let mut inner = self.lock();
-        if inner.slots.get(serial).is_some_and(|s| s.pass.version >= pass.version) {
-            return;
-        }
-        inner.clock += 1;
-        let now = inner.clock;
-        if let Some(old) = inner.slots.insert(serial.to_owned(), Slot { pass, last_used: now }) {
-            inner.bytes -= old.pass.bytes.len();
-        }
-        inner.bytes += size;
-        while inner.bytes > self.capacity {
-            let Some(oldest) = inner.slots.iter().min_by_key(|(_, s)| s.last_used).map(|(k, _)| k.clone()) else {
-                break;
-            };
-            if let Some(evicted) = inner.slots.remove(&oldest) {
-                inner.bytes -= evicted.pass.bytes.len();
+    /// Bytes held now (after pending evictions are done).
+    pub async fn size(&self) -> u64 {
+        match &self.cache {
+            Some(cache) => {
+                cache.run_pending_tasks().await;
+                cache.weighted_size()
             }
+            None => 0,
         }
-    }
-
-    /// Bytes held now.
-    pub fn size(&self) -> usize {
-        self.lock().bytes
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn pass(version: i64, size: usize) -> Arc<SignedPass> {
         Arc::new(SignedPass { bytes: Bytes::from(vec![0u8; size]), version, modified_at: Utc::now() })
     }
 
-    #[test]
-    fn a_pass_is_found_only_at_its_version() {
+    async fn build(cache: &PassCache, serial: &str, version: i64, size: usize) -> Arc<SignedPass> {
+        cache.get_or_build::<(), _>(serial, version, async move { Ok(pass(version, size)) }).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_pass_is_found_only_at_its_version() {
         let cache = PassCache::new(1000);
-        cache.insert("a", pass(1, 10));
-        assert!(cache.get("a", 1).is_some());
-        assert!(cache.get("a", 2).is_none());
-        cache.insert("a", pass(2, 10));
-        assert!(cache.get("a", 1).is_none(), "the old version is gone");
-        assert!(cache.get("a", 2).is_some());
-        cache.insert("a", pass(1, 10));
-        assert!(cache.get("a", 2).is_some(), "an older build does not replace a newer one");
-        assert_eq!(cache.size(), 10);
+        build(&cache, "a", 1, 10).await;
+        assert!(cache.get("a", 1).await.is_some());
+        assert!(cache.get("a", 2).await.is_none());
+        build(&cache, "a", 2, 10).await;
+        assert!(cache.get("a", 2).await.is_some());
     }
 
-    #[test]
-    fn the_least_recently_used_cards_go_first_when_full() {
-        let cache = PassCache::new(30);
-        cache.insert("a", pass(1, 10));
-        cache.insert("b", pass(1, 10));
-        cache.insert("c", pass(1, 10));
-        assert!(cache.get("a", 1).is_some());
-        cache.insert("d", pass(1, 10));
-        assert!(cache.get("b", 1).is_none(), "b was used least recently");
-        assert!(cache.get("a", 1).is_some() && cache.get("c", 1).is_some() && cache.get("d", 1).is_some());
-        assert_eq!(cache.size(), 30);
-        cache.insert("huge", pass(1, 31));
-        assert!(cache.get("huge", 1).is_none(), "larger than the whole cache");
+    #[tokio::test]
+    async fn the_size_stays_within_the_capacity() {
+        let cache = PassCache::new(100);
+        for i in 0..50 {
+            build(&cache, &format!("card{i}"), 1, 10).await;
+        }
+        assert!(cache.size().await <= 100, "{}", cache.size().await);
+        build(&cache, "huge", 1, 101).await;
+        assert!(cache.size().await <= 100);
+        assert!(cache.get("huge", 1).await.is_none(), "larger than the whole cache");
     }
 
-    #[test]
-    fn capacity_zero_turns_the_cache_off() {
+    #[tokio::test]
+    async fn concurrent_requests_for_a_new_version_build_it_once() {
+        let cache = Arc::new(PassCache::new(1_000_000));
+        let builds = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (cache, builds) = (cache.clone(), builds.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_build::<(), _>("a", 7, async {
+                            builds.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok(pass(7, 10))
+                        })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().version, 7);
+        }
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn capacity_zero_turns_the_cache_off() {
         let cache = PassCache::new(0);
-        cache.insert("a", pass(1, 1));
-        assert!(cache.get("a", 1).is_none());
+        build(&cache, "a", 1, 1).await;
+        assert!(cache.get("a", 1).await.is_none());
     }
 }

@@ -91,32 +91,29 @@ impl Apple {
         }
     }
 
-    /// The cached pass of the card's current version, if this process has signed it.
-    pub fn cached(&self, card: &Card) -> Option<Arc<SignedPass>> {
-        self.cache.get(card.serial.as_str(), card.version)
-    }
-
-    /// Builds and signs the card's pass and keeps it in the cache.
+    /// Builds and signs the card's pass (no cache: see [`signed_pass`]).
     pub fn build(&self, card: &Card, program: &Program) -> Result<Arc<SignedPass>, PassError> {
         let bytes = self.builder().build(card, program)?;
-        let pass = Arc::new(SignedPass { bytes: bytes.into(), version: card.version, modified_at: card.modified_at });
-        self.cache.insert(card.serial.as_str(), pass.clone());
-        Ok(pass)
+        Ok(Arc::new(SignedPass { bytes: bytes.into(), version: card.version, modified_at: card.modified_at }))
     }
 }
 
 /// The card's current signed pass: from the cache, or built on a blocking thread (signing is
-/// CPU work that must not stall the server's event loop).
+/// CPU work that must not stall the server's event loop). Requests for a version being signed
+/// wait for that signature (`loy_pass_builds_total` counts the signatures).
 pub async fn signed_pass(state: &AppState, card: Card) -> Result<Arc<SignedPass>, ApiError> {
-    if let Some(hit) = state.apple.cached(&card) {
-        return Ok(hit);
-    }
-    let program = state.program_by_id(&card.program_id).await?;
-    let apple = state.apple.clone();
-    tokio::task::spawn_blocking(move || apple.build(&card, &program))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| ApiError::internal(&e))
+    let serial = card.serial.as_str().to_owned();
+    let version = card.version;
+    let build = async {
+        let program = state.program_by_id(&card.program_id).await?;
+        let apple = state.apple.clone();
+        state.metrics.pass_builds.inc();
+        tokio::task::spawn_blocking(move || apple.build(&card, &program))
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            .map_err(|e| ApiError::internal(&e))
+    };
+    state.apple.cache.get_or_build(&serial, version, build).await.map_err(|e| (*e).clone())
 }
 
 fn http_date(t: DateTime<Utc>) -> HttpDate {
@@ -150,5 +147,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(WEB_SERVICE_PATH).configure(webservice::routes).default_service(web::to(webservice::not_found)),
     )
-    .route("/c/{card_key}/card.pkpass", web::get().to(download::pkpass));
+    .service(crate::routes::get_only("/c/{card_key}/card.pkpass", web::get().to(download::pkpass)));
 }

@@ -10,6 +10,7 @@ use super::{pkpass_response, signed_pass, tag};
 use crate::domain::{DeviceLibraryId, PushToken, Registration};
 use crate::http::errors::ApiError;
 use crate::http::json::{JSON_LIMIT, parse_json};
+use crate::http::{GET_ONLY, not_allowed};
 use crate::state::AppState;
 
 /// The routes, mounted under `/passkit` (the pass's `webServiceURL`).
@@ -18,24 +19,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/devices/{device}/registrations/{pass_type}/{serial}")
             .route(web::post().to(register))
             .route(web::delete().to(unregister))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("POST, DELETE")),
     )
     .service(
         web::resource("/v1/devices/{device}/registrations/{pass_type}")
             .route(web::get().to(updated_serials))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed(GET_ONLY)),
     )
     .service(
         web::resource("/v1/passes/{pass_type}/{serial}")
             .route(web::get().to(latest_pass))
-            .route(web::head().to(latest_pass))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed(GET_ONLY)),
     )
-    .service(web::resource("/v1/log").route(web::post().to(log)).default_service(web::to(method_not_allowed)));
-}
-
-async fn method_not_allowed() -> Result<HttpResponse, PassKitError> {
-    Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here.").into())
+    .service(web::resource("/v1/log").route(web::post().to(log)).default_service(not_allowed("POST")));
 }
 
 /// Anything else under `/passkit`.
@@ -68,7 +64,8 @@ struct RegisterBody {
 }
 
 /// `POST /v1/devices/{device}/registrations/{pass_type}/{serial}`: 201 when new, 200 when the
-/// device was registered already (its push token is updated).
+/// device was registered already (the push token of this registration is updated), 403 when
+/// the pass has `LOY_MAX_DEVICES_PER_PASS` devices already.
 #[tracing::instrument(name = "passkit.register", skip_all)]
 async fn register(
     state: web::Data<AppState>,
@@ -78,6 +75,7 @@ async fn register(
     payload: web::Payload,
 ) -> Result<HttpResponse, PassKitError> {
     let device = device(&path.0)?;
+    state.rate_limit(crate::rate_limit::PASSKIT_REGISTER, device.as_str()).await?;
     let body: RegisterBody = json_body(&req, payload).await?;
     let push_token = PushToken::parse(&body.push_token)
         .map_err(|e| ApiError::unprocessable("invalid_field", format!("`pushToken`: {e}."), "pushToken"))?;
@@ -93,9 +91,21 @@ async fn register(
         created_at: now,
         updated_at: now,
     };
-    let status = match state.store.register_device(&registration).await? {
+    let max = state.settings.security.max_devices_per_pass;
+    let status = match state.store.register_device(&registration, max).await? {
         crate::domain::RegisterOutcome::Created => StatusCode::CREATED,
         crate::domain::RegisterOutcome::Updated => StatusCode::OK,
+        // Apple's protocol names no answer for this; 403 says "refused, do not retry" (a 429
+        // would invite Wallet to try again, which cannot help until a device unregisters).
+        crate::domain::RegisterOutcome::Full => {
+            tracing::debug!(max, "device registration refused: the pass has the most devices allowed");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "too_many_devices",
+                format!("This pass is registered on {max} devices already, the most allowed."),
+            )
+            .into());
+        }
     };
     tracing::info!(status = status.as_u16(), "device registered for a pass");
     Ok(HttpResponse::build(status).finish())
@@ -110,6 +120,7 @@ async fn unregister(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, PassKitError> {
     let device = device(&path.0)?;
+    state.rate_limit(crate::rate_limit::PASSKIT_REGISTER, device.as_str()).await?;
     let removed = state.store.unregister_device(&device, state.apple.pass_type_id(), &auth.card.serial).await?;
     tracing::info!(removed, "device unregistered from a pass");
     Ok(HttpResponse::Ok().finish())
@@ -177,17 +188,25 @@ struct LogBody {
     logs: Vec<String>,
 }
 
-/// How many messages of one request reach the log, and how long each may be.
+/// How many messages of one request reach the log, and how many bytes of each (a request is
+/// at most [`JSON_LIMIT`], 64 KiB; a bigger one is answered 413).
 const MAX_LOGGED: usize = 100;
-const MAX_MESSAGE_CHARS: usize = 2000;
+const MAX_MESSAGE_BYTES: usize = 1024;
 
-/// `POST /v1/log`: devices report problems with the web service here; the messages go to the
-/// server log (long token-like runs removed, since a message may quote one).
+/// `POST /v1/log`: devices report problems with the web service here. Unauthenticated, so it is
+/// rate-limited per client address, and each message goes to the server log as one quoted field
+/// (`device_message`), cut to 1 KiB, with control and invisible characters escaped and long
+/// token-like runs removed (a message may quote one): its text cannot forge log lines or fields.
 #[tracing::instrument(name = "passkit.log", skip_all)]
-async fn log(req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, PassKitError> {
+async fn log(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, PassKitError> {
+    state.rate_limit(crate::rate_limit::PASSKIT_LOG, &state.client_addr(&req).to_string()).await?;
     let body: LogBody = json_body(&req, payload).await?;
     for message in body.logs.iter().take(MAX_LOGGED) {
-        tracing::info!(target: "loy::passkit::device_log", message = %redact(message), "device log");
+        tracing::info!(target: "loy::passkit::device_log", device_message = ?redact(message), "device log");
     }
     if body.logs.len() > MAX_LOGGED {
         tracing::info!(target: "loy::passkit::device_log", dropped = body.logs.len() - MAX_LOGGED, "device log truncated");
@@ -195,26 +214,45 @@ async fn log(req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, Pa
     Ok(HttpResponse::Ok().finish())
 }
 
-/// A device's log line fit for our log: control characters become spaces, runs of 32 or more
-/// letters and digits (push tokens, authentication tokens, device ids) become `[redacted]`, and
-/// it is cut at [`MAX_MESSAGE_CHARS`].
+/// A device's log line fit for our log: cut at [`MAX_MESSAGE_BYTES`] (on a character boundary,
+/// marked with `…`), runs of 32 or more letters and digits (push tokens, authentication tokens,
+/// device ids) replaced by `[redacted]`, and control and format characters (newlines, escape
+/// sequences, bidirectional overrides, zero-width ones) written as `\u{…}` escapes.
 pub fn redact(message: &str) -> String {
-    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_CHARS));
+    let mut cut = message.len().min(MAX_MESSAGE_BYTES);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = String::with_capacity(cut + 16);
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
         out.push_str(if run.len() >= 32 { "[redacted]" } else { run });
         run.clear();
     };
-    for c in message.chars().take(MAX_MESSAGE_CHARS) {
+    for c in message[..cut].chars() {
         if c.is_ascii_alphanumeric() {
             run.push(c);
         } else {
             flush(&mut run, &mut out);
-            out.push(if c.is_control() { ' ' } else { c });
+            if c.is_control() || is_invisible(c) {
+                out.extend(c.escape_unicode());
+            } else {
+                out.push(c);
+            }
         }
     }
     flush(&mut run, &mut out);
+    if cut < message.len() {
+        out.push('…');
+    }
     out
+}
+
+/// Format characters that change how text around them is shown without being seen themselves.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' |
+        '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}')
 }
 
 #[cfg(test)]
@@ -225,8 +263,10 @@ mod tests {
     fn device_logs_lose_tokens_and_control_characters() {
         let token = "a".repeat(64);
         let logged = redact(&format!("Register failed for token {token}\nretrying"));
-        assert_eq!(logged, "Register failed for token [redacted] retrying");
+        assert_eq!(logged, "Register failed for token [redacted]\\u{a}retrying");
         assert_eq!(redact("short abc123 stays"), "short abc123 stays");
-        assert_eq!(redact(&"x ".repeat(5000)).chars().count(), MAX_MESSAGE_CHARS);
+        assert_eq!(redact("a\u{202e}b\u{200b}c\u{1b}[31m"), "a\\u{202e}b\\u{200b}c\\u{1b}[31m");
+        let long = redact(&"я ".repeat(5000));
+        assert!(long.len() <= MAX_MESSAGE_BYTES + '…'.len_utf8() && long.ends_with('…'), "{}", long.len());
     }
 }

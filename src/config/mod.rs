@@ -2,6 +2,7 @@
 
 pub mod apple;
 pub mod push;
+pub mod security;
 
 pub use push::PushSettings;
 mod sources;
@@ -74,6 +75,8 @@ pub struct Settings {
     pub google: Option<GoogleSettings>,
     /// Apple Wallet: signing certificate, pass type and team, card design.
     pub apple: apple::AppleSettings,
+    /// Trusted proxies, rate limits, metrics access, devices per pass.
+    pub security: security::SecuritySettings,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +137,15 @@ pub const KEYS: &[&str] = &[
     "apple_dev_dir",
     "apple_template",
     "apple_pass_cache_mb",
+    "trusted_proxies",
+    "client_address_header",
+    "rate_limit_enroll",
+    "rate_limit_passkit_log",
+    "rate_limit_passkit_register",
+    "rate_limit_pos",
+    "metrics_token",
+    "metrics_bind",
+    "max_devices_per_pass",
 ];
 
 impl Settings {
@@ -242,6 +254,7 @@ impl Settings {
         )?);
         let google = GoogleSettings::from_raw(raw, environment)?;
         let apple = apple::from_raw(raw)?;
+        let security = security::from_raw(raw)?;
         if environment == Environment::Production && apple.signer.is_none() {
             return Err(ConfigError(
                 "LOY_APPLE_CERTIFICATE must be set in production: development certificates make passes no iPhone accepts"
@@ -268,6 +281,7 @@ impl Settings {
             push,
             google,
             apple,
+            security,
         })
     }
 

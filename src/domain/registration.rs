@@ -119,6 +119,8 @@ pub enum RegisterOutcome {
     Created,
     /// The device was already registered for the pass; its push token was updated (200).
     Updated,
+    /// The pass has as many devices as it may have (`LOY_MAX_DEVICES_PER_PASS`); nothing changed.
+    Full,
 }
 
 #[cfg(test)]

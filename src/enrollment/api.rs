@@ -1,13 +1,14 @@
 //! `POST /api/v1/enrollments`: enrollment for integrations.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::{EnrollError, Enrolled, EnrollmentInput, enroll, send_card_link};
 use crate::domain::Locale;
 use crate::http::errors::ApiError;
 use crate::http::json::JsonBody;
+use crate::pos::auth::ApiKeyAuth;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -45,7 +46,17 @@ pub struct AlreadyRegistered {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn create(state: web::Data<AppState>, body: JsonBody<EnrollmentRequest>) -> Result<HttpResponse, ApiError> {
+/// Needs an API key (either scope): its 201/202 difference tells whether a phone number is
+/// registered, which a stranger must not be able to ask for any number. The form at `/` answers
+/// both cases with the same page.
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: ApiKeyAuth,
+    body: JsonBody<EnrollmentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(crate::domain::Scope::Pos)?;
+    state.rate_limit(crate::rate_limit::ENROLL, &state.client_addr(&req).to_string()).await?;
     let request = body.0;
     let locale = match request.locale.as_deref() {
         None => state.settings.default_locale,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use crate::state::AppState;
@@ -59,7 +59,10 @@ struct Checks {
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /readyz`: 200 or 503. The JSON detail (which backend, what failed) only for whoever may
+/// see the server's internals (`LOY_METRICS_TOKEN`, the metrics listener); everyone else, load
+/// balancers included, gets a bare `ready` or `unavailable`.
+pub async fn readyz(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let backend = state.store.backend().name();
     let store = match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => Check::up(backend),
@@ -112,6 +115,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         (true, "error") => "degraded",
         (true, _) => "ready",
     };
-    let body = Readiness { status, checks: Checks { store, queue, apple_certificate, apns, google } };
-    if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+    let mut response = if ready { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
+    response.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    if crate::http::Internals::of(&state, &req) != crate::http::Internals::Shown {
+        return response.content_type("text/plain; charset=utf-8").body(if ready {
+            "ready\n"
+        } else {
+            "unavailable\n"
+        });
+    }
+    response.json(Readiness { status, checks: Checks { store, queue, apple_certificate, apns, google } })
 }

@@ -2,14 +2,16 @@
 //! route table is in `crate::routes`.
 
 pub mod assets;
+pub mod client;
 pub mod errors;
 pub mod health;
 pub mod json;
 pub mod pages;
 pub mod request_id;
+pub mod security;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
 use crate::state::AppState;
 use errors::ApiError;
@@ -18,9 +20,69 @@ use errors::ApiError;
 /// the real responses (`tests/api/openapi.rs`).
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
-/// Prometheus metrics; the queue depth is read at scrape time.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    render_metrics(&state.metrics, state.queue.as_ref()).await
+/// Prometheus metrics; the queue depth is read at scrape time. Only for whoever may see the
+/// server's internals ([`Internals`]).
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    match Internals::of(&state, &req) {
+        Internals::Shown => render_metrics(&state.metrics, state.queue.as_ref()).await,
+        Internals::NeedToken => {
+            let mut response =
+                ApiError::unauthorized("The metrics need `Authorization: Bearer <LOY_METRICS_TOKEN>`.").response();
+            response.headers_mut().insert(
+                actix_web::http::header::WWW_AUTHENTICATE,
+                actix_web::http::header::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
+        Internals::Hidden => ApiError::not_found("No such resource.").response(),
+    }
+}
+
+/// Marks the requests of the separate metrics listener (`LOY_METRICS_BIND`).
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsListener;
+
+/// Whether a request may see `/metrics` and the detail of `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Internals {
+    Shown,
+    /// A token is configured and the request did not bring it.
+    NeedToken,
+    /// Not on this listener (the metrics listener serves them), or not in production without a
+    /// token or a listener.
+    Hidden,
+}
+
+impl Internals {
+    /// On the metrics listener: shown. With `LOY_METRICS_TOKEN`: shown to a request that brings it.
+    /// With only `LOY_METRICS_BIND`: hidden on the public listener. With neither: shown in
+    /// development, hidden in production.
+    pub fn of(state: &AppState, req: &HttpRequest) -> Self {
+        if req.app_data::<MetricsListener>().is_some() {
+            return Self::Shown;
+        }
+        let security = &state.settings.security;
+        if let Some(token) = &security.metrics_token {
+            let presented = req
+                .headers()
+                .get(actix_web::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim());
+            let matches = presented.is_some_and(|p| {
+                use secrecy::ExposeSecret;
+                use subtle::ConstantTimeEq;
+                bool::from(p.as_bytes().ct_eq(token.expose_secret().as_bytes()))
+            });
+            return if matches { Self::Shown } else { Self::NeedToken };
+        }
+        if security.metrics_bind.is_none() && state.settings.environment == crate::config::Environment::Development {
+            Self::Shown
+        } else {
+            Self::Hidden
+        }
+    }
 }
 
 /// The metrics in Prometheus's text format, with the queue depth read now.
@@ -35,6 +97,42 @@ pub async fn render_metrics(
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics.render())
 }
 
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here."))
+/// The methods of a resource that serves only `GET` (and so `HEAD`, see [`head_as_get`]).
+pub const GET_ONLY: &str = "GET, HEAD";
+
+/// The default service of a resource: 405 with `Allow: {allow}`, in the API's error format
+/// under `/api/` and `/passkit/`, as plain text elsewhere.
+pub fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move { method_not_allowed_response(&req, allow) })
 }
+
+pub fn method_not_allowed_response(req: &HttpRequest, allow: &'static str) -> HttpResponse {
+    let path = req.path();
+    let mut response = if path.starts_with("/api/") || path.starts_with("/passkit/") {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("This address takes {allow}."))
+            .response()
+    } else {
+        HttpResponse::MethodNotAllowed().content_type("text/plain; charset=utf-8").body("Method not allowed")
+    };
+    response.headers_mut().insert(ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
+    response
+}
+
+const ALLOW: actix_web::http::header::HeaderName = actix_web::http::header::ALLOW;
+
+/// `HEAD` is `GET` without the body (RFC 9110 §9.3.2), everywhere: the request is routed as a
+/// `GET`, and the HTTP layer, which remembers the request was a `HEAD`, sends the headers only.
+pub async fn head_as_get(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+        req.extensions_mut().insert(WasHead);
+    }
+    next.call(req).await
+}
+
+/// Marks a request that arrived as `HEAD` (for the metrics' method label).
+#[derive(Debug, Clone, Copy)]
+pub struct WasHead;

@@ -72,9 +72,8 @@ impl Pages {
     pub fn respond(&self, status: StatusCode, template: &str, locale: Locale, ctx: impl Serialize) -> HttpResponse {
         match self.render(template, locale, ctx) {
             Ok(html) => HttpResponse::build(status)
+                // The security headers (CSP, nosniff, …) come from `crate::http::security`.
                 .content_type("text/html; charset=utf-8")
-                .insert_header(("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"))
-                .insert_header(("X-Content-Type-Options", "nosniff"))
                 .body(html),
             Err(e) => {
                 tracing::error!(error = %e, template, "rendering a page failed");

@@ -56,6 +56,7 @@ impl FromRequest for ApiKeyAuth {
                 return Err(unauthorized());
             }
             tracing::Span::current().record("api_key", key.id.as_str());
+            state.rate_limit(crate::rate_limit::POS, key.id.as_str()).await?;
             Ok(ApiKeyAuth { key })
         })
     }

@@ -15,16 +15,20 @@ use crate::http::errors::ApiError;
 use crate::store::{CardLookup, Store};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/cards", web::get().to(cards::find_by_phone))
-        .route("/cards/{id}", web::get().to(cards::lookup))
-        .route("/cards/{id}/transactions", web::get().to(cards::transactions))
-        .route("/cards/{id}/earn", web::post().to(writes::card_write::<writes::EarnRequest>))
-        .route("/cards/{id}/redeem", web::post().to(writes::card_write::<writes::RedeemRequest>))
-        .route("/cards/{id}/adjust", web::post().to(writes::card_write::<writes::AdjustRequest>))
-        .route("/cards/{id}/block", web::post().to(cards::block))
-        .route("/cards/{id}/unblock", web::post().to(cards::unblock))
-        .route("/transactions/{id}/reverse", web::post().to(writes::reverse))
-        .route("/webhooks/pos", web::post().to(webhook::receive));
+    use crate::http::not_allowed;
+    use crate::routes::get_only;
+    let post_only =
+        |path: &str, route: actix_web::Route| web::resource(path).route(route).default_service(not_allowed("POST"));
+    cfg.service(get_only("/cards", web::get().to(cards::find_by_phone)))
+        .service(get_only("/cards/{id}", web::get().to(cards::lookup)))
+        .service(get_only("/cards/{id}/transactions", web::get().to(cards::transactions)))
+        .service(post_only("/cards/{id}/earn", web::post().to(writes::card_write::<writes::EarnRequest>)))
+        .service(post_only("/cards/{id}/redeem", web::post().to(writes::card_write::<writes::RedeemRequest>)))
+        .service(post_only("/cards/{id}/adjust", web::post().to(writes::card_write::<writes::AdjustRequest>)))
+        .service(post_only("/cards/{id}/block", web::post().to(cards::block)))
+        .service(post_only("/cards/{id}/unblock", web::post().to(cards::unblock)))
+        .service(post_only("/transactions/{id}/reverse", web::post().to(writes::reverse)))
+        .service(post_only("/webhooks/pos", web::post().to(webhook::receive)));
 }
 
 pub fn card_not_found() -> ApiError {

@@ -70,7 +70,8 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now: DateTime<Utc>) -> Re
         }
     }
     let t = timestamp.ok_or_else(|| unauthorized("X-Loy-Signature must be t=<unix seconds>,v1=<hex HMAC>."))?;
-    if (now.timestamp() - t).abs() > TOLERANCE_SECONDS {
+    // `abs_diff`: a timestamp like i64::MIN must be refused, not overflow the subtraction.
+    if now.timestamp().abs_diff(t) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "stale_signature",
@@ -165,5 +166,15 @@ mod tests {
         let later = now + chrono::Duration::seconds(TOLERANCE_SECONDS + 1);
         assert_eq!(verify("whsec_test", &header, body, later).unwrap_err().code, "stale_signature");
         assert_eq!(verify("whsec_test", "garbage", body, now).unwrap_err().code, "invalid_signature");
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        let now = Utc::now();
+        let body = b"{}";
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX, -1, 0] {
+            let error = verify("whsec_test", &sign("whsec_test", t, body), body, now).unwrap_err();
+            assert_eq!((error.status.as_u16(), error.code), (401, "stale_signature"), "t={t}");
+        }
     }
 }

@@ -16,35 +16,104 @@ pub mod worker;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use crate::domain::SerialNumber;
 use queue::PushQueue;
 
 /// Tells the push pipeline that cards changed. Cheap to clone; never blocks the caller: the
-/// serials go through a channel to a task that enqueues them after the coalescing delay. If
-/// enqueueing fails the sweeper still finds the card.
+/// serial joins a set of pending cards that a task enqueues after the coalescing delay. A card
+/// already pending is not added twice, so however slow the queue (Redis) is, the set holds at
+/// most one entry per card and nothing is dropped. If enqueueing fails the sweeper still finds
+/// the card.
 #[derive(Clone, Debug)]
 pub struct ChangeNotifier {
-    tx: mpsc::UnboundedSender<SerialNumber>,
+    handle: Arc<NotifierHandle>,
 }
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// Serials in the order they changed, each once.
+    order: std::collections::VecDeque<SerialNumber>,
+    set: std::collections::HashSet<SerialNumber>,
+    closed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // Every update is a push or a drain that cannot be left half done.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Dropped with the last notifier: tells the task to finish what is pending and end.
+#[derive(Debug)]
+struct NotifierHandle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for NotifierHandle {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// How many pending serials the task takes at a time.
+const BATCH: usize = 256;
 
 impl ChangeNotifier {
     /// Starts the task that feeds `queue`; it ends when every notifier is dropped.
     pub fn start(queue: Arc<dyn PushQueue>, coalesce: Duration) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<SerialNumber>();
+        let shared = Arc::new(Shared::default());
+        let task = shared.clone();
         tokio::spawn(async move {
-            while let Some(serial) = rx.recv().await {
-                if let Err(e) = queue.enqueue(&serial, coalesce).await {
-                    tracing::warn!(serial = %serial, error = %crate::telemetry::error_chain(&e), "enqueueing a push failed; the sweeper will pick the card up");
+            loop {
+                let (batch, closed) = {
+                    let mut pending = task.lock();
+                    let n = pending.order.len().min(BATCH);
+                    let batch: Vec<SerialNumber> = pending.order.drain(..n).collect();
+                    for serial in &batch {
+                        pending.set.remove(serial);
+                    }
+                    (batch, pending.closed)
+                };
+                if batch.is_empty() {
+                    if closed {
+                        break;
+                    }
+                    task.wake.notified().await;
+                    continue;
+                }
+                for serial in batch {
+                    if let Err(e) = queue.enqueue(&serial, coalesce).await {
+                        tracing::warn!(serial = %serial, error = %crate::telemetry::error_chain(&e), "enqueueing a push failed; the sweeper will pick the card up");
+                    }
                 }
             }
         });
-        Self { tx }
+        Self { handle: Arc::new(NotifierHandle { shared }) }
     }
 
     pub fn card_changed(&self, serial: &SerialNumber) {
-        let _ = self.tx.send(serial.clone());
+        let shared = &self.handle.shared;
+        {
+            let mut pending = shared.lock();
+            if !pending.set.insert(serial.clone()) {
+                return;
+            }
+            pending.order.push_back(serial.clone());
+        }
+        shared.wake.notify_one();
+    }
+
+    /// Cards changed but not handed to the queue yet (each counted once).
+    pub fn pending(&self) -> usize {
+        self.handle.shared.lock().order.len()
     }
 }
 
@@ -122,5 +191,79 @@ impl PushRuntime {
         for task in self.tasks {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+    use queue::memory::MemoryQueue;
+    use queue::{Lease, QueueDepth, QueueError};
+
+    /// A queue whose `enqueue` waits until the test opens the gate: a Redis that stalls.
+    struct StalledQueue {
+        inner: MemoryQueue,
+        gate: tokio::sync::Semaphore,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl PushQueue for StalledQueue {
+        fn backend(&self) -> &'static str {
+            "stalled"
+        }
+        async fn ping(&self) -> Result<(), QueueError> {
+            Ok(())
+        }
+        async fn enqueue(&self, serial: &SerialNumber, delay: Duration) -> Result<(), QueueError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.gate.acquire().await.expect("the gate stays open").forget();
+            self.inner.enqueue(serial, delay).await
+        }
+        async fn ensure_queued(&self, serial: &SerialNumber) -> Result<(), QueueError> {
+            self.inner.ensure_queued(serial).await
+        }
+        async fn take(&self, lease: Duration) -> Result<Option<Lease>, QueueError> {
+            self.inner.take(lease).await
+        }
+        async fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
+            self.inner.ack(lease).await
+        }
+        async fn retry(&self, l: &Lease, d: Duration, a: u32, f: DateTime<Utc>) -> Result<(), QueueError> {
+            self.inner.retry(l, d, a, f).await
+        }
+        async fn reap(&self) -> Result<u64, QueueError> {
+            self.inner.reap().await
+        }
+        async fn depth(&self) -> Result<QueueDepth, QueueError> {
+            self.inner.depth().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_queue_holds_each_pending_card_once_and_loses_none() {
+        let queue = Arc::new(StalledQueue {
+            inner: MemoryQueue::new(),
+            gate: tokio::sync::Semaphore::new(0),
+            calls: Default::default(),
+        });
+        let notifier = ChangeNotifier::start(queue.clone(), Duration::ZERO);
+        let serials: Vec<SerialNumber> = (0..10).map(|_| SerialNumber::generate()).collect();
+        for _ in 0..10_000 {
+            for serial in &serials {
+                notifier.card_changed(serial);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The task holds the first serial (stuck in enqueue); the other nine wait, once each.
+        assert!(notifier.pending() <= 10, "pending grew to {}", notifier.pending());
+        assert_eq!(queue.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        queue.gate.add_permits(1_000);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(notifier.pending(), 0);
+        assert_eq!(queue.inner.depth().await.unwrap().waiting, 10, "every card reached the queue");
+        assert!(queue.calls.load(std::sync::atomic::Ordering::SeqCst) <= 20, "not one enqueue per change");
     }
 }

@@ -257,9 +257,11 @@ pub trait LedgerStore: Send + Sync + 'static {
 
 #[async_trait]
 pub trait DeviceStore: Send + Sync + 'static {
-    /// Registers a device for a pass: an idempotent upsert. The device's push token is updated on
-    /// all of its registrations.
-    async fn register_device(&self, registration: &Registration) -> StoreResult<RegisterOutcome>;
+    /// Registers a device for a pass: an idempotent upsert that updates the push token of this
+    /// registration only (never of the device's registrations for other passes). A new device
+    /// is refused with `Full` when the pass has `max_per_pass` already, atomically: concurrent
+    /// registrations cannot exceed the cap.
+    async fn register_device(&self, registration: &Registration, max_per_pass: u32) -> StoreResult<RegisterOutcome>;
 
     /// Removes one registration; `false` when there was none.
     async fn unregister_device(

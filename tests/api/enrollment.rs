@@ -179,8 +179,9 @@ async fn a_referral_code_links_the_new_card_to_the_referrer(kind: StoreKind) {
 async fn malformed_bodies_get_the_right_4xx_in_the_error_format(kind: StoreKind) {
     let app = spawn_app(kind).await;
     let url = app.url("/api/v1/enrollments");
+    let key = app.enrollment_key().await;
     let send = |content_type: &'static str, body: Vec<u8>| {
-        let request = app.client.post(&url).header("content-type", content_type).body(body);
+        let request = app.client.post(&url).bearer_auth(&key).header("content-type", content_type).body(body);
         async move { request.send().await.unwrap() }
     };
     let cases: Vec<(&str, reqwest::Response, u16, &str)> = vec![
@@ -208,7 +209,7 @@ async fn malformed_bodies_get_the_right_4xx_in_the_error_format(kind: StoreKind)
         let body: Value = response.json().await.unwrap_or_else(|e| panic!("{what}: the error is not JSON: {e}"));
         assert_eq!(body["error"]["code"], code, "{what}: {body}");
     }
-    let no_type = app.client.post(&url).body("{}").send().await.unwrap();
+    let no_type = app.client.post(&url).bearer_auth(&key).body("{}").send().await.unwrap();
     assert_eq!(no_type.status(), 415);
     let wrong_method = app.get("/api/v1/enrollments").await;
     assert_eq!(wrong_method.status(), 405);

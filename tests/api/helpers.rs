@@ -101,6 +101,11 @@ impl TestEnv {
         set("LOY_LOG", "warn");
         set("LOY_DEFAULT_LOCALE", "en");
         set("LOY_SQLITE_SYNCHRONOUS", "normal");
+        // Every rate limit off, so tests are not throttled by each other's requests; a test of
+        // a limit turns it on with `env.set("LOY_RATE_LIMIT_…", …)`.
+        for limit in loy::rate_limit::ALL {
+            set(&format!("LOY_RATE_LIMIT_{}", limit.name.to_ascii_uppercase()), "off");
+        }
         // Development certificates made once per test run, never in the working tree.
         set("LOY_APPLE_DEV_DIR", &crate::apple_support::shared_dev_dir().display().to_string());
         if let StoreKind::Mongo { uri } = kind {
@@ -123,6 +128,8 @@ impl TestEnv {
 
 pub struct TestApp {
     pub address: String,
+    /// The metrics listener, when `LOY_METRICS_BIND` is set.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
     pub store: DynStore,
@@ -130,6 +137,7 @@ pub struct TestApp {
     pub clock: Arc<TestClock>,
     pub env: TestEnv,
     handle: ServerHandle,
+    enrollment_key: tokio::sync::OnceCell<String>,
 }
 
 pub async fn spawn_app(kind: StoreKind) -> TestApp {
@@ -146,11 +154,23 @@ pub async fn spawn_app_in(env: TestEnv) -> TestApp {
     let clock = Arc::new(TestClock::default());
     let app = Application::build_with(settings, store.clone(), clock.clone()).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app.metrics_port().map(|port| format!("http://127.0.0.1:{port}"));
     let state = app.state();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { address, client, state, store, faults, clock, env, handle }
+    TestApp {
+        address,
+        metrics_address,
+        client,
+        state,
+        store,
+        faults,
+        clock,
+        env,
+        handle,
+        enrollment_key: tokio::sync::OnceCell::new(),
+    }
 }
 
 impl TestApp {
@@ -172,8 +192,15 @@ impl TestApp {
         self.client.post(self.url(path)).json(body).send().await.expect("POST")
     }
 
+    /// `POST /api/v1/enrollments` with this app's enrollment key (made on first use).
     pub async fn post_enrollment(&self, body: &Value) -> reqwest::Response {
-        self.post_json("/api/v1/enrollments", body).await
+        let key = self.enrollment_key().await;
+        self.client.post(self.url("/api/v1/enrollments")).bearer_auth(key).json(body).send().await.expect("POST")
+    }
+
+    /// The `pos` API key the enrollment helpers send, created once per app.
+    pub async fn enrollment_key(&self) -> String {
+        self.enrollment_key.get_or_init(|| async { self.api_key(loy::domain::Scope::Pos).await }).await.clone()
     }
 
     /// Enrolls a customer with `phone` and returns the 201 body.

@@ -408,3 +408,33 @@ async fn a_configuration_error_shows_in_readiness_until_a_push_goes_through(queu
     assert_eq!(ready["checks"]["apns"]["status"], "up");
     workers.stop().await;
 }
+
+/// A card that changes while it is being pushed waits in the queue, due but leased, until its
+/// push finishes. However many such cards there are, a card behind them is still taken.
+#[tokio::test]
+async fn the_redis_queue_takes_a_due_job_behind_more_than_a_hundred_leased_ones() {
+    let Some(url) = crate::helpers::redis_url() else { return };
+    let mut env = TestEnv::new(&StoreKind::Embedded);
+    QueueKind::Redis(url).configure(&mut env);
+    let settings = env.settings();
+    let queue = loy::startup::connect_queue(&settings).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let busy: Vec<loy::domain::SerialNumber> = (0..150).map(|_| loy::domain::SerialNumber::generate()).collect();
+    for serial in &busy {
+        queue.enqueue(serial, Duration::ZERO).await.unwrap();
+    }
+    for _ in &busy {
+        assert!(queue.take(lease).await.unwrap().is_some());
+    }
+    // Each leased card changes again: due now, but not takeable while its lease runs.
+    for serial in &busy {
+        queue.enqueue(serial, Duration::ZERO).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let waiting = loy::domain::SerialNumber::generate();
+    queue.enqueue(&waiting, Duration::ZERO).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let taken = queue.take(lease).await.unwrap().expect("the job behind the leased ones is taken");
+    assert_eq!(taken.serial, waiting);
+    assert!(queue.take(lease).await.unwrap().is_none(), "the leased cards stay with their workers");
+}

@@ -221,19 +221,19 @@ async fn device_registrations_are_idempotent_upserts(kind: StoreKind) {
     let phone = DeviceLibraryId::parse("device-one").unwrap();
 
     assert_eq!(
-        t.store.register_device(&registration("device-one", &a.serial, "token1")).await.unwrap(),
+        t.store.register_device(&registration("device-one", &a.serial, "token1"), 10).await.unwrap(),
         RegisterOutcome::Created
     );
     assert_eq!(
-        t.store.register_device(&registration("device-one", &a.serial, "token1")).await.unwrap(),
+        t.store.register_device(&registration("device-one", &a.serial, "token1"), 10).await.unwrap(),
         RegisterOutcome::Updated
     );
     assert_eq!(
-        t.store.register_device(&registration("device-one", &b.serial, "token2")).await.unwrap(),
+        t.store.register_device(&registration("device-one", &b.serial, "token2"), 10).await.unwrap(),
         RegisterOutcome::Created
     );
     assert_eq!(
-        t.store.register_device(&registration("device-two", &a.serial, "token3")).await.unwrap(),
+        t.store.register_device(&registration("device-two", &a.serial, "token3"), 10).await.unwrap(),
         RegisterOutcome::Created
     );
 
@@ -247,7 +247,11 @@ async fn device_registrations_are_idempotent_upserts(kind: StoreKind) {
     let on_a = t.store.card_registrations(&a.serial).await.unwrap();
     assert_eq!(on_a.len(), 2);
     let device_one = on_a.iter().find(|r| r.device_library_id == phone).unwrap();
-    assert_eq!(device_one.push_token.expose(), "token2", "a new token replaces the device's old one everywhere");
+    assert_eq!(
+        device_one.push_token.expose(),
+        "token1",
+        "registering for another pass leaves this registration's token alone"
+    );
 
     assert!(t.store.unregister_device(&phone, &pass_type, &a.serial).await.unwrap());
     assert!(!t.store.unregister_device(&phone, &pass_type, &a.serial).await.unwrap());

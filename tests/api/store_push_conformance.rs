@@ -95,7 +95,7 @@ async fn devices_record_the_version_they_were_pushed_and_can_be_made_owed_again(
     let t = test_store(kind).await;
     let card = insert(&t, "+79120000711").await;
     for device in ["phone", "watch"] {
-        t.store.register_device(&registration(device, &card)).await.unwrap();
+        t.store.register_device(&registration(device, &card), 10).await.unwrap();
     }
     let next = change(&t, &card, Utc::now()).await;
     let phone = DeviceLibraryId::parse("phone").unwrap();

@@ -45,20 +45,27 @@ impl RedisQueue {
                 "{NOW} redis.call('ZADD', KEYS[1], 'LT', now + tonumber(ARGV[2]), ARGV[1]) return 1"
             )),
             ensure: Script::new(&format!("{NOW} redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1]) return 1")),
+            // A due card that is still leased (it changed again while being pushed) is skipped
+            // until its lease ends. The scan pages on past them: there are at most as many as
+            // leased jobs, and a job behind them must not wait for them.
             take: Script::new(&format!(
                 "{NOW}
-                local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
-                for _, serial in ipairs(due) do
-                  if not redis.call('ZSCORE', KEYS[2], serial) then
-                    redis.call('ZREM', KEYS[1], serial)
-                    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), serial)
-                    redis.call('HSET', KEYS[3], serial, ARGV[2])
-                    local attempts = redis.call('HGET', KEYS[4], serial)
-                    if not attempts then attempts = '' end
-                    return {{serial, attempts}}
+                local offset = 0
+                while true do
+                  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', offset, 100)
+                  if #due == 0 then return false end
+                  for _, serial in ipairs(due) do
+                    if not redis.call('ZSCORE', KEYS[2], serial) then
+                      redis.call('ZREM', KEYS[1], serial)
+                      redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), serial)
+                      redis.call('HSET', KEYS[3], serial, ARGV[2])
+                      local attempts = redis.call('HGET', KEYS[4], serial)
+                      if not attempts then attempts = '' end
+                      return {{serial, attempts}}
+                    end
                   end
-                end
-                return false"
+                  offset = offset + #due
+                end"
             )),
             ack: Script::new(
                 "if redis.call('HGET', KEYS[3], ARGV[1]) == ARGV[2] then

@@ -10,33 +10,42 @@ use crate::store::{DeviceStore, StoreResult};
 
 #[async_trait]
 impl DeviceStore for EmbeddedStore {
-    async fn register_device(&self, registration: &Registration) -> StoreResult<RegisterOutcome> {
+    async fn register_device(&self, registration: &Registration, max_per_pass: u32) -> StoreResult<RegisterOutcome> {
         let r = RegistrationRecord::from(registration);
+        // One transaction of the single writer: the count and the insert cannot interleave with
+        // another registration.
         self.write(move |tx, faults| {
-            tx.execute(
-                "UPDATE registrations SET push_token = ?1, updated_at = ?2 WHERE device_library_id = ?3",
-                params![r.push_token, r.updated_at, r.device_library_id],
-            )
-            .map_err(sql)?;
-            faults.step()?;
-            let inserted = tx
+            let updated = tx
                 .execute(
-                    &format!(
-                        "INSERT INTO registrations ({REGISTRATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                         ON CONFLICT (device_library_id, pass_type_id, serial) DO NOTHING"
-                    ),
-                    params![
-                        r.device_library_id,
-                        r.pass_type_id,
-                        r.serial,
-                        r.push_token,
-                        r.pushed_version,
-                        r.created_at,
-                        r.updated_at,
-                    ],
+                    "UPDATE registrations SET push_token = ?1, updated_at = ?2 \
+                     WHERE device_library_id = ?3 AND pass_type_id = ?4 AND serial = ?5",
+                    params![r.push_token, r.updated_at, r.device_library_id, r.pass_type_id, r.serial],
                 )
                 .map_err(sql)?;
-            Ok(if inserted == 1 { RegisterOutcome::Created } else { RegisterOutcome::Updated })
+            if updated > 0 {
+                return Ok(RegisterOutcome::Updated);
+            }
+            faults.step()?;
+            let devices: i64 = tx
+                .query_row("SELECT COUNT(*) FROM registrations WHERE serial = ?1", params![r.serial], |row| row.get(0))
+                .map_err(sql)?;
+            if devices >= i64::from(max_per_pass) {
+                return Ok(RegisterOutcome::Full);
+            }
+            tx.execute(
+                &format!("INSERT INTO registrations ({REGISTRATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                params![
+                    r.device_library_id,
+                    r.pass_type_id,
+                    r.serial,
+                    r.push_token,
+                    r.pushed_version,
+                    r.created_at,
+                    r.updated_at,
+                ],
+            )
+            .map_err(sql)?;
+            Ok(RegisterOutcome::Created)
         })
         .await
     }

@@ -11,34 +11,66 @@ use crate::store::{DeviceStore, StoreResult};
 
 #[async_trait]
 impl DeviceStore for MongoStore {
-    async fn register_device(&self, registration: &Registration) -> StoreResult<RegisterOutcome> {
+    /// Without transactions, the cap is held by the registrations' `_id`s: a new registration
+    /// takes a free slot `"{serial}#{n}"` with `n < max_per_pass`, and two registrations racing
+    /// for one slot cannot both insert it (the loser looks again). Registrations made before the
+    /// cap existed have other `_id`s; they count towards the cap but hold no slot.
+    async fn register_device(&self, registration: &Registration, max_per_pass: u32) -> StoreResult<RegisterOutcome> {
         let r = RegistrationRecord::from(registration);
-        self.faults.step()?;
-        self.registrations
-            .update_many(
-                doc! { "device_library_id": &r.device_library_id },
-                doc! { "$set": { "push_token": &r.push_token, "updated_at": r.updated_at } },
-            )
-            .await
-            .map_err(mongo)?;
+        let raw = self.registrations.clone_with_type::<Document>();
         let key =
             doc! { "device_library_id": &r.device_library_id, "pass_type_id": &r.pass_type_id, "serial": &r.serial };
-        let upsert = doc! {
-            "$set": { "push_token": &r.push_token, "updated_at": r.updated_at },
-            "$setOnInsert": { "pushed_version": r.pushed_version, "created_at": r.created_at },
-        };
-        // Two concurrent upserts of one key can both try to insert; the loser sees a duplicate
-        // key and its retry finds the document.
-        for _ in 0..3 {
+        // Each round either finishes or lost a race to a registration that now exists, so the
+        // number of rounds is bounded by the number of slots.
+        for _ in 0..max_per_pass + 3 {
             self.faults.step()?;
-            match self.registrations.update_one(key.clone(), upsert.clone()).upsert(true).await {
-                Ok(result) if result.upserted_id.is_some() => return Ok(RegisterOutcome::Created),
-                Ok(_) => return Ok(RegisterOutcome::Updated),
+            let updated = self
+                .registrations
+                .update_one(key.clone(), doc! { "$set": { "push_token": &r.push_token, "updated_at": r.updated_at } })
+                .await
+                .map_err(mongo)?;
+            if updated.matched_count > 0 {
+                return Ok(RegisterOutcome::Updated);
+            }
+            self.faults.step()?;
+            let taken: Vec<Document> = raw
+                .find(doc! { "serial": &r.serial })
+                .projection(doc! { "_id": 1 })
+                .await
+                .map_err(mongo)?
+                .try_collect()
+                .await
+                .map_err(mongo)?;
+            if taken.len() >= max_per_pass as usize {
+                return Ok(RegisterOutcome::Full);
+            }
+            let used: std::collections::HashSet<&str> = taken.iter().filter_map(|d| d.get_str("_id").ok()).collect();
+            let Some(slot) =
+                (0..max_per_pass).map(|n| format!("{}#{n}", r.serial)).find(|id| !used.contains(id.as_str()))
+            else {
+                return Ok(RegisterOutcome::Full);
+            };
+            let document = doc! {
+                "_id": slot,
+                "device_library_id": &r.device_library_id,
+                "pass_type_id": &r.pass_type_id,
+                "serial": &r.serial,
+                "push_token": &r.push_token,
+                "pushed_version": r.pushed_version,
+                "created_at": r.created_at,
+                "updated_at": r.updated_at,
+            };
+            self.faults.step()?;
+            match raw.insert_one(document).await {
+                Ok(_) => return Ok(RegisterOutcome::Created),
+                // The slot was taken, or the same device registered meanwhile: look again.
                 Err(e) if duplicate_index(&e).is_some() => continue,
                 Err(e) => return Err(mongo(e)),
             }
         }
-        Ok(RegisterOutcome::Updated)
+        Err(crate::store::StoreError::Unavailable(anyhow::anyhow!(
+            "device registrations keep racing for the same pass"
+        )))
     }
 
     async fn unregister_device(
