@@ -13,6 +13,7 @@ mod apple_webservice;
 mod card_page;
 mod cli;
 mod enrollment;
+mod enrollment_privacy;
 mod form;
 #[allow(dead_code)]
 mod google_fake;
