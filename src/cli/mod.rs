@@ -228,4 +228,26 @@ fn print_settings(s: &Settings) {
     }
     println!("apple_pass_type  {}", s.apple.effective_pass_type_id());
     println!("apple_team       {}", s.apple.effective_team_id());
+    let security = &s.security;
+    println!("trusted_proxies  {}", if security.trusted_proxies.is_empty() { "none" } else { "configured" });
+    for limit in crate::rate_limit::ALL {
+        match security.rate_limits.rate(*limit) {
+            Some(rate) => println!(
+                "rate_limit       {}: {} per {} s, burst {}",
+                limit.name,
+                rate.count,
+                rate.period.as_secs(),
+                rate.burst
+            ),
+            None => println!("rate_limit       {}: off", limit.name),
+        }
+    }
+    let metrics = match (&security.metrics_token, security.metrics_bind) {
+        (Some(_), Some(bind)) => format!("token (hidden), and listener {bind}"),
+        (Some(_), None) => "token (hidden)".to_owned(),
+        (None, Some(bind)) => format!("listener {bind}"),
+        (None, None) => "closed".to_owned(),
+    };
+    println!("metrics          {metrics}");
+    println!("devices_per_pass {}", security.max_devices_per_pass);
 }

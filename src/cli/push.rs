@@ -71,11 +71,13 @@ pub async fn worker(settings: Settings) -> anyhow::Result<ExitCode> {
     worker.google = crate::google::GoogleWallet::from_settings(&settings, worker.clock.clone()).await?;
     let workers = settings.push.workers.max(1);
     let worker = Arc::new(worker);
-    // `/healthz` and `/metrics` of this process (its pushes, retries, dead letters) on LOY_BIND.
+    // `/healthz` and `/metrics` of this process (its pushes, retries, dead letters) on LOY_BIND,
+    // which serves nothing public; with LOY_METRICS_TOKEN set, /metrics needs it here too.
     let (metrics, queue) = (worker.metrics.clone(), worker.queue.clone());
+    let token = settings.security.metrics_token.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
-            .app_data(actix_web::web::Data::new((metrics.clone(), queue.clone())))
+            .app_data(actix_web::web::Data::new((metrics.clone(), queue.clone(), token.clone())))
             .route("/healthz", actix_web::web::get().to(crate::http::health::healthz))
             .route("/metrics", actix_web::web::get().to(worker_metrics))
     })
@@ -97,10 +99,19 @@ pub async fn worker(settings: Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-type WorkerState = actix_web::web::Data<(Arc<Metrics>, Arc<dyn crate::push::queue::PushQueue>)>;
+type WorkerState =
+    actix_web::web::Data<(Arc<Metrics>, Arc<dyn crate::push::queue::PushQueue>, Option<secrecy::SecretString>)>;
 
-async fn worker_metrics(state: WorkerState) -> actix_web::HttpResponse {
-    let (metrics, queue) = state.get_ref();
+async fn worker_metrics(state: WorkerState, req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    let (metrics, queue, token) = state.get_ref();
+    if let Some(token) = token
+        && !crate::http::bearer_matches(&req, token)
+    {
+        return crate::http::errors::ApiError::unauthorized(
+            "The metrics need `Authorization: Bearer <LOY_METRICS_TOKEN>`.",
+        )
+        .response();
+    }
     crate::http::render_metrics(metrics, queue.as_ref()).await
 }
 

@@ -38,6 +38,18 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
     }
 }
 
+/// Whether the request brings `Authorization: Bearer <token>` (compared in constant time).
+pub fn bearer_matches(req: &HttpRequest, token: &secrecy::SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, presented)| bool::from(presented.trim().as_bytes().ct_eq(token.expose_secret().as_bytes())))
+}
+
 /// Marks the requests of the separate metrics listener (`LOY_METRICS_BIND`).
 #[derive(Debug, Clone, Copy)]
 pub struct MetricsListener;
@@ -48,40 +60,22 @@ pub enum Internals {
     Shown,
     /// A token is configured and the request did not bring it.
     NeedToken,
-    /// Not on this listener (the metrics listener serves them), or not in production without a
-    /// token or a listener.
+    /// No token is configured: only the metrics listener serves them (if there is one).
     Hidden,
 }
 
 impl Internals {
-    /// On the metrics listener: shown. With `LOY_METRICS_TOKEN`: shown to a request that brings it.
-    /// With only `LOY_METRICS_BIND`: hidden on the public listener. With neither: shown in
-    /// development, hidden in production.
+    /// On the metrics listener: shown. With `LOY_METRICS_TOKEN`: shown to a request that brings
+    /// it. Otherwise hidden: closed unless an operator opens them.
     pub fn of(state: &AppState, req: &HttpRequest) -> Self {
         if req.app_data::<MetricsListener>().is_some() {
             return Self::Shown;
         }
         let security = &state.settings.security;
         if let Some(token) = &security.metrics_token {
-            let presented = req
-                .headers()
-                .get(actix_web::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim());
-            let matches = presented.is_some_and(|p| {
-                use secrecy::ExposeSecret;
-                use subtle::ConstantTimeEq;
-                bool::from(p.as_bytes().ct_eq(token.expose_secret().as_bytes()))
-            });
-            return if matches { Self::Shown } else { Self::NeedToken };
+            return if bearer_matches(req, token) { Self::Shown } else { Self::NeedToken };
         }
-        if security.metrics_bind.is_none() && state.settings.environment == crate::config::Environment::Development {
-            Self::Shown
-        } else {
-            Self::Hidden
-        }
+        Self::Hidden
     }
 }
 

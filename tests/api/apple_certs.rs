@@ -313,11 +313,11 @@ async fn loy_certs_dev_generates_once_and_certs_check_reports_the_result() {
 #[tokio::test]
 async fn readiness_reports_the_signing_certificate_and_fails_once_it_has_expired() {
     let app = crate::helpers::spawn_app(StoreKind::Embedded).await;
-    let body: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    let body: serde_json::Value = app.get_internal("/readyz").await.json().await.unwrap();
     assert_eq!(body["checks"]["apple_certificate"], serde_json::json!({"status": "up", "backend": "development"}));
 
     app.clock.advance(chrono::Duration::days(3 * 365));
-    let response = app.get("/readyz").await;
+    let response = app.get_internal("/readyz").await;
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["checks"]["apple_certificate"]["status"], "down");

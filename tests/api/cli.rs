@@ -164,7 +164,8 @@ async fn a_worker_process_serves_its_metrics_and_stops_cleanly_on_sigterm() {
     let client = reqwest::Client::new();
     let mut metrics = None;
     for _ in 0..200 {
-        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await {
+        let request = client.get(format!("http://127.0.0.1:{port}/metrics")).bearer_auth(crate::helpers::METRICS_TOKEN);
+        if let Ok(response) = request.send().await {
             metrics = Some(response.text().await.unwrap());
             break;
         }
@@ -173,6 +174,8 @@ async fn a_worker_process_serves_its_metrics_and_stops_cleanly_on_sigterm() {
     let metrics = metrics.expect("the worker serves /metrics");
     assert!(metrics.contains("loy_push_queue_depth"), "{metrics}");
     assert!(metrics.contains("loy_push_jobs_in_flight"), "{metrics}");
+    let anonymous = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401, "LOY_METRICS_TOKEN guards the worker's metrics too");
     assert_eq!(client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap().status(), 200);
 
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();

@@ -141,7 +141,7 @@ async fn with_google_off_there_is_no_button_and_google_hears_nothing(kind: Store
 
     let html = app.get(&format!("{page}?lang=en")).await.text().await.unwrap();
     let save = app.get(&format!("{page}/google?lang=en")).await;
-    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    let ready: Value = app.get_internal("/readyz").await.json().await.unwrap();
 
     assert!(!html.contains("add-to-google-wallet") && !html.contains("/google"), "no button: {html}");
     assert_eq!(save.status(), 404);

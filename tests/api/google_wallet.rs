@@ -73,7 +73,7 @@ async fn enrollment_creates_the_programs_class_and_the_cards_object(kind: StoreK
     assert_eq!(object["textModulesData"][0]["localizedHeader"]["defaultValue"]["value"], "Welcome bonus");
     assert!(fake.token_requests() >= 1, "the API was called with a token from the token endpoint");
     fake.assert_clean();
-    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    let ready: Value = app.get_internal("/readyz").await.json().await.unwrap();
     assert_eq!(ready["checks"]["google"], json!({"status": "up", "backend": "walletobjects"}));
 }
 
@@ -181,7 +181,7 @@ async fn failures_are_classified_for_retrying_with_googles_message(kind: StoreKi
     let error = google.sync_card(&program, &card, true).await.unwrap_err();
     assert!(matches!(error, GoogleError::Retryable { status: Some(503), .. }), "{error:?}");
     assert_eq!(error.message(), "The service is currently unavailable.");
-    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    let ready: Value = app.get_internal("/readyz").await.json().await.unwrap();
     assert_eq!(ready["status"], "ready", "Google does not make the node unready");
     assert_eq!(ready["checks"]["google"]["status"], "degraded");
 
@@ -198,7 +198,7 @@ async fn failures_are_classified_for_retrying_with_googles_message(kind: StoreKi
     );
 
     google.sync_card(&program, &card, true).await.expect("the retry goes through");
-    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    let ready: Value = app.get_internal("/readyz").await.json().await.unwrap();
     assert_eq!(ready["checks"]["google"]["status"], "up");
     fake.assert_clean();
 }

@@ -16,7 +16,7 @@ async fn health_and_readiness_report_the_store(kind: StoreKind) {
     assert_eq!(alive.status(), 200);
     assert_eq!(alive.json::<Value>().await.unwrap()["status"], "ok");
 
-    let ready = app.get("/readyz").await;
+    let ready = app.get_internal("/readyz").await;
     assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "ready");
@@ -42,7 +42,7 @@ async fn readiness_checks_redis_when_it_is_configured() {
     env.set("LOY_REDIS_URL", &redis);
     let app = spawn_app_in(env).await;
 
-    let body: Value = app.get("/readyz").await.json().await.unwrap();
+    let body: Value = app.get_internal("/readyz").await.json().await.unwrap();
 
     assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["queue"], serde_json::json!({"status": "up", "backend": "redis"}));
@@ -54,7 +54,7 @@ async fn readiness_fails_when_the_store_is_down() {
     // Every store call fails from now on: the first fails by injection, the rest are re-armed.
     for _ in 0..3 {
         app.faults.fail_on_call(1);
-        let response = app.get("/readyz").await;
+        let response = app.get_internal("/readyz").await;
         assert_eq!(response.status(), 503);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["checks"]["store"]["status"], "down");

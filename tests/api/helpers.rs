@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 /// The public address test apps believe they have; requests go to `TestApp::address`.
 pub const PUBLIC_URL: &str = "http://loy.test";
 
+/// The `LOY_METRICS_TOKEN` of test apps: [`TestApp::get_internal`] sends it.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
+
 /// Which store a test runs on.
 #[derive(Debug, Clone)]
 pub enum StoreKind {
@@ -103,6 +106,7 @@ impl TestEnv {
         set("LOY_SQLITE_SYNCHRONOUS", "normal");
         // Every rate limit off, so tests are not throttled by each other's requests; a test of
         // a limit turns it on with `env.set("LOY_RATE_LIMIT_…", …)`.
+        set("LOY_METRICS_TOKEN", METRICS_TOKEN);
         for limit in loy::rate_limit::ALL {
             set(&format!("LOY_RATE_LIMIT_{}", limit.name.to_ascii_uppercase()), "off");
         }
@@ -186,6 +190,11 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// A GET with the metrics token: `/metrics` and the detail of `/readyz`.
+    pub async fn get_internal(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(METRICS_TOKEN).send().await.expect("GET")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {

@@ -100,7 +100,7 @@ async fn a_method_a_route_does_not_take_is_405_with_allow(kind: StoreKind) {
             assert_eq!(body["error"]["code"], "method_not_allowed", "{method} {path}");
         }
     }
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.get_internal("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"method="other""#), "an unknown method is counted as `other`");
     assert!(!metrics.contains("BREW"), "no label per made-up method");
 }
@@ -175,8 +175,20 @@ async fn a_metrics_token_guards_the_metrics_and_the_readiness_detail() {
 }
 
 #[tokio::test]
+async fn without_a_token_or_a_listener_the_metrics_are_closed() {
+    let mut env = TestEnv::new(&StoreKind::Embedded);
+    env.vars.remove("LOY_METRICS_TOKEN");
+    let app = spawn_app_in(env).await;
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.text().await.unwrap(), "ready\n");
+}
+
+#[tokio::test]
 async fn a_metrics_listener_serves_them_and_the_public_one_does_not() {
     let mut env = TestEnv::new(&StoreKind::Embedded);
+    env.vars.remove("LOY_METRICS_TOKEN");
     env.set("LOY_METRICS_BIND", "127.0.0.1:0");
     let app = spawn_app_in(env).await;
     assert_eq!(app.get("/metrics").await.status(), 404);

@@ -14,6 +14,7 @@ mod bad_input;
 mod card_page;
 mod cli;
 mod enrollment;
+mod enrollment_privacy;
 mod form;
 #[allow(dead_code)]
 mod google_fake;

@@ -174,5 +174,10 @@ async fn the_openapi_document_describes_the_real_api() {
     let unauthenticated = app.pos(Method::GET, &format!("/api/v1/cards/{number}"), None, None, None).await;
     assert_documented(&doc, "/api/v1/cards/{id}", "get", &unauthenticated);
     assert_documented(&doc, "/healthz", "get", &app.pos(Method::GET, "/healthz", None, None, None).await);
-    assert_documented(&doc, "/readyz", "get", &app.pos(Method::GET, "/readyz", None, None, None).await);
+    assert_documented(
+        &doc,
+        "/readyz",
+        "get",
+        &app.pos(Method::GET, "/readyz", Some(crate::helpers::METRICS_TOKEN), None, None).await,
+    );
 }

@@ -198,6 +198,6 @@ async fn concurrent_downloads_of_a_new_version_sign_it_once() {
         .await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(app.state.metrics.pass_builds.get() - before, 1, "one signature for twenty downloads");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.get_internal("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("loy_pass_builds_total"), "the counter is exported");
 }

@@ -178,7 +178,7 @@ async fn an_earn_reaches_each_registered_device_exactly_once_and_the_version_is_
     assert_eq!(pass.status(), 200);
     let pass = crate::apple_support::Pkpass::parse(pass.bytes().await.unwrap().to_vec());
     assert_eq!(pass.pass_json()["storeCard"]["primaryFields"][0]["value"], 150);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.get_internal("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"loy_pushes_total{result="delivered"} 2"#), "{metrics}");
     assert!(metrics.contains("loy_push_latency_seconds_count 1"), "{metrics}");
     workers.stop().await;
@@ -288,7 +288,7 @@ async fn throttling_and_server_errors_are_retried_with_backoff_until_delivered(q
     assert!(second_gap >= Duration::from_millis(100), "backoff grows ({second_gap:?})");
     assert_eq!(apns.attempts_to(&tokens[1]).len(), 2, "a delivered device is not pushed again on retry");
     wait_pushed(&app, &number).await;
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.get_internal("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("loy_push_retries_total 2"), "{metrics}");
     workers.stop().await;
 }
@@ -319,7 +319,7 @@ async fn a_push_that_keeps_failing_becomes_a_dead_letter_and_replaying_it_delive
     assert!(letters[0].reason.contains("503"));
     assert_eq!(apns.attempts_to(&tokens[0]).len(), 3);
     assert_eq!(apns.delivered_to(&tokens[1]), 1, "the healthy device was served at the first attempt");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.get_internal("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("loy_push_dead_letters_total 1"), "{metrics}");
 
     apns.clear(&tokens[0]);
@@ -398,13 +398,13 @@ async fn a_configuration_error_shows_in_readiness_until_a_push_goes_through(queu
 
     app.pos_post(format!("/api/v1/cards/{number}/earn"), &pos, json!({"purchase_amount": 100_000})).await;
     assert!(eventually(WAIT, || apns.attempts_to(&tokens[0]).len() == 1).await);
-    let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    let ready: serde_json::Value = app.get_internal("/readyz").await.json().await.unwrap();
     assert_eq!(ready["status"], "degraded");
     assert_eq!(ready["checks"]["apns"]["status"], "error");
     assert!(ready["checks"]["apns"]["detail"].as_str().unwrap().contains("TopicDisallowed"));
 
     assert!(eventually(WAIT, || apns.delivered_to(&tokens[0]) == 1).await, "retried after the error");
-    let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    let ready: serde_json::Value = app.get_internal("/readyz").await.json().await.unwrap();
     assert_eq!(ready["checks"]["apns"]["status"], "up");
     workers.stop().await;
 }

@@ -101,3 +101,22 @@ test('the pages fit a phone screen without sideways scrolling', async () => {
   assert.ok(box.height >= 44, 'the button is large enough to tap');
   await p.context().close();
 });
+
+test('the pages break no rule of their Content Security Policy and the card keeps its colours', async () => {
+  const p = await page();
+  const violations = [];
+  p.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+  });
+  const response = await p.goto(`${base}/?lang=en`);
+  assert.match(response.headers()['content-security-policy'], /default-src 'none'/);
+  await p.getByLabel('First name').fill('Anna');
+  await p.getByLabel('Phone').fill(phone());
+  await p.getByLabel(/I agree/).check();
+  await Promise.all([p.waitForURL(/\/c\/[a-z2-9]+/), p.getByRole('button', { name: 'Get my card' }).click()]);
+  const background = await p.locator('section.card').evaluate((el) => getComputedStyle(el).backgroundColor);
+  assert.notEqual(background, 'rgba(0, 0, 0, 0)', 'the program colour applies (style attributes are allowed)');
+  const stylesheets = await p.evaluate(() => document.styleSheets.length);
+  assert.ok(stylesheets >= 1, 'the stylesheet loads');
+  assert.deepEqual(violations, []);
+});
