@@ -81,16 +81,19 @@ impl Phone {
         let mut compact: String = trimmed.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
         // `00` is the international prefix in most of the world, though not in libphonenumber's
         // data for Russia (`8~10`): read it as `+` everywhere.
-        if !plus && let Some(rest) = compact.strip_prefix("00") {
-            compact = format!("+{rest}");
+        if !plus && compact.starts_with("00") {
+            compact = format!("+{}", &compact[2..]);
         }
         let international = compact.starts_with('+');
-        let mut number = phonenumber::parse(Some(region.0), &compact).map_err(|e| match e {
+        // An international number is parsed without the default region: the crate would
+        // otherwise strip that region's trunk prefix (`8` for RU) from any country's number.
+        let default_region = if international { None } else { Some(region.0) };
+        let mut number = phonenumber::parse(default_region, &compact).map_err(|e| match e {
             phonenumber::ParseError::InvalidCountryCode => PhoneError::UnknownCountryCode,
             _ => PhoneError::WrongLength,
         })?;
-        if international && let Some(stripped) = without_trunk_prefix(&number) {
-            number = stripped;
+        if international {
+            number = without_trunk_prefix(&number).unwrap_or(number);
         }
         // Parsing checks the country code (`+8 912 …` has none); validity is whether the number
         // is in a range its country's numbering plan assigns.
@@ -205,6 +208,9 @@ mod tests {
         assert_eq!(Phone::parse("0044 20 7946 0958", RU).unwrap().as_str(), "+442079460958");
         assert_eq!(Phone::parse("+1 (201) 555-0123", RU).unwrap().as_str(), "+12015550123");
         assert_eq!(Phone::parse("0049 30 12345678", RU).unwrap().as_str(), "+493012345678");
+        // A national part starting with Russia's trunk prefix `8` keeps it.
+        assert_eq!(Phone::parse("+60 82-200 0000", RU).unwrap().as_str(), "+60822000000");
+        assert_eq!(Phone::parse("+44 800 890 567", RU).unwrap().as_str(), "+44800890567");
     }
 
     #[test]
