@@ -21,10 +21,16 @@ pub async fn run_once(store: &DynStore, clock: &dyn Clock, notify: &ChangeNotifi
         Err(e) => tracing::warn!(error = %error_chain(&e), "purging idempotency records failed"),
     }
     match store.program(DEFAULT_PROGRAM_ID).await {
-        Ok(Some(program)) => match expiry::run(store.as_ref(), &program, now, Some(notify)).await {
-            Ok(0) => {}
-            Ok(points) => tracing::info!(points, "points expired"),
-            Err(e) => tracing::warn!(error = %error_chain(&e), "expiring points failed"),
+        Ok(Some(program)) => match program.rules.validate() {
+            Err(why) => tracing::error!(
+                problem = %why,
+                "the loyalty program's rules are invalid; points are not expired until they are corrected"
+            ),
+            Ok(()) => match expiry::run(store.as_ref(), &program, now, Some(notify)).await {
+                Ok(0) => {}
+                Ok(points) => tracing::info!(points, "points expired"),
+                Err(e) => tracing::warn!(error = %error_chain(&e), "expiring points failed"),
+            },
         },
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %error_chain(&e), "loading the program for maintenance failed"),

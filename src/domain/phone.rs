@@ -81,20 +81,30 @@ impl Phone {
         let mut compact: String = trimmed.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
         // `00` is the international prefix in most of the world, though not in libphonenumber's
         // data for Russia (`8~10`): read it as `+` everywhere.
-        if !plus && let Some(rest) = compact.strip_prefix("00") {
-            compact = format!("+{rest}");
+        if !plus && compact.starts_with("00") {
+            compact = format!("+{}", &compact[2..]);
         }
         let international = compact.starts_with('+');
-        let mut number = phonenumber::parse(Some(region.0), &compact).map_err(|e| match e {
-            phonenumber::ParseError::InvalidCountryCode => PhoneError::UnknownCountryCode,
-            _ => PhoneError::WrongLength,
-        })?;
-        if international && let Some(stripped) = without_trunk_prefix(&number) {
-            number = stripped;
+        // An international number is parsed without the default region: the crate would
+        // otherwise strip that region's trunk prefix (`8` for RU) from any country's number.
+        let default_region = if international { None } else { Some(region.0) };
+        let parsed = phonenumber::parse(default_region, &compact);
+        let mut number = match parsed {
+            Ok(number) => number,
+            Err(phonenumber::ParseError::InvalidCountryCode) => return Err(PhoneError::UnknownCountryCode),
+            Err(_) => {
+                return read_by_metadata(&compact, region, None).map(Self).ok_or(PhoneError::WrongLength);
+            }
+        };
+        if international {
+            number = without_trunk_prefix(&number).unwrap_or(number);
         }
         // Parsing checks the country code (`+8 912 …` has none); validity is whether the number
         // is in a range its country's numbering plan assigns.
         if !phonenumber::is_valid(&number) {
+            if let Some(e164) = read_by_metadata(&compact, region, Some(number.code().value())) {
+                return Ok(Self(e164));
+            }
             return Err(if possible_length(&number) { PhoneError::NotValid } else { PhoneError::WrongLength });
         }
         Ok(Self(e164(&number)))
@@ -147,6 +157,42 @@ fn without_trunk_prefix(number: &phonenumber::PhoneNumber) -> Option<phonenumber
         let rest = national.strip_prefix(prefix).filter(|rest| !rest.is_empty())?;
         phonenumber::parse(None, format!("+{code}{rest}")).ok().filter(phonenumber::is_valid)
     })
+}
+
+/// The number read from the metadata directly, where the crate's parser fails: it strips a trunk
+/// prefix even where that digit starts the area code (Russia's `8`: `+7 812 …` St Petersburg,
+/// `8 800 …` toll-free). `code` is the country code the parser found in an international number.
+fn read_by_metadata(compact: &str, region: PhoneRegion, code: Option<u16>) -> Option<String> {
+    let database = &*phonenumber::metadata::DATABASE;
+    let (code, national) = match compact.strip_prefix('+') {
+        Some(rest) => {
+            let code = code?;
+            (code, rest.strip_prefix(code.to_string().as_str())?)
+        }
+        None => {
+            let meta = database.by_id(region.code())?;
+            let national = meta.national_prefix().and_then(|p| compact.strip_prefix(p)).unwrap_or(compact);
+            (meta.country_code(), national)
+        }
+    };
+    let regions = database.by_code(&code)?;
+    // The digits as written, or without a trunk prefix written after the country code.
+    let candidates = std::iter::once(national)
+        .chain(regions.iter().filter_map(|meta| meta.national_prefix().and_then(|p| national.strip_prefix(p))));
+    for candidate in candidates {
+        let assigned = regions.iter().any(|meta| {
+            let d = meta.descriptors();
+            [d.fixed_line(), d.mobile(), d.toll_free(), d.premium_rate(), d.shared_cost(), d.personal_number()]
+                .into_iter()
+                .chain([d.voip(), d.pager(), d.uan(), d.voicemail()])
+                .flatten()
+                .any(|kind| kind.is_match(candidate))
+        });
+        if assigned {
+            return Some(format!("+{code}{candidate}"));
+        }
+    }
+    None
 }
 
 /// Whether the number has as many digits as some number of its country code may have.
@@ -205,6 +251,19 @@ mod tests {
         assert_eq!(Phone::parse("0044 20 7946 0958", RU).unwrap().as_str(), "+442079460958");
         assert_eq!(Phone::parse("+1 (201) 555-0123", RU).unwrap().as_str(), "+12015550123");
         assert_eq!(Phone::parse("0049 30 12345678", RU).unwrap().as_str(), "+493012345678");
+        // A national part starting with Russia's trunk prefix `8` keeps it.
+        assert_eq!(Phone::parse("+60 82-200 0000", RU).unwrap().as_str(), "+60822000000");
+        assert_eq!(Phone::parse("+44 800 890 567", RU).unwrap().as_str(), "+44800890567");
+        // Area codes that start with Russia's trunk prefix 8 (St Petersburg, Krasnodar, toll-free).
+        for (typed, e164) in [
+            ("+7 812 312-45-67", "+78123124567"),
+            ("8 812 312-45-67", "+78123124567"),
+            ("8 (861) 255-12-34", "+78612551234"),
+            ("+7 800 555-35-35", "+78005553535"),
+            ("8 800 555 35 35", "+78005553535"),
+        ] {
+            assert_eq!(Phone::parse(typed, RU).unwrap().as_str(), e164, "{typed}");
+        }
     }
 
     #[test]

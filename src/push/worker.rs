@@ -195,6 +195,11 @@ impl Worker {
     async fn sync_google(&self, card: &Card) -> Result<Option<PushOutcome>, StoreError> {
         let Some(google) = &self.google else { return Ok(None) };
         let Some(program) = self.store.program(&card.program_id).await? else { return Ok(None) };
+        if let Err(why) = program.rules.validate() {
+            // Retried later: the update goes through once staff correct the rules.
+            tracing::error!(program = %program.id, problem = %why, "the loyalty program's rules are invalid");
+            return Ok(Some(PushOutcome::Retry(format!("the program's rules are invalid: {why}"))));
+        }
         let sync = self.store.google_sync(&card.serial).await?;
         let now = self.clock.now();
         // A balance change notifies the holder while Google's budget (3 a day) allows.
