@@ -199,7 +199,8 @@ async fn finish(
 
 #[derive(Serialize)]
 struct CodePage {
-    csrf: String,
+    /// The pending session's token (the layout's `csrf` is for signed-in pages).
+    form_csrf: String,
     next: String,
     error: Option<&'static str>,
 }
@@ -223,7 +224,7 @@ pub async fn show_code(
     let Some((_, csrf, _)) = pending(&state, &req).await? else {
         return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/login")).finish());
     };
-    let ctx = CodePage { csrf, next: safe_next(query.next.as_deref()), error: None };
+    let ctx = CodePage { form_csrf: csrf, next: safe_next(query.next.as_deref()), error: None };
     Ok(page::render(&req, None, StatusCode::OK, "login_code.html", ctx))
 }
 
@@ -266,7 +267,7 @@ pub async fn submit_code(
     }
     let email = staff.email.clone();
     note_failure(&state, &email, &address, Some(&staff), "wrong_code").await?;
-    let ctx = CodePage { csrf, next, error: Some("code_wrong") };
+    let ctx = CodePage { form_csrf: csrf, next, error: Some("code_wrong") };
     Ok(page::render(&req, None, StatusCode::UNAUTHORIZED, "login_code.html", ctx))
 }
 

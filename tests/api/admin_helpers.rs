@@ -20,7 +20,7 @@ pub struct Staff<'a> {
     pub csrf: String,
 }
 
-/// A plain HTTP answer: status, `Location`, body.
+/// A plain HTTP answer: status, `Location`, body (HTML entities decoded).
 #[derive(Debug)]
 pub struct Page {
     pub status: u16,
@@ -33,8 +33,19 @@ async fn page_of(response: reqwest::Response) -> Page {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let location = headers.get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = response.text().await.unwrap();
+    let body = unescape(&response.text().await.unwrap());
     Page { status, location, body, headers }
+}
+
+/// Undoes the HTML escaping the templates apply (minijinja escapes `/` too), so tests can look
+/// for addresses and values as they are.
+pub fn unescape(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// The `loy_admin` cookie a response sets: its value and the whole `Set-Cookie` line.

@@ -7,7 +7,12 @@ mod apple_support;
 #[allow(dead_code)]
 mod helpers;
 
+mod admin_audit;
+mod admin_keys;
 mod admin_login;
+mod admin_setup;
+mod admin_staff;
+mod admin_totp;
 
 mod apple_certs;
 mod apple_lint;
