@@ -172,14 +172,13 @@ pub async fn submit(
             .insert_header((header::LOCATION, format!("/admin/login/code?{query}")))
             .finish());
     }
-    finish(&state, &req, staff, &address, &next, None).await
+    finish(&state, staff, &address, &next, None).await
 }
 
 /// Opens a full session for `staff` (ending the pending one, if any) and goes to `next`.
 async fn finish(
     state: &AppState,
-    req: &HttpRequest,
-    mut staff: StaffAccount,
+    staff: StaffAccount,
     address: &str,
     next: &str,
     pending: Option<&str>,
@@ -189,11 +188,9 @@ async fn finish(
     }
     state.store.clear_login_failures(&account_key(&staff.email)).await?;
     let (_, cookie) = session::start(state, &staff, false).await?;
-    staff.last_login_at = Some(state.clock.now());
-    state.store.update_staff(&staff).await?;
+    state.store.record_staff_login(&staff.id, state.clock.now()).await?;
     let actor = Actor { staff_id: Some(staff.id.clone()), email: staff.email.clone(), address: address.to_owned() };
     audit::record(state, &actor, actions::LOGIN, None, json!({ "second_factor": staff.totp_enabled() })).await;
-    let _ = req;
     Ok(HttpResponse::SeeOther().cookie(cookie).insert_header((header::LOCATION, next.to_owned())).finish())
 }
 
@@ -244,7 +241,7 @@ pub async fn submit_code(
     let CsrfForm(form) = form;
     let address = client_address(&req);
     let next = safe_next(form.next.as_deref());
-    let Some((pending_hash, csrf, mut staff)) = pending(&state, &req).await? else {
+    let Some((pending_hash, csrf, staff)) = pending(&state, &req).await? else {
         return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/login")).finish());
     };
     if let Some(wait) = throttled(&state, &staff.email, &address, state.clock.now()).await? {
@@ -253,17 +250,15 @@ pub async fn submit_code(
     let secret = staff.totp_secret.clone().unwrap_or_default();
     let unix_time = u64::try_from(state.clock.now().timestamp()).unwrap_or(0);
     if totp::verify(&secret, &form.code, unix_time) {
-        return finish(&state, &req, staff, &address, &next, Some(&pending_hash)).await;
+        return finish(&state, staff, &address, &next, Some(&pending_hash)).await;
     }
     let typed = totp::recovery_hash(&form.code);
-    if let Some(i) = staff.recovery_codes.iter().position(|h| *h == typed) {
-        staff.recovery_codes.remove(i);
-        state.store.update_staff(&staff).await?;
+    if staff.recovery_codes.contains(&typed) && state.store.use_recovery_code(&staff.id, &typed).await? {
         let actor = Actor { staff_id: Some(staff.id.clone()), email: staff.email.clone(), address: address.clone() };
-        let left = staff.recovery_codes.len();
+        let left = staff.recovery_codes.len() - 1;
         audit::record(&state, &actor, actions::RECOVERY_CODE_USED, Some(&staff.id), json!({ "codes_left": left }))
             .await;
-        return finish(&state, &req, staff, &address, &next, Some(&pending_hash)).await;
+        return finish(&state, staff, &address, &next, Some(&pending_hash)).await;
     }
     let email = staff.email.clone();
     note_failure(&state, &email, &address, Some(&staff), "wrong_code").await?;

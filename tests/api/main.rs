@@ -40,3 +40,4 @@ mod push;
 mod push_fake;
 mod store_conformance;
 mod store_push_conformance;
+mod store_staff_conformance;
