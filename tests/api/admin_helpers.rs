@@ -82,12 +82,30 @@ impl TestApp {
         account
     }
 
-    /// `POST /admin/login` without a session.
+    /// The login form as a browser opens it: its token cookie and the same token in the form.
+    pub async fn admin_login_form(&self) -> (String, String) {
+        let page = page_of(self.client.get(self.url("/admin/login")).send().await.unwrap()).await;
+        assert_eq!(page.status, 200);
+        let cookie = page
+            .headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|line| Some(line.strip_prefix("loy_admin_login=")?.split(';').next()?.to_owned()))
+            .expect("the login form sets its token cookie");
+        let at = page.body.find(r#"name="csrf" value=""#).expect("the form carries its token") + 19;
+        let token = page.body[at..at + page.body[at..].find('"').unwrap()].to_owned();
+        (cookie, token)
+    }
+
+    /// `POST /admin/login` without a session, as a browser would after opening the form.
     pub async fn admin_login(&self, email: &str, password: &str) -> Page {
+        let (cookie, token) = self.admin_login_form().await;
         let response = self
             .client
             .post(self.url("/admin/login"))
-            .form(&[("email", email), ("password", password), ("next", "/admin")])
+            .header(COOKIE, format!("loy_admin_login={cookie}"))
+            .form(&[("email", email), ("password", password), ("next", "/admin"), ("csrf", &token)])
             .send()
             .await
             .unwrap();
