@@ -10,6 +10,7 @@ mod helpers;
 mod admin_audit;
 mod admin_keys;
 mod admin_login;
+mod admin_pages;
 mod admin_setup;
 mod admin_staff;
 mod admin_totp;
