@@ -22,6 +22,8 @@ use crate::store::StoreError;
 
 /// Failures are counted over this window.
 pub const WINDOW_MINUTES: i64 = 15;
+/// How long the second step of a login waits for its code.
+pub const CODE_STEP_MINUTES: i64 = 10;
 /// Failures for one account within the window before login is refused.
 pub const ACCOUNT_LIMIT: usize = 5;
 /// Failures from one client address within the window before login is refused.
@@ -244,8 +246,13 @@ struct CodePage {
 
 /// The session waiting for its second factor, with its account.
 async fn pending(state: &AppState, req: &HttpRequest) -> Result<Option<(String, String, StaffAccount)>, StoreError> {
-    let Some(session) = session::current_session(state, req, state.clock.now()).await? else { return Ok(None) };
+    let now = state.clock.now();
+    let Some(session) = session::current_session(state, req, now).await? else { return Ok(None) };
     if !session.mfa_pending {
+        return Ok(None);
+    }
+    if now - session.created_at > Duration::minutes(CODE_STEP_MINUTES) {
+        state.store.delete_staff_session(&session.id_hash).await?;
         return Ok(None);
     }
     let staff = state.store.staff_by_id(&session.staff_id).await?.filter(|s| !s.disabled && s.totp_enabled());
