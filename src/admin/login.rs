@@ -192,8 +192,7 @@ pub async fn submit(
         return Ok(too_many(&req, wait));
     }
     let staff = state.store.staff_by_email(&email).await?;
-    let hash = staff.as_ref().map_or_else(|| password::decoy_hash().to_owned(), |s| s.password_hash.clone());
-    let password_ok = password::verify(form.password, hash).await;
+    let password_ok = password::verify(form.password, staff.as_ref().map(|s| s.password_hash.clone())).await;
     let failure = match &staff {
         None => Some("unknown_account"),
         Some(_) if !password_ok => Some("wrong_password"),
