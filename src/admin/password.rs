@@ -45,11 +45,16 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
 }
 
-/// Whether `password` matches the PHC string `hash`; a malformed hash matches nothing.
-pub async fn verify(password: String, hash: String) -> bool {
+/// Whether `password` matches the PHC string `hash`; a malformed hash matches nothing. With no
+/// hash (an unknown account) it checks against a decoy and answers `false`, taking as long as a
+/// real check so the answer's timing does not tell which accounts exist.
+pub async fn verify(password: String, hash: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
+        let matches = PasswordHash::new(&hash)
+            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok());
+        known && matches
     })
     .await
     .unwrap_or(false)
