@@ -99,6 +99,7 @@ pub struct Application {
     /// The separate listener of `/metrics` and `/readyz` (`LOY_METRICS_BIND`), and its port.
     metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
+    setup_link: Option<String>,
 }
 
 impl Application {
@@ -122,6 +123,17 @@ impl Application {
         let changes = ChangeNotifier::start(queue.clone(), settings.push.coalesce);
         let limits = Arc::new(rate_limits(&settings).await?);
         let pages = Arc::new(Pages::load()?);
+        crate::admin::page::AdminPages::load().context("while loading the console templates")?;
+        let setup_link = crate::admin::setup::link_if_no_staff(store.as_ref(), &settings.public_url, clock.now())
+            .await
+            .context("while looking for staff accounts")?;
+        if let Some(link) = &setup_link {
+            tracing::info!(
+                "no staff account exists yet: open {link} within {} minutes to create the first owner \
+                 (or run `loy staff add EMAIL --role owner`)",
+                crate::admin::setup::VALID_FOR_MINUTES
+            );
+        }
         let apple_settings = settings.clone();
         let apple = tokio::task::spawn_blocking(move || crate::apple::Apple::load(&apple_settings))
             .await
@@ -187,7 +199,7 @@ impl Application {
             }
             None => None,
         };
-        Ok(Self { port, server, metrics, state })
+        Ok(Self { port, server, metrics, state, setup_link })
     }
 
     /// The port of the metrics listener, when `LOY_METRICS_BIND` is set.
@@ -201,6 +213,11 @@ impl Application {
 
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
+    }
+
+    /// The one-time first-owner link printed at start, when there was no staff account.
+    pub fn setup_link(&self) -> Option<&str> {
+        self.setup_link.as_deref()
     }
 
     pub fn handle(&self) -> ServerHandle {

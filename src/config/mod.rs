@@ -1,5 +1,6 @@
 //! Typed settings, read once at start-up and passed to whoever needs them.
 
+pub mod admin;
 pub mod apple;
 pub mod push;
 pub mod security;
@@ -77,6 +78,8 @@ pub struct Settings {
     pub apple: apple::AppleSettings,
     /// Trusted proxies, rate limits, metrics access, devices per pass.
     pub security: security::SecuritySettings,
+    /// The staff console: session lifetimes, second factor.
+    pub admin: admin::AdminSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +149,9 @@ pub const KEYS: &[&str] = &[
     "metrics_token",
     "metrics_bind",
     "max_devices_per_pass",
+    "admin_session_idle",
+    "admin_session_max",
+    "require_2fa",
 ];
 
 impl Settings {
@@ -255,6 +261,7 @@ impl Settings {
         let google = GoogleSettings::from_raw(raw, environment)?;
         let apple = apple::from_raw(raw)?;
         let security = security::from_raw(raw)?;
+        let admin = admin::from_raw(raw)?;
         if environment == Environment::Production && apple.signer.is_none() {
             return Err(ConfigError(
                 "LOY_APPLE_CERTIFICATE must be set in production: development certificates make passes no iPhone accepts"
@@ -282,12 +289,18 @@ impl Settings {
             google,
             apple,
             security,
+            admin,
         })
     }
 
     /// The absolute URL of a path on this server (`path` starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.public_url)
+    }
+
+    /// Whether the public address is HTTPS (console cookies are then `Secure`).
+    pub fn https(&self) -> bool {
+        self.public_url.starts_with("https://")
     }
 
     /// A description of the store for logs, without credentials.

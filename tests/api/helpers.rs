@@ -140,6 +140,8 @@ pub struct TestApp {
     pub faults: Arc<Faults>,
     pub clock: Arc<TestClock>,
     pub env: TestEnv,
+    /// The first-owner setup link the application printed at start (no staff account yet).
+    pub setup_link: Option<String>,
     handle: ServerHandle,
     enrollment_key: tokio::sync::OnceCell<String>,
 }
@@ -161,6 +163,7 @@ pub async fn spawn_app_in(env: TestEnv) -> TestApp {
     let metrics_address = app.metrics_port().map(|port| format!("http://127.0.0.1:{port}"));
     let state = app.state();
     let handle = app.handle();
+    let setup_link = app.setup_link().map(str::to_owned);
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     TestApp {
@@ -174,6 +177,7 @@ pub async fn spawn_app_in(env: TestEnv) -> TestApp {
         env,
         handle,
         enrollment_key: tokio::sync::OnceCell::new(),
+        setup_link,
     }
 }
 

@@ -1,9 +1,19 @@
 //! Black-box tests: the application started on a random port, called over HTTP.
 
 #[allow(dead_code)]
+mod admin_helpers;
+#[allow(dead_code)]
 mod apple_support;
 #[allow(dead_code)]
 mod helpers;
+
+mod admin_audit;
+mod admin_keys;
+mod admin_login;
+mod admin_pages;
+mod admin_setup;
+mod admin_staff;
+mod admin_totp;
 
 mod apple_certs;
 mod apple_lint;
@@ -37,3 +47,4 @@ mod push_fake;
 mod rate_limits;
 mod store_conformance;
 mod store_push_conformance;
+mod store_staff_conformance;
