@@ -1,6 +1,7 @@
 //! The things loy is about, as types that can only hold valid values.
 
 pub mod access;
+pub mod amount;
 pub mod card;
 pub mod card_number;
 pub mod email;
@@ -13,6 +14,7 @@ pub mod registration;
 pub mod tokens;
 
 pub use access::{ApiKey, PresentedKey, Scope, WebhookSource};
+pub use amount::{AmountError, format_amount, parse_amount};
 pub use card::{Card, CardStatus, Customer, LastEntry};
 pub use card_number::{CardNumber, CardNumberError};
 pub use email::{Email, EmailError};

@@ -36,6 +36,8 @@ pub enum ReviewStatus {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ObjectState {
     Active,
+    /// The customer was deleted: Google Wallet moves the card to expired passes.
+    Expired,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -295,7 +297,7 @@ pub fn object_update(program: &Program, card: &Card, notify: bool) -> ObjectUpda
 }
 
 fn card_fields(program: &Program, card: &Card) -> CardFields {
-    let locale = card.holder.locale;
+    let locale = card.locale();
     let l = |en: &str, ru: &str| LocalizedString::en_ru(en, ru, locale);
     let tier_name = match program.rules.tier(&card.tier) {
         Some(t) if locale == Locale::Ru => t.name_ru.clone(),
@@ -317,9 +319,9 @@ fn card_fields(program: &Program, card: &Card) -> CardFields {
         });
     }
     CardFields {
-        state: ObjectState::Active,
+        state: if card.is_deleted() { ObjectState::Expired } else { ObjectState::Active },
         account_id: card.card_number.grouped(),
-        account_name: card.holder.display_name(),
+        account_name: card.display_name(),
         loyalty_points: LoyaltyPoints { localized_label: l("Points", "Баллы"), balance },
         secondary_loyalty_points: LoyaltyPoints {
             localized_label: l("Level", "Уровень"),

@@ -8,6 +8,7 @@
 //! [`PushStore`], [`AccessStore`]); [`Store`] is all of them, and `DynStore` is what the
 //! application holds.
 
+pub mod customers;
 pub mod embedded;
 pub mod faults;
 pub mod mongo;
@@ -23,15 +24,16 @@ use crate::domain::{
     RegisterOutcome, Registration, SerialNumber, WebhookSource,
 };
 
+pub use customers::{CustomerCursor, CustomerListQuery, CustomerSort, CustomerStore};
 pub use faults::Faults;
 
 /// A shared handle to whichever backend is configured.
 pub type DynStore = Arc<dyn Store>;
 
 /// Every storage capability; implemented by each backend through its parts.
-pub trait Store: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore {}
+pub trait Store: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + CustomerStore {}
 
-impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore> Store for T {}
+impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + CustomerStore> Store for T {}
 
 /// The unique keys of a card: inserting a second card with the same value fails with
 /// [`StoreError::Duplicate`] naming the key.

@@ -30,4 +30,5 @@ mod pos_rules;
 mod push;
 mod push_fake;
 mod store_conformance;
+mod store_customers_conformance;
 mod store_push_conformance;
