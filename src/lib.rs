@@ -2,6 +2,7 @@
 //! keeps them up to date. `docs/architecture.md` is the map of this crate.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod apple;
 pub mod card_page;
 pub mod cli;

@@ -38,6 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/c/{card_key}", web::get().to(card_page::show))
         .route("/c/{card_key}/google", web::get().to(crate::google::web::add_to_google_wallet))
         .configure(apple::routes)
+        .configure(crate::admin::routes)
         .route("/static/{path:.*}", web::get().to(assets::static_file))
         .default_service(web::to(fallback));
 }

@@ -82,6 +82,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    setup_link: Option<String>,
 }
 
 impl Application {
@@ -101,6 +102,17 @@ impl Application {
         let queue = connect_queue(&settings).await?;
         let changes = ChangeNotifier::start(queue.clone(), settings.push.coalesce);
         let pages = Arc::new(Pages::load()?);
+        crate::admin::page::AdminPages::load().context("while loading the console templates")?;
+        let setup_link = crate::admin::setup::link_if_no_staff(store.as_ref(), &settings.public_url, clock.now())
+            .await
+            .context("while looking for staff accounts")?;
+        if let Some(link) = &setup_link {
+            tracing::info!(
+                "no staff account exists yet: open {link} within {} minutes to create the first owner \
+                 (or run `loy staff add EMAIL --role owner`)",
+                crate::admin::setup::VALID_FOR_MINUTES
+            );
+        }
         let apple_settings = settings.clone();
         let apple = tokio::task::spawn_blocking(move || crate::apple::Apple::load(&apple_settings))
             .await
@@ -134,7 +146,7 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(30)
         .run();
-        Ok(Self { port, server, state })
+        Ok(Self { port, server, state, setup_link })
     }
 
     pub fn port(&self) -> u16 {
@@ -143,6 +155,11 @@ impl Application {
 
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
+    }
+
+    /// The one-time first-owner link printed at start, when there was no staff account.
+    pub fn setup_link(&self) -> Option<&str> {
+        self.setup_link.as_deref()
     }
 
     pub fn handle(&self) -> ServerHandle {

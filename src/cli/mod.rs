@@ -4,6 +4,7 @@ mod keys;
 mod ledger;
 mod ops;
 mod push;
+mod staff;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ pub enum Command {
     /// Manage POS webhook sources and their signing secrets.
     #[command(subcommand, name = "webhook-source")]
     WebhookSource(keys::WebhookSourceCommand),
+    /// Staff accounts of the console (/admin): add the first owner, list accounts.
+    #[command(subcommand)]
+    Staff(staff::StaffCommand),
     /// Verify stored data.
     #[command(subcommand)]
     Check(ledger::CheckCommand),
@@ -136,6 +140,7 @@ pub fn main() -> ExitCode {
             Command::Push(command) => push::push(&settings, command).await,
             Command::ApiKey(command) => keys::api_key(&settings, command).await,
             Command::WebhookSource(command) => keys::webhook_source(&settings, command).await,
+            Command::Staff(command) => staff::staff(&settings, command).await,
             Command::Check(command) => ledger::check(&settings, command).await,
             Command::Ledger(command) => ledger::ledger(&settings, command).await,
             Command::Certs { action: CertsCommand::Dev { force } } => {

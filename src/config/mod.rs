@@ -1,5 +1,6 @@
 //! Typed settings, read once at start-up and passed to whoever needs them.
 
+pub mod admin;
 pub mod apple;
 pub mod push;
 
@@ -72,6 +73,8 @@ pub struct Settings {
     pub google: Option<GoogleSettings>,
     /// Apple Wallet: signing certificate, pass type and team, card design.
     pub apple: apple::AppleSettings,
+    /// The staff console: session lifetimes, second factor.
+    pub admin: admin::AdminSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +134,9 @@ pub const KEYS: &[&str] = &[
     "apple_dev_dir",
     "apple_template",
     "apple_pass_cache_mb",
+    "admin_session_idle",
+    "admin_session_max",
+    "require_2fa",
 ];
 
 impl Settings {
@@ -238,6 +244,7 @@ impl Settings {
         )?);
         let google = GoogleSettings::from_raw(raw, environment)?;
         let apple = apple::from_raw(raw)?;
+        let admin = admin::from_raw(raw)?;
         if environment == Environment::Production && apple.signer.is_none() {
             return Err(ConfigError(
                 "LOY_APPLE_CERTIFICATE must be set in production: development certificates make passes no iPhone accepts"
@@ -263,12 +270,18 @@ impl Settings {
             push,
             google,
             apple,
+            admin,
         })
     }
 
     /// The absolute URL of a path on this server (`path` starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.public_url)
+    }
+
+    /// Whether the public address is HTTPS (console cookies are then `Secure`).
+    pub fn https(&self) -> bool {
+        self.public_url.starts_with("https://")
     }
 
     /// A description of the store for logs, without credentials.

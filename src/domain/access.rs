@@ -63,6 +63,8 @@ pub struct ApiKey {
     pub secret_hash: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When the key last authenticated a request, to the minute (written at most once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// A key as presented in `Authorization: Bearer loy_<id>_<secret>`.
@@ -94,6 +96,7 @@ impl ApiKey {
             secret_hash: sha256_hex(&plaintext),
             created_at: super::card::stored_precision(now),
             revoked_at: None,
+            last_used_at: None,
         };
         (key, plaintext)
     }

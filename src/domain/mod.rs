@@ -11,6 +11,7 @@ pub mod person;
 pub mod phone;
 pub mod program;
 pub mod registration;
+pub mod staff;
 pub mod tokens;
 
 pub use access::{ApiKey, PresentedKey, Scope, WebhookSource};
@@ -24,4 +25,5 @@ pub use person::{PersonName, PersonNameError};
 pub use phone::{Phone, PhoneError};
 pub use program::{Currency, DEFAULT_PROGRAM_ID, Program, ProgramDesign, ProgramRules, TierRule};
 pub use registration::{DeviceLibraryId, PassTypeId, PushToken, RegisterOutcome, Registration};
+pub use staff::{AuditEntry, AuditFilter, Role, StaffAccount, StaffSessionRecord};
 pub use tokens::{AuthToken, BarcodeValue, CardKey, ReferralCode, SerialNumber, TokenError};

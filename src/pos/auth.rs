@@ -55,6 +55,11 @@ impl FromRequest for ApiKeyAuth {
             if !key.is_active() || !key.verifies(&presented) {
                 return Err(unauthorized());
             }
+            // The key's last use, for the console's key list: written at most once a minute.
+            let now = state.clock.now();
+            if key.last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1)) {
+                state.store.touch_api_key(&key.id, now).await?;
+            }
             tracing::Span::current().record("api_key", key.id.as_str());
             Ok(ApiKeyAuth { key })
         })

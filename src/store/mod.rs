@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod faults;
 pub mod mongo;
 mod records;
+mod staff_records;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use crate::domain::{
     ApiKey, Card, CardNumber, DeviceLibraryId, LedgerEntry, PassTypeId, Phone, Program, PushToken, ReferralCode,
     RegisterOutcome, Registration, SerialNumber, WebhookSource,
 };
+use crate::domain::{AuditEntry, AuditFilter, StaffAccount, StaffSessionRecord};
 
 pub use customers::{CustomerCursor, CustomerListQuery, CustomerSort, CustomerStore};
 pub use faults::Faults;
@@ -31,9 +33,12 @@ pub use faults::Faults;
 pub type DynStore = Arc<dyn Store>;
 
 /// Every storage capability; implemented by each backend through its parts.
-pub trait Store: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + CustomerStore {}
+pub trait Store:
+    CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + StaffStore + CustomerStore
+{
+}
 
-impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + CustomerStore> Store for T {}
+impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + StaffStore + CustomerStore> Store for T {}
 
 /// The unique keys of a card: inserting a second card with the same value fails with
 /// [`StoreError::Duplicate`] naming the key.
@@ -401,6 +406,68 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn webhook_sources(&self) -> StoreResult<Vec<WebhookSource>>;
 
     async fn revoke_webhook_source(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Records that a key was used at `at` (callers do it at most once a minute per key).
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// The staff console: accounts, sessions (by the hash of their id), login throttling kept where
+/// every node sees it, the first-owner setup token, and the append-only audit log.
+#[async_trait]
+pub trait StaffStore: Send + Sync + 'static {
+    /// Fails with [`StoreError::Duplicate`] when the e-mail is taken.
+    async fn insert_staff(&self, staff: &StaffAccount) -> StoreResult<()>;
+
+    async fn staff_by_id(&self, id: &str) -> StoreResult<Option<StaffAccount>>;
+
+    /// `email` in lower case.
+    async fn staff_by_email(&self, email: &str) -> StoreResult<Option<StaffAccount>>;
+
+    /// Every account, by e-mail.
+    async fn staff_list(&self) -> StoreResult<Vec<StaffAccount>>;
+
+    /// Writes role, password hash, disabled flag, second factor and last login; `false` when
+    /// there is no such account.
+    async fn update_staff(&self, staff: &StaffAccount) -> StoreResult<bool>;
+
+    async fn insert_staff_session(&self, session: &StaffSessionRecord) -> StoreResult<()>;
+
+    async fn staff_session(&self, id_hash: &str) -> StoreResult<Option<StaffSessionRecord>>;
+
+    async fn touch_staff_session(&self, id_hash: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    async fn delete_staff_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    /// Ends every session of an account; returns how many there were.
+    async fn delete_staff_sessions_of(&self, staff_id: &str) -> StoreResult<u64>;
+
+    /// Notes a failed login under `key` (an account or a client address) and forgets that
+    /// key's failures from before `forget_before`.
+    async fn record_login_failure(&self, key: &str, at: DateTime<Utc>, forget_before: DateTime<Utc>)
+    -> StoreResult<()>;
+
+    /// The times of `key`'s failed logins since `since`, oldest first.
+    async fn login_failures(&self, key: &str, since: DateTime<Utc>) -> StoreResult<Vec<DateTime<Utc>>>;
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Stores the hash of a first-owner setup token.
+    async fn insert_setup_token(&self, hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Whether the token is stored and unexpired at `now`.
+    async fn setup_token_valid(&self, hash: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Uses up a valid token: `true` for exactly one caller.
+    async fn take_setup_token(&self, hash: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Appends to the audit log (never updated or deleted).
+    async fn insert_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+
+    /// Audit entries matching `filter`, newest first, at most `limit`.
+    async fn audit_entries(&self, filter: &AuditFilter, limit: usize) -> StoreResult<Vec<AuditEntry>>;
+
+    /// How many cards there are (for the console's home page).
+    async fn count_cards(&self) -> StoreResult<u64>;
 }
 
 /// Moves a card to its next version without another change (a design or message change, an

@@ -323,6 +323,8 @@ pub struct ApiKeyRecord {
     pub secret_hash: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
 }
 
 impl From<&ApiKey> for ApiKeyRecord {
@@ -334,6 +336,7 @@ impl From<&ApiKey> for ApiKeyRecord {
             secret_hash: k.secret_hash.clone(),
             created_at: millis(k.created_at),
             revoked_at: k.revoked_at.map(millis),
+            last_used_at: k.last_used_at.map(millis),
         }
     }
 }
@@ -346,6 +349,7 @@ impl TryFrom<ApiKeyRecord> for ApiKey {
             scope: Scope::parse(&r.scope).ok_or_else(|| corrupt("scope", &r.scope))?,
             created_at: from_millis(r.created_at)?,
             revoked_at: r.revoked_at.map(from_millis).transpose()?,
+            last_used_at: r.last_used_at.map(from_millis).transpose()?,
             id: r.id,
             name: r.name,
             secret_hash: r.secret_hash,

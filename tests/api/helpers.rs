@@ -129,6 +129,8 @@ pub struct TestApp {
     pub faults: Arc<Faults>,
     pub clock: Arc<TestClock>,
     pub env: TestEnv,
+    /// The first-owner setup link the application printed at start (no staff account yet).
+    pub setup_link: Option<String>,
     handle: ServerHandle,
 }
 
@@ -148,9 +150,10 @@ pub async fn spawn_app_in(env: TestEnv) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     let handle = app.handle();
+    let setup_link = app.setup_link().map(str::to_owned);
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { address, client, state, store, faults, clock, env, handle }
+    TestApp { address, client, state, store, faults, clock, env, setup_link, handle }
 }
 
 impl TestApp {

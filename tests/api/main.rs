@@ -1,9 +1,13 @@
 //! Black-box tests: the application started on a random port, called over HTTP.
 
 #[allow(dead_code)]
+mod admin_helpers;
+#[allow(dead_code)]
 mod apple_support;
 #[allow(dead_code)]
 mod helpers;
+
+mod admin_login;
 
 mod apple_certs;
 mod apple_lint;

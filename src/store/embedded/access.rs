@@ -17,6 +17,7 @@ fn api_key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
         secret_hash: row.get(3)?,
         created_at: row.get(4)?,
         revoked_at: row.get(5)?,
+        last_used_at: row.get(6)?,
     })
 }
 
@@ -30,7 +31,7 @@ fn source_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookSourceRecord> {
     })
 }
 
-const KEY_COLUMNS: &str = "id, name, scope, secret_hash, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, scope, secret_hash, created_at, revoked_at, last_used_at";
 const SOURCE_COLUMNS: &str = "id, name, secret, created_at, revoked_at";
 
 #[async_trait]
@@ -39,8 +40,8 @@ impl AccessStore for EmbeddedStore {
         let r = ApiKeyRecord::from(key);
         self.write(move |conn, _| {
             conn.execute(
-                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-                params![r.id, r.name, r.scope, r.secret_hash, r.created_at, r.revoked_at],
+                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                params![r.id, r.name, r.scope, r.secret_hash, r.created_at, r.revoked_at, r.last_used_at],
             )
             .map_err(sql)?;
             Ok(())
@@ -141,6 +142,16 @@ impl AccessStore for EmbeddedStore {
                 )
                 .map_err(sql)?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |conn, _| {
+            conn.execute("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2", params![millis(at), id])
+                .map_err(sql)?;
+            Ok(())
         })
         .await
     }

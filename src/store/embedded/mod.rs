@@ -14,6 +14,7 @@ mod customers;
 mod devices;
 mod ledger;
 mod push;
+mod staff;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -200,6 +201,55 @@ CREATE TABLE google_sync (
     balance INTEGER,
     notified TEXT NOT NULL
 );
+"#,
+    r#"
+-- The staff console: accounts, sessions (by the hash of their id), login throttling, the
+-- first-owner setup token, the append-only audit log, and when each API key was last used.
+CREATE TABLE staff (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL,
+    totp_secret TEXT,
+    recovery_codes TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_login_at INTEGER
+);
+CREATE TABLE staff_sessions (
+    id_hash TEXT PRIMARY KEY,
+    staff_id TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    mfa_pending INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL
+);
+CREATE INDEX staff_sessions_staff ON staff_sessions (staff_id);
+CREATE TABLE login_failures (
+    key TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX login_failures_key_at ON login_failures (key, at);
+CREATE TABLE setup_tokens (
+    hash TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE audit (
+    id TEXT PRIMARY KEY,
+    at INTEGER NOT NULL,
+    staff_id TEXT,
+    staff_email TEXT NOT NULL,
+    address TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    details TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit (at, id);
+CREATE INDEX audit_staff_at ON audit (staff_id, at, id);
+CREATE INDEX audit_action_at ON audit (action, at, id);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
 "#,
     // The staff console's customer search and list (see `store::customers` for which index
     // serves which query). `name_key` and `surname_key` are filled by `backfill_name_keys` right

@@ -100,4 +100,13 @@ impl AccessStore for MongoStore {
     async fn revoke_webhook_source(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
         self.revoke_credential(&self.webhook_sources, id, at).await
     }
+
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.faults.step()?;
+        self.api_keys
+            .update_one(doc! { "_id": id }, doc! { "$set": { "last_used_at": millis(at) } })
+            .await
+            .map_err(mongo)?;
+        Ok(())
+    }
 }

@@ -13,6 +13,7 @@ mod customers;
 mod devices;
 mod ledger;
 mod push;
+mod staff;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::records::{ApiKeyRecord, CardRecord, EntryRecord, RegistrationRecord, WebhookSourceRecord};
+use super::staff_records::{AuditRecord, SessionRecord, StaffRecord};
 use super::{CardLookup, Faults, StoreError, StoreResult, UniqueKey};
 use crate::domain::Card;
 
@@ -36,6 +38,11 @@ pub struct MongoStore {
     webhook_sources: Collection<WebhookSourceRecord>,
     dead_letters: Collection<Document>,
     google_sync: Collection<Document>,
+    staff: Collection<StaffRecord>,
+    staff_sessions: Collection<SessionRecord>,
+    login_failures: Collection<Document>,
+    setup_tokens: Collection<Document>,
+    audit: Collection<AuditRecord>,
     faults: Arc<Faults>,
 }
 
@@ -69,6 +76,11 @@ impl MongoStore {
             webhook_sources: db.collection("webhook_sources"),
             dead_letters: db.collection("dead_letters"),
             google_sync: db.collection("google_sync"),
+            staff: db.collection("staff"),
+            staff_sessions: db.collection("staff_sessions"),
+            login_failures: db.collection("login_failures"),
+            setup_tokens: db.collection("setup_tokens"),
+            audit: db.collection("audit"),
             db,
             faults,
         };
@@ -193,6 +205,7 @@ impl MongoStore {
                     .build(),
             ])
             .await?;
+        self.create_staff_indexes().await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
             .create_index(
@@ -203,6 +216,40 @@ impl MongoStore {
                     )
                     .build(),
             )
+            .await?;
+        Ok(())
+    }
+
+    /// The staff console's indexes: unique e-mails, sessions by account, throttling by key and
+    /// time, the audit log by time (alone, per person, per action).
+    async fn create_staff_indexes(&self) -> mongodb::error::Result<()> {
+        let named = |name: &str| IndexOptions::builder().name(name.to_owned()).build();
+        self.staff
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "email": 1 })
+                    .options(IndexOptions::builder().unique(true).name("email".to_owned()).build())
+                    .build(),
+            )
+            .await?;
+        self.staff_sessions
+            .create_index(IndexModel::builder().keys(doc! { "staff_id": 1 }).options(named("staff_id")).build())
+            .await?;
+        self.login_failures
+            .create_index(IndexModel::builder().keys(doc! { "key": 1, "at": 1 }).options(named("key_at")).build())
+            .await?;
+        self.audit
+            .create_indexes([
+                IndexModel::builder().keys(doc! { "at": -1, "_id": -1 }).options(named("at")).build(),
+                IndexModel::builder()
+                    .keys(doc! { "staff_id": 1, "at": -1, "_id": -1 })
+                    .options(named("staff_at"))
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "action": 1, "at": -1, "_id": -1 })
+                    .options(named("action_at"))
+                    .build(),
+            ])
             .await?;
         Ok(())
     }

@@ -1,0 +1,151 @@
+//! The staff console at `/admin`: server-rendered pages (templates in `admin/templates`,
+//! catalogs in `admin/i18n`, static files in `admin/static`, all embedded in the binary), one
+//! file per screen.
+//!
+//! Building blocks every screen uses:
+//! - [`session::StaffSession<R>`] — the signed-in staff member, with `R` the least role
+//!   ([`session::Cashier`]/[`session::AnyStaff`], [`session::Manager`], [`session::Owner`]);
+//! - [`session::CsrfForm<T>`] — a form body checked against the session's CSRF token;
+//! - [`page::render`] and `StaffSession::page` — the layout, navigation and security headers;
+//! - [`audit::record`] — the audit log;
+//! - [`client_address`] — the address a request came from.
+
+pub mod account;
+pub mod audit;
+pub mod home;
+pub mod keys;
+pub mod login;
+pub mod page;
+pub mod password;
+pub mod session;
+pub mod setup;
+pub mod staff;
+pub mod totp;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+
+use crate::http::method_not_allowed;
+use crate::store::StoreError;
+
+/// The console's routes, mounted at the root of the application.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin")
+            .route("", web::get().to(home::show))
+            .route("/", web::get().to(home::show))
+            .service(
+                web::resource("/login")
+                    .route(web::get().to(login::show))
+                    .route(web::post().to(login::submit))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/login/code")
+                    .route(web::get().to(login::show_code))
+                    .route(web::post().to(login::submit_code))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/logout")
+                    .route(web::post().to(login::logout))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/setup/{token}")
+                    .route(web::get().to(setup::show))
+                    .route(web::post().to(setup::submit))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/account")
+                    .route(web::get().to(account::show))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/account/totp", web::post().to(account::enable_totp))
+            .route("/account/totp/disable", web::post().to(account::disable_totp))
+            .service(
+                web::resource("/staff")
+                    .route(web::get().to(staff::list))
+                    .route(web::post().to(staff::add))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/staff/{id}/disable", web::post().to(staff::disable))
+            .route("/staff/{id}/enable", web::post().to(staff::enable))
+            .route("/staff/{id}/role", web::post().to(staff::change_role))
+            .route("/staff/{id}/password", web::post().to(staff::reset_password))
+            .service(
+                web::resource("/keys")
+                    .route(web::get().to(keys::list))
+                    .route(web::post().to(keys::create_key))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .route("/keys/{id}/revoke", web::post().to(keys::revoke_key))
+            .route("/webhook-sources", web::post().to(keys::create_source))
+            .route("/webhook-sources/{id}/revoke", web::post().to(keys::revoke_source))
+            .route("/audit", web::get().to(audit::list))
+            .route("/static/{path:.*}", web::get().to(static_file)),
+    );
+}
+
+/// The address a request came from, as the audit log and login throttling see it. Every console
+/// screen asks here, so honouring a trusted proxy's `X-Forwarded-For` is a change in one place.
+pub fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// A console handler's failure: the store failed (500, logged with its cause).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("the store failed")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Store(e) => tracing::error!(error = %crate::telemetry::error_chain(e), "a console request failed"),
+            Self::Internal(e) => tracing::error!(error = %e, "a console request failed"),
+        }
+        page::error_response(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl From<anyhow::Error> for AdminError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(format!("{e:#}"))
+    }
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "css" => "text/css; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `GET /admin/static/{path}`: the console's CSS and scripts. Pages link them with a content
+/// version (`?v=`), so browsers may keep them for a year.
+async fn static_file(path: web::Path<String>) -> HttpResponse {
+    let path = path.into_inner();
+    if path.contains("..") {
+        return HttpResponse::NotFound().finish();
+    }
+    match page::ADMIN.get_file(format!("static/{path}")) {
+        Some(file) => HttpResponse::Ok()
+            .content_type(content_type(&path))
+            .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
+            .insert_header(("X-Content-Type-Options", "nosniff"))
+            .body(file.contents()),
+        None => HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body("Not found"),
+    }
+}
