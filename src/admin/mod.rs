@@ -12,6 +12,8 @@
 
 pub mod account;
 pub mod audit;
+pub mod cashier;
+pub mod customers;
 pub mod home;
 pub mod keys;
 pub mod login;
@@ -84,6 +86,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/webhook-sources", web::post().to(keys::create_source))
             .route("/webhook-sources/{id}/revoke", web::post().to(keys::revoke_source))
             .route("/audit", web::get().to(audit::list))
+            .configure(cashier::routes)
+            .configure(customers::routes)
             .route("/static/{path:.*}", web::get().to(static_file)),
     );
 }
@@ -115,6 +119,22 @@ impl ResponseError for AdminError {
         }
         page::error_response(StatusCode::INTERNAL_SERVER_ERROR)
     }
+}
+
+/// A ledger or POS-path failure seen by a console screen (refusals are answers, not errors:
+/// what reaches here is a store failure or a bug), logged with its cause.
+pub fn ledger_failed(e: crate::http::errors::ApiError) -> AdminError {
+    AdminError::Internal(e.to_string())
+}
+
+/// The "form could not be read" page (a tampered or truncated form), 400.
+pub fn bad_form(req: &HttpRequest, viewer: &page::Viewer) -> HttpResponse {
+    page::notice(
+        req,
+        Some(viewer),
+        StatusCode::BAD_REQUEST,
+        page::Notice { title: "bad_form_title", text: "bad_form_text", link: Some("/admin") },
+    )
 }
 
 impl From<anyhow::Error> for AdminError {

@@ -19,6 +19,23 @@ pub struct CustomerExport {
     pub ledger: Vec<EntryData>,
     pub apple_devices: Vec<DeviceData>,
     pub google_wallet: GoogleData,
+    /// What staff did about this customer, oldest first (filled by the console, which owns
+    /// the audit log's actions).
+    pub audit: Vec<AuditData>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditData {
+    pub at: DateTime<Utc>,
+    pub staff_email: String,
+    pub action: String,
+    pub details: serde_json::Value,
+}
+
+impl From<crate::domain::AuditEntry> for AuditData {
+    fn from(e: crate::domain::AuditEntry) -> Self {
+        Self { at: e.at, staff_email: e.staff_email, action: e.action, details: e.details }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -163,5 +180,6 @@ pub async fn export(store: &dyn Store, card: &Card, now: DateTime<Utc>) -> Store
             synced_balance: google.balance,
             notified_at: google.notified_at,
         },
+        audit: Vec::new(),
     })
 }

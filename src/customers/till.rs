@@ -22,6 +22,8 @@ pub enum TillOperation {
     Redeem { points: i64, purchase_amount: Option<i64> },
     /// Undo the card's last earn or redeem.
     RefundLast,
+    /// A manager's correction of the balance, with the reason.
+    Adjust { points: i64, reason: String },
 }
 
 impl TillOperation {
@@ -30,6 +32,7 @@ impl TillOperation {
             Self::Earn { .. } => "earn",
             Self::Redeem { .. } => "redeem",
             Self::RefundLast => "refund",
+            Self::Adjust { .. } => "adjust",
         }
     }
 }
@@ -73,7 +76,12 @@ struct ErrorDetail {
     message: String,
 }
 
-/// The idempotency key of a cashier form: one per rendered form and staff member.
+/// A fresh id for a rendered form (its idempotency key): 128 bits and more of randomness.
+pub fn new_form_id() -> String {
+    crate::domain::tokens::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 26)
+}
+
+/// The idempotency key of a console form: one per rendered form and staff member.
 pub fn form_key(staff_id: &str, form_id: &str) -> Option<IdempotencyKey> {
     let ok = !form_id.is_empty()
         && form_id.len() <= 128
@@ -103,6 +111,9 @@ pub async fn write(
             Target::Card(card.card_number.as_str().to_owned()),
             Command::Redeem { points, purchase_amount, order_id: None, description: Some("Cashier screen".to_owned()) },
         ),
+        TillOperation::Adjust { points, reason } => {
+            (Target::Card(card.card_number.as_str().to_owned()), Command::Adjust { points, reason })
+        }
         TillOperation::RefundLast => {
             // A replayed form answers from its record whatever this finds; a first one needs a
             // purchase to refund.

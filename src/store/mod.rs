@@ -33,10 +33,7 @@ pub use faults::Faults;
 pub type DynStore = Arc<dyn Store>;
 
 /// Every storage capability; implemented by each backend through its parts.
-pub trait Store:
-    CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + StaffStore + CustomerStore
-{
-}
+pub trait Store: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + StaffStore + CustomerStore {}
 
 impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + StaffStore + CustomerStore> Store for T {}
 

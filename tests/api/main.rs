@@ -7,6 +7,8 @@ mod apple_support;
 #[allow(dead_code)]
 mod helpers;
 
+mod admin_cashier;
+mod admin_customers;
 mod admin_login;
 
 mod apple_certs;
