@@ -96,7 +96,10 @@ pub async fn enable_totp(
         return Ok(session.page_with(&req, StatusCode::UNPROCESSABLE_ENTITY, "account.html", ctx));
     }
     let (codes, hashes) = totp::recovery_codes();
-    let mut staff = session.staff.clone();
+    // Fresh, so an owner's change made since this request began is not undone.
+    let Some(mut staff) = state.store.staff_by_id(&session.staff.id).await? else {
+        return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/login")).finish());
+    };
     staff.totp_secret = Some(secret);
     staff.recovery_codes = hashes;
     state.store.update_staff(&staff).await?;
@@ -125,7 +128,9 @@ pub async fn disable_totp(
         let ctx = account_page(&state, &session, None, Some("code_wrong"));
         return Ok(session.page_with(&req, StatusCode::UNPROCESSABLE_ENTITY, "account.html", ctx));
     }
-    let mut staff = session.staff.clone();
+    let Some(mut staff) = state.store.staff_by_id(&session.staff.id).await? else {
+        return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/login")).finish());
+    };
     staff.totp_secret = None;
     staff.recovery_codes.clear();
     state.store.update_staff(&staff).await?;

@@ -106,8 +106,40 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
+/// The cookie that carries the login form's own CSRF token: there is no session yet to bind one
+/// to, so the form's hidden field must repeat this SameSite=Strict cookie (a form posted from
+/// another site arrives without it).
+pub const LOGIN_COOKIE: &str = "loy_admin_login";
+
+fn login_cookie(state: &AppState, token: &str) -> actix_web::cookie::Cookie<'static> {
+    let mut cookie = actix_web::cookie::Cookie::new(LOGIN_COOKIE, token.to_owned());
+    cookie.set_http_only(true);
+    cookie.set_same_site(actix_web::cookie::SameSite::Strict);
+    cookie.set_path("/admin");
+    cookie.set_secure(state.settings.https());
+    cookie.set_max_age(actix_web::cookie::time::Duration::hours(12));
+    cookie
+}
+
+/// The login form's token: the one its cookie already holds, or a new one.
+fn login_token(req: &HttpRequest) -> String {
+    req.cookie(LOGIN_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(crate::domain::staff::random_secret)
+}
+
+fn login_page(state: &AppState, req: &HttpRequest, status: StatusCode, mut ctx: LoginPage) -> HttpResponse {
+    let token = login_token(req);
+    ctx.form_csrf = token.clone();
+    let mut response = page::render(req, None, status, "login.html", ctx);
+    let _ = response.add_cookie(&login_cookie(state, &token));
+    response
+}
+
 #[derive(Serialize, Default)]
 struct LoginPage {
+    form_csrf: String,
     email: String,
     next: String,
     error: Option<&'static str>,
@@ -122,7 +154,7 @@ pub async fn show(
 ) -> Result<HttpResponse, AdminError> {
     let no_staff_yet = state.store.staff_list().await?.is_empty();
     let ctx = LoginPage { next: safe_next(query.next.as_deref()), no_staff_yet, ..Default::default() };
-    Ok(page::render(&req, None, StatusCode::OK, "login.html", ctx))
+    Ok(login_page(&state, &req, StatusCode::OK, ctx))
 }
 
 #[derive(Deserialize)]
@@ -132,6 +164,8 @@ pub struct LoginForm {
     #[serde(default)]
     password: String,
     next: Option<String>,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// `POST /admin/login`: checks the password (never logged), then asks for the second factor or
@@ -142,6 +176,12 @@ pub async fn submit(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AdminError> {
     let form = form.into_inner();
+    let cookie = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
+    if cookie.is_empty() || !bool::from(subtle::ConstantTimeEq::ct_eq(cookie.as_bytes(), form.csrf.as_bytes())) {
+        tracing::warn!("a console login came without the login form's token");
+        let notice = Notice { title: "forbidden_title", text: "csrf_text", link: Some("/admin/login") };
+        return Ok(page::notice(&req, None, StatusCode::FORBIDDEN, notice));
+    }
     let address = client_address(&req);
     let email = normalize_email(&form.email);
     let next = safe_next(form.next.as_deref());
@@ -160,8 +200,8 @@ pub async fn submit(
     };
     if let Some(reason) = failure {
         note_failure(&state, &email, &address, staff.as_ref(), reason).await?;
-        let ctx = LoginPage { email, next, error: Some("login_failed"), no_staff_yet: false };
-        return Ok(page::render(&req, None, StatusCode::UNAUTHORIZED, "login.html", ctx));
+        let ctx = LoginPage { email, next, error: Some("login_failed"), ..Default::default() };
+        return Ok(login_page(&state, &req, StatusCode::UNAUTHORIZED, ctx));
     }
     let staff = staff.expect("a failure is returned above when there is no account");
     if staff.totp_enabled() {
@@ -172,14 +212,13 @@ pub async fn submit(
             .insert_header((header::LOCATION, format!("/admin/login/code?{query}")))
             .finish());
     }
-    finish(&state, &req, staff, &address, &next, None).await
+    finish(&state, staff, &address, &next, None).await
 }
 
 /// Opens a full session for `staff` (ending the pending one, if any) and goes to `next`.
 async fn finish(
     state: &AppState,
-    req: &HttpRequest,
-    mut staff: StaffAccount,
+    staff: StaffAccount,
     address: &str,
     next: &str,
     pending: Option<&str>,
@@ -189,17 +228,16 @@ async fn finish(
     }
     state.store.clear_login_failures(&account_key(&staff.email)).await?;
     let (_, cookie) = session::start(state, &staff, false).await?;
-    staff.last_login_at = Some(state.clock.now());
-    state.store.update_staff(&staff).await?;
+    state.store.record_staff_login(&staff.id, state.clock.now()).await?;
     let actor = Actor { staff_id: Some(staff.id.clone()), email: staff.email.clone(), address: address.to_owned() };
     audit::record(state, &actor, actions::LOGIN, None, json!({ "second_factor": staff.totp_enabled() })).await;
-    let _ = req;
     Ok(HttpResponse::SeeOther().cookie(cookie).insert_header((header::LOCATION, next.to_owned())).finish())
 }
 
 #[derive(Serialize)]
 struct CodePage {
-    csrf: String,
+    /// The pending session's token (the layout's `csrf` is for signed-in pages).
+    form_csrf: String,
     next: String,
     error: Option<&'static str>,
 }
@@ -223,7 +261,7 @@ pub async fn show_code(
     let Some((_, csrf, _)) = pending(&state, &req).await? else {
         return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/login")).finish());
     };
-    let ctx = CodePage { csrf, next: safe_next(query.next.as_deref()), error: None };
+    let ctx = CodePage { form_csrf: csrf, next: safe_next(query.next.as_deref()), error: None };
     Ok(page::render(&req, None, StatusCode::OK, "login_code.html", ctx))
 }
 
@@ -243,7 +281,7 @@ pub async fn submit_code(
     let CsrfForm(form) = form;
     let address = client_address(&req);
     let next = safe_next(form.next.as_deref());
-    let Some((pending_hash, csrf, mut staff)) = pending(&state, &req).await? else {
+    let Some((pending_hash, csrf, staff)) = pending(&state, &req).await? else {
         return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/login")).finish());
     };
     if let Some(wait) = throttled(&state, &staff.email, &address, state.clock.now()).await? {
@@ -252,21 +290,19 @@ pub async fn submit_code(
     let secret = staff.totp_secret.clone().unwrap_or_default();
     let unix_time = u64::try_from(state.clock.now().timestamp()).unwrap_or(0);
     if totp::verify(&secret, &form.code, unix_time) {
-        return finish(&state, &req, staff, &address, &next, Some(&pending_hash)).await;
+        return finish(&state, staff, &address, &next, Some(&pending_hash)).await;
     }
     let typed = totp::recovery_hash(&form.code);
-    if let Some(i) = staff.recovery_codes.iter().position(|h| *h == typed) {
-        staff.recovery_codes.remove(i);
-        state.store.update_staff(&staff).await?;
+    if staff.recovery_codes.contains(&typed) && state.store.use_recovery_code(&staff.id, &typed).await? {
         let actor = Actor { staff_id: Some(staff.id.clone()), email: staff.email.clone(), address: address.clone() };
-        let left = staff.recovery_codes.len();
+        let left = staff.recovery_codes.len() - 1;
         audit::record(&state, &actor, actions::RECOVERY_CODE_USED, Some(&staff.id), json!({ "codes_left": left }))
             .await;
-        return finish(&state, &req, staff, &address, &next, Some(&pending_hash)).await;
+        return finish(&state, staff, &address, &next, Some(&pending_hash)).await;
     }
     let email = staff.email.clone();
     note_failure(&state, &email, &address, Some(&staff), "wrong_code").await?;
-    let ctx = CodePage { csrf, next, error: Some("code_wrong") };
+    let ctx = CodePage { form_csrf: csrf, next, error: Some("code_wrong") };
     Ok(page::render(&req, None, StatusCode::UNAUTHORIZED, "login_code.html", ctx))
 }
 

@@ -427,6 +427,14 @@ pub trait StaffStore: Send + Sync + 'static {
     /// there is no such account.
     async fn update_staff(&self, staff: &StaffAccount) -> StoreResult<bool>;
 
+    /// Records a login without touching anything else of the account (so it cannot undo a
+    /// change an owner made meanwhile).
+    async fn record_staff_login(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Uses up one recovery code (by its hash): `true` for exactly one caller, and only while
+    /// the code is unused.
+    async fn use_recovery_code(&self, id: &str, code_hash: &str) -> StoreResult<bool>;
+
     async fn insert_staff_session(&self, session: &StaffSessionRecord) -> StoreResult<()>;
 
     async fn staff_session(&self, id_hash: &str) -> StoreResult<Option<StaffSessionRecord>>;

@@ -20,7 +20,7 @@ pub struct Staff<'a> {
     pub csrf: String,
 }
 
-/// A plain HTTP answer: status, `Location`, body.
+/// A plain HTTP answer: status, `Location`, body (HTML entities decoded).
 #[derive(Debug)]
 pub struct Page {
     pub status: u16,
@@ -33,8 +33,19 @@ async fn page_of(response: reqwest::Response) -> Page {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let location = headers.get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = response.text().await.unwrap();
+    let body = unescape(&response.text().await.unwrap());
     Page { status, location, body, headers }
+}
+
+/// Undoes the HTML escaping the templates apply (minijinja escapes `/` too), so tests can look
+/// for addresses and values as they are.
+pub fn unescape(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// The `loy_admin` cookie a response sets: its value and the whole `Set-Cookie` line.
@@ -71,12 +82,30 @@ impl TestApp {
         account
     }
 
-    /// `POST /admin/login` without a session.
+    /// The login form as a browser opens it: its token cookie and the same token in the form.
+    pub async fn admin_login_form(&self) -> (String, String) {
+        let page = page_of(self.client.get(self.url("/admin/login")).send().await.unwrap()).await;
+        assert_eq!(page.status, 200);
+        let cookie = page
+            .headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|line| Some(line.strip_prefix("loy_admin_login=")?.split(';').next()?.to_owned()))
+            .expect("the login form sets its token cookie");
+        let at = page.body.find(r#"name="csrf" value=""#).expect("the form carries its token") + 19;
+        let token = page.body[at..at + page.body[at..].find('"').unwrap()].to_owned();
+        (cookie, token)
+    }
+
+    /// `POST /admin/login` without a session, as a browser would after opening the form.
     pub async fn admin_login(&self, email: &str, password: &str) -> Page {
+        let (cookie, token) = self.admin_login_form().await;
         let response = self
             .client
             .post(self.url("/admin/login"))
-            .form(&[("email", email), ("password", password), ("next", "/admin")])
+            .header(COOKIE, format!("loy_admin_login={cookie}"))
+            .form(&[("email", email), ("password", password), ("next", "/admin"), ("csrf", &token)])
             .send()
             .await
             .unwrap();

@@ -18,6 +18,7 @@ on_both_stores!(
     a_session_expires_after_its_absolute_lifetime_even_when_used,
     disabling_an_account_ends_its_sessions_at_once,
     console_pages_carry_a_strict_content_security_policy,
+    a_login_form_posted_without_its_token_is_refused,
 );
 
 async fn the_right_password_opens_a_session_with_a_strict_http_only_cookie(kind: StoreKind) {
@@ -198,4 +199,23 @@ async fn console_pages_carry_a_strict_content_security_policy(kind: StoreKind) {
     assert_eq!(htmx.status, 200);
     assert!(htmx.body.starts_with("/*! htmx"));
     assert!(htmx.headers["cache-control"].to_str().unwrap().contains("max-age"));
+}
+
+async fn a_login_form_posted_without_its_token_is_refused(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let owner = app.staff_account(Role::Owner).await;
+    let (cookie, token) = app.admin_login_form().await;
+    let fields = [("email", owner.email.as_str()), ("password", PASSWORD)];
+
+    let without_cookie = app.client.post(app.url("/admin/login")).form(&[fields[0], fields[1], ("csrf", &token)]);
+    let without_field =
+        app.client.post(app.url("/admin/login")).header("Cookie", format!("loy_admin_login={cookie}")).form(&fields);
+
+    for request in [without_cookie, without_field] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 403);
+        assert!(session_cookie(response.headers()).is_none());
+    }
+    assert!(audit_of(&app, Some(&owner.id), "login").await.is_empty());
+    assert_eq!(app.admin_login(&owner.email, PASSWORD).await.status, 303, "with both it works");
 }

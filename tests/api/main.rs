@@ -7,9 +7,14 @@ mod apple_support;
 #[allow(dead_code)]
 mod helpers;
 
+mod admin_audit;
 mod admin_cashier;
 mod admin_customers;
+mod admin_keys;
 mod admin_login;
+mod admin_setup;
+mod admin_staff;
+mod admin_totp;
 
 mod apple_certs;
 mod apple_lint;
@@ -38,3 +43,4 @@ mod push_fake;
 mod store_conformance;
 mod store_customers_conformance;
 mod store_push_conformance;
+mod store_staff_conformance;

@@ -157,6 +157,36 @@ impl StaffStore for EmbeddedStore {
         .await
     }
 
+    async fn record_staff_login(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.write(move |conn, _| {
+            conn.execute("UPDATE staff SET last_login_at = ?1 WHERE id = ?2", params![millis(at), id]).map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, id: &str, code_hash: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        let code_hash = code_hash.to_owned();
+        // Read and write in one transaction of the single writer: two uses cannot both win.
+        self.write(move |conn, _| {
+            let codes: Option<String> = conn
+                .query_row("SELECT recovery_codes FROM staff WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()
+                .map_err(sql)?;
+            let Some(codes) = codes else { return Ok(false) };
+            let mut codes: Vec<String> =
+                serde_json::from_str(&codes).map_err(|e| StoreError::Corrupt(format!("staff recovery codes: {e}")))?;
+            let Some(i) = codes.iter().position(|c| *c == code_hash) else { return Ok(false) };
+            codes.remove(i);
+            conn.execute("UPDATE staff SET recovery_codes = ?1 WHERE id = ?2", params![codes_json(&codes), id])
+                .map_err(sql)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn insert_staff_session(&self, session: &StaffSessionRecord) -> StoreResult<()> {
         let r = SessionRecord::from(session);
         self.write(move |conn, _| {

@@ -64,6 +64,29 @@ impl StaffStore for MongoStore {
         Ok(result.matched_count == 1)
     }
 
+    async fn record_staff_login(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.faults.step()?;
+        self.staff
+            .update_one(doc! { "_id": id }, doc! { "$set": { "last_login_at": millis(at) } })
+            .await
+            .map_err(mongo)?;
+        Ok(())
+    }
+
+    async fn use_recovery_code(&self, id: &str, code_hash: &str) -> StoreResult<bool> {
+        self.faults.step()?;
+        // One single-document update: only the caller that still finds the code removes it.
+        let result = self
+            .staff
+            .update_one(
+                doc! { "_id": id, "recovery_codes": code_hash },
+                doc! { "$pull": { "recovery_codes": code_hash } },
+            )
+            .await
+            .map_err(mongo)?;
+        Ok(result.modified_count == 1)
+    }
+
     async fn insert_staff_session(&self, session: &StaffSessionRecord) -> StoreResult<()> {
         self.faults.step()?;
         self.staff_sessions.insert_one(SessionRecord::from(session)).await.map_err(mongo)?;
