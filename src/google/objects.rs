@@ -390,6 +390,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_deleted_customers_object_is_expired_and_names_nobody() {
+        use crate::domain::{Currency, Customer, PersonName, Phone};
+        let now = chrono::Utc::now();
+        let program = Program::new("default", "Coffee", Currency::parse("RUB").unwrap(), now);
+        let holder = Customer {
+            first_name: PersonName::parse("Anna").unwrap(),
+            last_name: None,
+            phone: Phone::parse("+79123456789").unwrap(),
+            email: None,
+            birthday: None,
+            locale: Locale::En,
+            consent_at: now,
+        };
+        let (card, _) = Card::enroll(&program, holder, None, now);
+        let active = serde_json::to_value(object_update(&program, &card, false)).unwrap();
+        assert_eq!(active["state"], "ACTIVE");
+        assert_eq!(active["accountName"], "Anna");
+
+        let deleted = serde_json::to_value(object_update(&program, &card.deleted(now), false)).unwrap();
+        assert_eq!(deleted["state"], "EXPIRED");
+        assert_eq!(deleted["accountName"], "");
+    }
+
+    #[test]
     fn colours_become_hex_triplets() {
         assert_eq!(hex_colour("rgb(28, 43, 74)").as_deref(), Some("#1c2b4a"));
         assert_eq!(hex_colour("#FFCC00").as_deref(), Some("#ffcc00"));
