@@ -122,6 +122,18 @@ pub async fn show(
     } else {
         crate::customers::find_for_till(state.store.as_ref(), &program.id, &query.card).await?
     };
+    if let Some(card) = &found {
+        if query.card.trim() != card.card_number.as_str() {
+            // A phone, a scanned code or a card page address (whose key is a secret) leaves the
+            // address bar and the history: the page is the card number's.
+            let mut location = format!("/admin/cashier?card={}", card.card_number.as_str());
+            if !query.amount.trim().is_empty() {
+                location.push_str("&amount=");
+                location.extend(url::form_urlencoded::byte_serialize(query.amount.as_bytes()));
+            }
+            return Ok(HttpResponse::SeeOther().insert_header((actix_web::http::header::LOCATION, location)).finish());
+        }
+    }
     let not_found = !query.card.trim().is_empty() && found.is_none();
     if not_found {
         errors.add("card", "card_not_found");

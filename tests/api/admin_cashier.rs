@@ -53,7 +53,14 @@ pub fn unescape(s: &str) -> String {
 
 /// Opens the cashier screen on a card and returns the page (its form carries a fresh key).
 async fn open_card(staff: &Staff<'_>, what: &str) -> Page {
-    let page = staff.get(&format!("/admin/cashier?card={}", urlencoding(what))).await;
+    let mut page = staff.get(&format!("/admin/cashier?card={}", urlencoding(what))).await;
+    if page.status == 303 {
+        // Anything but the plain card number is answered with the card number's page.
+        let location = page.location.clone().unwrap();
+        assert!(location.starts_with("/admin/cashier?card="), "{location}");
+        assert!(!location.contains("%2Fc%2F") && !location.contains("/c/"), "no card page key in the address");
+        page = staff.get(&location).await;
+    }
     assert_eq!(page.status, 200, "{}", page.body);
     page
 }
