@@ -22,6 +22,8 @@ use crate::store::StoreError;
 
 /// Failures are counted over this window.
 pub const WINDOW_MINUTES: i64 = 15;
+/// How long the second step of a login waits for its code.
+pub const CODE_STEP_MINUTES: i64 = 10;
 /// Failures for one account within the window before login is refused.
 pub const ACCOUNT_LIMIT: usize = 5;
 /// Failures from one client address within the window before login is refused.
@@ -190,8 +192,7 @@ pub async fn submit(
         return Ok(too_many(&req, wait));
     }
     let staff = state.store.staff_by_email(&email).await?;
-    let hash = staff.as_ref().map_or_else(|| password::decoy_hash().to_owned(), |s| s.password_hash.clone());
-    let password_ok = password::verify(form.password, hash).await;
+    let password_ok = password::verify(form.password, staff.as_ref().map(|s| s.password_hash.clone())).await;
     let failure = match &staff {
         None => Some("unknown_account"),
         Some(_) if !password_ok => Some("wrong_password"),
@@ -244,8 +245,13 @@ struct CodePage {
 
 /// The session waiting for its second factor, with its account.
 async fn pending(state: &AppState, req: &HttpRequest) -> Result<Option<(String, String, StaffAccount)>, StoreError> {
-    let Some(session) = session::current_session(state, req, state.clock.now()).await? else { return Ok(None) };
+    let now = state.clock.now();
+    let Some(session) = session::current_session(state, req, now).await? else { return Ok(None) };
     if !session.mfa_pending {
+        return Ok(None);
+    }
+    if now - session.created_at > Duration::minutes(CODE_STEP_MINUTES) {
+        state.store.delete_staff_session(&session.id_hash).await?;
         return Ok(None);
     }
     let staff = state.store.staff_by_id(&session.staff_id).await?.filter(|s| !s.disabled && s.totp_enabled());

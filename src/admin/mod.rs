@@ -76,6 +76,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/staff/{id}/enable", web::post().to(staff::enable))
             .route("/staff/{id}/role", web::post().to(staff::change_role))
             .route("/staff/{id}/password", web::post().to(staff::reset_password))
+            .route("/staff/{id}/totp/reset", web::post().to(staff::reset_totp))
             .service(
                 web::resource("/keys")
                     .route(web::get().to(keys::list))

@@ -45,18 +45,23 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
 }
 
-/// Whether `password` matches the PHC string `hash`; a malformed hash matches nothing.
-pub async fn verify(password: String, hash: String) -> bool {
+/// Whether `password` matches the PHC string `hash`; a malformed hash matches nothing. With no
+/// hash (an unknown account) it checks against a decoy and answers `false`, taking as long as a
+/// real check so the answer's timing does not tell which accounts exist.
+pub async fn verify(password: String, hash: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
+        let matches = PasswordHash::new(&hash)
+            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok());
+        known && matches
     })
     .await
     .unwrap_or(false)
 }
 
 /// A hash of a random password, to spend the same time on unknown accounts as on known ones.
-pub fn decoy_hash() -> &'static str {
+fn decoy_hash() -> &'static str {
     static DECOY: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| hash_blocking(&generate()).unwrap_or_default());
     &DECOY
@@ -70,9 +75,10 @@ mod tests {
     async fn a_hash_verifies_its_password_only() {
         let hash = hash("correct horse battery".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify("correct horse battery".into(), hash.clone()).await);
-        assert!(!verify("correct horse batterY".into(), hash).await);
-        assert!(!verify("x".into(), "not a hash".into()).await);
+        assert!(verify("correct horse battery".into(), Some(hash.clone())).await);
+        assert!(!verify("correct horse batterY".into(), Some(hash)).await);
+        assert!(!verify("x".into(), Some("not a hash".into())).await);
+        assert!(!verify("x".into(), None).await);
     }
 
     #[test]

@@ -218,6 +218,12 @@ pub async fn start(
         last_seen_at: now,
     };
     state.store.insert_staff_session(&record).await?;
+    // Expired sessions are removed when presented; those never presented again go here, so an
+    // account's sessions do not pile up.
+    let admin = &state.settings.admin;
+    let idle = chrono::Duration::from_std(admin.session_idle).unwrap_or(chrono::Duration::MAX);
+    let max = chrono::Duration::from_std(admin.session_max).unwrap_or(chrono::Duration::MAX);
+    state.store.delete_stale_staff_sessions(&staff.id, now - idle, now - max).await?;
     Ok((record, session_cookie(state, id)))
 }
 

@@ -117,5 +117,7 @@ pub async fn submit(
     )
     .await;
     let (_, cookie) = session::start(&state, &owner, false).await?;
+    state.store.record_staff_login(&owner.id, state.clock.now()).await?;
+    audit::record(&state, &actor, actions::LOGIN, None, json!({ "via": "setup_link" })).await;
     Ok(HttpResponse::SeeOther().cookie(cookie).insert_header((header::LOCATION, "/admin")).finish())
 }

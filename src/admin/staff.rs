@@ -303,3 +303,29 @@ pub async fn reset_password(
         .await;
     Ok(session.page(&req, "staff_secret.html", Secret { email: &account.email, password: &plain, reset: true }))
 }
+
+/// `POST /admin/staff/{id}/totp/reset`: turns off someone's second factor (a lost phone and
+/// lost recovery codes); they may enrol again after their next login.
+pub async fn reset_totp(
+    state: web::Data<AppState>,
+    session: StaffSession<Owner>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, AdminError> {
+    let Some(mut account) = target(&state, &id).await? else { return Ok(not_found(&req, &session)) };
+    if account.totp_enabled() {
+        account.totp_secret = None;
+        account.recovery_codes.clear();
+        state.store.update_staff(&account).await?;
+        audit::record(
+            &state,
+            &session,
+            actions::TOTP_DISABLED,
+            Some(&account.id),
+            json!({ "email": account.email, "by_owner": true }),
+        )
+        .await;
+    }
+    Ok(back_to_list())
+}

@@ -446,6 +446,15 @@ pub trait StaffStore: Send + Sync + 'static {
     /// Ends every session of an account; returns how many there were.
     async fn delete_staff_sessions_of(&self, staff_id: &str) -> StoreResult<u64>;
 
+    /// Removes an account's sessions that can no longer be used: last seen before `seen_before`
+    /// or created before `created_before`. Returns how many.
+    async fn delete_stale_staff_sessions(
+        &self,
+        staff_id: &str,
+        seen_before: DateTime<Utc>,
+        created_before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
     /// Notes a failed login under `key` (an account or a client address) and forgets that
     /// key's failures from before `forget_before`.
     async fn record_login_failure(&self, key: &str, at: DateTime<Utc>, forget_before: DateTime<Utc>)

@@ -13,6 +13,7 @@ on_both_stores!(
     the_setup_link_creates_the_first_owner_once,
     no_setup_link_is_made_once_a_staff_account_exists,
     loy_staff_add_reads_the_password_from_stdin_and_lists_accounts,
+    loy_staff_add_on_a_terminal_prints_a_generated_password_once,
 );
 
 async fn the_setup_link_creates_the_first_owner_once(kind: StoreKind) {
@@ -114,4 +115,30 @@ async fn loy_staff_add_reads_the_password_from_stdin_and_lists_accounts(kind: St
     let added = app.store.staff_by_email("boss@shop.example").await.unwrap().unwrap();
     let audit = audit_of(&app, None, "staff_added").await;
     assert!(audit.iter().any(|e| e.target.as_deref() == Some(added.id.as_str()) && e.address == "cli"));
+}
+
+/// On a terminal (util-linux `script` gives the command one) the password is generated and
+/// printed once, alone on the last line.
+async fn loy_staff_add_on_a_terminal_prints_a_generated_password_once(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let loy = env!("CARGO_BIN_EXE_loy");
+    let mut command = Command::new("script");
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("LOY_")) {
+        command.env_remove(name);
+    }
+    command.envs(&app.env.vars).args([
+        "-qec",
+        &format!("{loy} staff add gen@shop.example --role cashier"),
+        "/dev/null",
+    ]);
+    let Ok(output) = command.stdin(Stdio::null()).output() else {
+        panic!("util-linux `script` is needed to give `loy staff add` a terminal");
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+
+    assert!(output.status.success(), "{stdout}");
+    let password = stdout.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap().to_owned();
+    assert!(stdout.contains("shown only this once"), "{stdout}");
+    assert_eq!(password.len(), 16, "{stdout}");
+    assert_eq!(app.admin_login("gen@shop.example", &password).await.status, 303);
 }

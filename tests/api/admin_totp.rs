@@ -12,6 +12,8 @@ on_both_stores!(
     a_recovery_code_works_once,
     a_wrong_code_is_refused_and_counts_as_a_failure,
     required_second_factor_comes_before_anything_else,
+    an_owner_turns_off_a_lost_second_factor,
+    the_code_step_expires_after_ten_minutes,
 );
 
 /// The code an authenticator app shows for `secret` at the app's time.
@@ -145,4 +147,51 @@ async fn required_second_factor_comes_before_anything_else(kind: StoreKind) {
     enrol(&owner).await;
 
     assert_eq!(owner.get("/admin/staff").await.status, 200);
+}
+
+async fn an_owner_turns_off_a_lost_second_factor(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let owner = app.signed_in(Role::Owner).await;
+    let manager = app.signed_in(Role::Manager).await;
+    enrol(&manager).await;
+    assert!(app.admin_login(&manager.email, PASSWORD).await.location.unwrap().starts_with("/admin/login/code"));
+    let refused = manager.post(&format!("/admin/staff/{}/totp/reset", manager.id), &[]).await;
+    assert_eq!(refused.status, 403, "not the manager's own to drop this way");
+
+    let page = owner.post(&format!("/admin/staff/{}/totp/reset", manager.id), &[]).await;
+
+    assert_eq!(page.status, 303);
+    assert_eq!(app.admin_login(&manager.email, PASSWORD).await.location.as_deref(), Some("/admin"));
+    let audit = owner.audit("totp_disabled").await;
+    assert_eq!(audit[0].target.as_deref(), Some(manager.id.as_str()));
+    assert_eq!(audit[0].details["by_owner"], true);
+}
+
+async fn the_code_step_expires_after_ten_minutes(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let staff = app.signed_in(Role::Cashier).await;
+    let (secret, _) = enrol(&staff).await;
+    let first = app.admin_login(&staff.email, PASSWORD).await;
+    let (pending, _) = session_cookie(&first.headers).unwrap();
+
+    app.clock.advance(chrono::Duration::minutes(11));
+
+    let page = app
+        .client
+        .get(app.url("/admin/login/code"))
+        .header("Cookie", format!("loy_admin={pending}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303, "back to the password");
+    assert_eq!(page.headers()["location"], "/admin/login");
+    let late = app
+        .client
+        .post(app.url("/admin/login/code"))
+        .header("Cookie", format!("loy_admin={pending}"))
+        .form(&[("code", code(&app, &secret).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(session_cookie(late.headers()).is_none(), "no session from a stale first step");
 }

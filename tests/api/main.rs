@@ -12,6 +12,7 @@ mod admin_cashier;
 mod admin_customers;
 mod admin_keys;
 mod admin_login;
+mod admin_pages;
 mod admin_setup;
 mod admin_staff;
 mod admin_totp;

@@ -96,9 +96,17 @@ async fn sessions_are_found_by_hash_touched_and_ended(kind: StoreKind) {
     assert_eq!(t.store.staff_session("h1").await.unwrap().unwrap().last_seen_at, now + Duration::minutes(5));
     t.store.delete_staff_session("h3").await.unwrap();
     assert!(t.store.staff_session("h3").await.unwrap().is_none());
-    assert_eq!(t.store.delete_staff_sessions_of("stf_a").await.unwrap(), 2);
+    let stale = StaffSessionRecord { created_at: now - Duration::days(8), ..session("h4", "stf_a") };
+    t.store.insert_staff_session(&stale).await.unwrap();
+    let removed = t.store.delete_stale_staff_sessions("stf_a", now - Duration::hours(12), now - Duration::days(7));
+    assert_eq!(removed.await.unwrap(), 1, "only the session past its absolute lifetime");
+    assert!(t.store.staff_session("h4").await.unwrap().is_none());
+    t.store.touch_staff_session("h2", now - Duration::hours(13)).await.unwrap();
+    let removed = t.store.delete_stale_staff_sessions("stf_a", now - Duration::hours(12), now - Duration::days(7));
+    assert_eq!(removed.await.unwrap(), 1, "and the idle one");
+    assert!(t.store.staff_session("h1").await.unwrap().is_some());
+    assert_eq!(t.store.delete_staff_sessions_of("stf_a").await.unwrap(), 1);
     assert!(t.store.staff_session("h1").await.unwrap().is_none());
-    assert!(t.store.staff_session("h2").await.unwrap().is_none());
 }
 
 async fn login_failures_are_counted_per_key_within_a_window(kind: StoreKind) {

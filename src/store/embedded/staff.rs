@@ -245,6 +245,25 @@ impl StaffStore for EmbeddedStore {
         .await
     }
 
+    async fn delete_stale_staff_sessions(
+        &self,
+        staff_id: &str,
+        seen_before: DateTime<Utc>,
+        created_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let staff_id = staff_id.to_owned();
+        self.write(move |conn, _| {
+            let n = conn
+                .execute(
+                    "DELETE FROM staff_sessions WHERE staff_id = ?1 AND (last_seen_at < ?2 OR created_at < ?3)",
+                    params![staff_id, millis(seen_before), millis(created_before)],
+                )
+                .map_err(sql)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn record_login_failure(
         &self,
         key: &str,

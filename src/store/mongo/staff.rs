@@ -120,6 +120,24 @@ impl StaffStore for MongoStore {
         Ok(result.deleted_count)
     }
 
+    async fn delete_stale_staff_sessions(
+        &self,
+        staff_id: &str,
+        seen_before: DateTime<Utc>,
+        created_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.faults.step()?;
+        let result = self
+            .staff_sessions
+            .delete_many(doc! {
+                "staff_id": staff_id,
+                "$or": [ { "last_seen_at": { "$lt": millis(seen_before) } }, { "created_at": { "$lt": millis(created_before) } } ],
+            })
+            .await
+            .map_err(mongo)?;
+        Ok(result.deleted_count)
+    }
+
     async fn record_login_failure(
         &self,
         key: &str,
