@@ -23,6 +23,7 @@ on_both_stores!(
     the_card_link_is_shown_with_its_qr_code,
     deleting_a_customer_removes_personal_data_keeps_the_ledger_and_voids_the_pass,
     exporting_a_customer_gives_one_json_of_everything_stored_about_them,
+    every_customer_and_till_action_refuses_a_missing_or_wrong_csrf_token,
 );
 
 async fn serial_of(app: &TestApp, number: &str) -> String {
@@ -377,4 +378,39 @@ async fn exporting_a_customer_gives_one_json_of_everything_stored_about_them(kin
     assert!(audit.iter().any(|e| e["action"] == "adjust"), "{audit:?}");
     assert!(!export.body.contains(card.auth_token.expose()), "no device secrets");
     assert_eq!(audit_of(&app, Some(&owner.id), "customer_exported").await.len(), 1);
+}
+
+async fn every_customer_and_till_action_refuses_a_missing_or_wrong_csrf_token(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let number = app.new_card().await;
+    let before = app.card(&number).await;
+    let serial = before.serial.to_string();
+    let owner = app.signed_in(Role::Owner).await;
+    let other = app.signed_in(Role::Manager).await;
+    let form_id = adjust_form(&owner, &serial).await;
+    let audit_before = app.store.audit_entries(&Default::default(), 1000).await.unwrap().len();
+    let routes: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (
+            "/admin/cashier".into(),
+            vec![("serial", serial.as_str()), ("form_id", form_id.as_str()), ("op", "earn"), ("amount", "100")],
+        ),
+        (
+            format!("/admin/customers/{serial}/adjust"),
+            vec![("points", "50"), ("reason", "x"), ("form_id", form_id.as_str()), ("confirm", "yes")],
+        ),
+        (format!("/admin/customers/{serial}/block"), vec![]),
+        (format!("/admin/customers/{serial}/unblock"), vec![]),
+        (format!("/admin/customers/{serial}/link"), vec![]),
+        (format!("/admin/customers/{serial}/delete"), vec![("confirm", "yes")]),
+    ];
+    for (path, fields) in &routes {
+        let missing = owner.post_raw(path, fields).await;
+        assert_eq!(missing.status, 403, "no token: {path}");
+        let mut wrong = fields.clone();
+        wrong.push(("csrf", &other.csrf));
+        assert_eq!(owner.post_raw(path, &wrong).await.status, 403, "another session's token: {path}");
+    }
+    assert_eq!(app.card(&number).await, before, "nothing changed");
+    assert_eq!(app.entries(&number).await.len(), 1);
+    assert_eq!(app.store.audit_entries(&Default::default(), 1000).await.unwrap().len(), audit_before);
 }
