@@ -290,7 +290,7 @@ pub async fn submit(
             let field = match code.as_str() {
                 "card_blocked" | "card_not_found" => "card",
                 "invalid_amount" => "amount",
-                "transaction_not_found" | "already_reversed" | "not_reversible" => "op",
+                "transaction_not_found" | "already_reversed" | "not_reversible" | "form_used" | "in_progress" => "op",
                 _ => "points",
             };
             errors.add(field, &code);

@@ -442,7 +442,11 @@ pub async fn adjust(
         }
         TillOutcome::Refused { code, .. } => {
             let mut errors = FieldErrors::default();
-            errors.add("points", if code == "insufficient_points" { "insufficient_points" } else { "points_invalid" });
+            let key = match code.as_str() {
+                "insufficient_points" | "form_used" | "in_progress" => code.as_str(),
+                _ => "points_invalid",
+            };
+            errors.add("points", key);
             let values = AdjustValues { points: form.points.clone(), reason: form.reason.clone() };
             render_detail(&state, &session, &req, &card, None, "", StatusCode::UNPROCESSABLE_ENTITY, values, errors)
                 .await

@@ -130,7 +130,16 @@ pub async fn write(
             }
         }
     };
-    let (response, replayed) = execute_stored(state, key, hash, actor, target, command).await?;
+    let (response, replayed) = match execute_stored(state, key, hash, actor, target, command).await {
+        Ok(answer) => answer,
+        // The form was sent before with other values (back, edit, send), or its first sending
+        // is still being applied: said in words, with a fresh form.
+        Err(e) if e.code == "idempotency_key_reused" || e.code == "request_in_progress" => {
+            let code = if e.code == "request_in_progress" { "in_progress" } else { "form_used" };
+            return Ok(TillOutcome::Refused { code: code.to_owned(), message: e.message });
+        }
+        Err(e) => return Err(e),
+    };
     if response.status == 200 {
         let mut done: TillDone = serde_json::from_str(&response.body)
             .map_err(|e| ApiError::internal(&crate::store::StoreError::Corrupt(format!("a ledger answer: {e}"))))?;
