@@ -216,6 +216,13 @@ pub async fn submit(
                 None
             }
         },
+        // Without a purchase and without points, "redeem" would spend the whole balance: ask.
+        "redeem" if form.points.trim().is_empty() && amount.is_none() => {
+            if form.amount.trim().is_empty() {
+                errors.add("points", "amount_or_points");
+            }
+            None
+        }
         "redeem" => {
             let points = if form.points.trim().is_empty() {
                 Some(till::redeemable_for(&program, &card, amount))

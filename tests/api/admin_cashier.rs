@@ -283,6 +283,10 @@ async fn a_redeem_below_the_minimum_is_refused_in_words(kind: StoreKind) {
     let staff = app.signed_in(Role::Cashier).await;
     let page = staff.get(&format!("/admin/cashier?card={number}&lang=en")).await;
 
+    let blank = till(&staff, &page, "redeem", "", "").await;
+    assert_eq!(blank.status, 422, "no purchase and no points: nothing is spent");
+    assert!(blank.body.contains("Type the purchase amount or the points to redeem."), "{}", blank.body);
+
     let answer = till(&staff, &page, "redeem", "", "10").await;
 
     assert_eq!(answer.status, 422, "{}", answer.body);
