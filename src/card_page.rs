@@ -48,7 +48,8 @@ pub async fn card_for_key(state: &AppState, locale: Locale, raw_key: &str) -> Re
         return Err(not_found(state, locale).await);
     };
     match state.store.find_card(CardLookup::Key(key.expose())).await {
-        Ok(Some(card)) if key.matches(card.card_key.expose()) => Ok(card),
+        // A deleted customer's card page is gone with the customer.
+        Ok(Some(card)) if key.matches(card.card_key.expose()) && !card.is_deleted() => Ok(card),
         Ok(_) => Err(not_found(state, locale).await),
         Err(e) => {
             tracing::error!(error = %crate::telemetry::error_chain(&e), "loading a card by its page key failed");
@@ -75,7 +76,7 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
     let page_url = state.card_url(&card);
     let ctx = CardPage {
         program_name: program.name.clone(),
-        member_name: card.holder.display_name(),
+        member_name: card.display_name(),
         card_number: card.card_number.grouped(),
         balance: card.balance,
         tier_name,

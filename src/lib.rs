@@ -8,6 +8,7 @@ pub mod card_page;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod customers;
 pub mod domain;
 pub mod enrollment;
 pub mod google;

@@ -12,6 +12,8 @@
 
 pub mod account;
 pub mod audit;
+pub mod cashier;
+pub mod customers;
 pub mod home;
 pub mod keys;
 pub mod login;
@@ -25,7 +27,7 @@ pub mod totp;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
-use crate::http::method_not_allowed;
+use crate::http::not_allowed;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -33,60 +35,102 @@ use crate::store::StoreError;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
-            .route("", web::get().to(home::show))
-            .route("/", web::get().to(home::show))
+            .service(web::resource("").route(web::get().to(home::show)).default_service(not_allowed("GET, HEAD")))
+            .service(web::resource("/").route(web::get().to(home::show)).default_service(not_allowed("GET, HEAD")))
             .service(
                 web::resource("/login")
                     .route(web::get().to(login::show))
                     .route(web::post().to(login::submit))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(not_allowed("GET, HEAD, POST")),
             )
             .service(
                 web::resource("/login/code")
                     .route(web::get().to(login::show_code))
                     .route(web::post().to(login::submit_code))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(not_allowed("GET, HEAD, POST")),
             )
-            .service(
-                web::resource("/logout")
-                    .route(web::post().to(login::logout))
-                    .default_service(web::to(method_not_allowed)),
-            )
+            .service(web::resource("/logout").route(web::post().to(login::logout)).default_service(not_allowed("POST")))
             .service(
                 web::resource("/setup/{token}")
                     .route(web::get().to(setup::show))
                     .route(web::post().to(setup::submit))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(not_allowed("GET, HEAD, POST")),
             )
             .service(
-                web::resource("/account")
-                    .route(web::get().to(account::show))
-                    .default_service(web::to(method_not_allowed)),
+                web::resource("/account").route(web::get().to(account::show)).default_service(not_allowed("GET, HEAD")),
             )
-            .route("/account/totp", web::post().to(account::enable_totp))
-            .route("/account/totp/disable", web::post().to(account::disable_totp))
+            .service(
+                web::resource("/account/totp")
+                    .route(web::post().to(account::enable_totp))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/account/totp/disable")
+                    .route(web::post().to(account::disable_totp))
+                    .default_service(not_allowed("POST")),
+            )
             .service(
                 web::resource("/staff")
                     .route(web::get().to(staff::list))
                     .route(web::post().to(staff::add))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(not_allowed("GET, HEAD, POST")),
             )
-            .route("/staff/{id}/disable", web::post().to(staff::disable))
-            .route("/staff/{id}/enable", web::post().to(staff::enable))
-            .route("/staff/{id}/role", web::post().to(staff::change_role))
-            .route("/staff/{id}/password", web::post().to(staff::reset_password))
-            .route("/staff/{id}/totp/reset", web::post().to(staff::reset_totp))
+            .service(
+                web::resource("/staff/{id}/disable")
+                    .route(web::post().to(staff::disable))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/staff/{id}/enable")
+                    .route(web::post().to(staff::enable))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/staff/{id}/role")
+                    .route(web::post().to(staff::change_role))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/staff/{id}/password")
+                    .route(web::post().to(staff::reset_password))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/staff/{id}/totp/reset")
+                    .route(web::post().to(staff::reset_totp))
+                    .default_service(not_allowed("POST")),
+            )
             .service(
                 web::resource("/keys")
                     .route(web::get().to(keys::list))
                     .route(web::post().to(keys::create_key))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(not_allowed("GET, HEAD, POST")),
             )
-            .route("/keys/{id}/revoke", web::post().to(keys::revoke_key))
-            .route("/webhook-sources", web::post().to(keys::create_source))
-            .route("/webhook-sources/{id}/revoke", web::post().to(keys::revoke_source))
-            .route("/audit", web::get().to(audit::list))
-            .route("/static/{path:.*}", web::get().to(static_file)),
+            .service(
+                web::resource("/keys/{id}/revoke")
+                    .route(web::post().to(keys::revoke_key))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/webhook-sources")
+                    .route(web::post().to(keys::create_source))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/webhook-sources/{id}/revoke")
+                    .route(web::post().to(keys::revoke_source))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/audit").route(web::get().to(audit::list)).default_service(not_allowed("GET, HEAD")),
+            )
+            .service(
+                web::resource("/static/{path:.*}")
+                    .route(web::get().to(static_file))
+                    .default_service(not_allowed("GET, HEAD")),
+            )
+            .configure(cashier::routes)
+            .configure(customers::routes),
     );
 }
 
@@ -120,6 +164,22 @@ impl ResponseError for AdminError {
         }
         page::error_response(StatusCode::INTERNAL_SERVER_ERROR)
     }
+}
+
+/// A ledger or POS-path failure seen by a console screen (refusals are answers, not errors:
+/// what reaches here is a store failure or a bug), logged with its cause.
+pub fn ledger_failed(e: crate::http::errors::ApiError) -> AdminError {
+    AdminError::Internal(e.to_string())
+}
+
+/// The "form could not be read" page (a tampered or truncated form), 400.
+pub fn bad_form(req: &HttpRequest, viewer: &page::Viewer) -> HttpResponse {
+    page::notice(
+        req,
+        Some(viewer),
+        StatusCode::BAD_REQUEST,
+        page::Notice { title: "bad_form_title", text: "bad_form_text", link: Some("/admin") },
+    )
 }
 
 impl From<anyhow::Error> for AdminError {

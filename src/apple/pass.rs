@@ -46,6 +46,10 @@ impl PassBuilder<'_> {
         ] {
             object.insert(key.to_owned(), value);
         }
+        if card.is_deleted() {
+            // The customer was deleted: Wallet shows the pass as void and stops offering it.
+            object.insert("voided".to_owned(), Value::from(true));
+        }
         let errors: Vec<String> = rules::check_pass_json(&pass, Mode::Build)
             .into_iter()
             .filter(|p| p.severity == Severity::Error)
@@ -83,7 +87,7 @@ pub fn values(card: &Card, program: &Program) -> Values {
     let tier = program
         .rules
         .tier(&card.tier)
-        .map(|t| if card.holder.locale == Locale::Ru { t.name_ru.clone() } else { t.name_en.clone() })
+        .map(|t| if card.locale() == Locale::Ru { t.name_ru.clone() } else { t.name_en.clone() })
         .unwrap_or_else(|| card.tier.clone());
     let or_key = |text: &str, key: &str| if text.trim().is_empty() { key.to_owned() } else { text.to_owned() };
     let (last, last_label, last_date) = match &card.last_entry {
@@ -97,7 +101,7 @@ pub fn values(card: &Card, program: &Program) -> Values {
     let mut v = Values::new();
     for (name, value) in [
         ("program_name", Value::from(program.name.as_str())),
-        ("member_name", Value::from(card.holder.display_name())),
+        ("member_name", Value::from(card.display_name())),
         ("tier", Value::from(tier)),
         ("balance", Value::from(card.balance)),
         ("card_number", Value::from(card.card_number.grouped())),

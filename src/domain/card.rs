@@ -44,6 +44,9 @@ pub enum CardStatus {
     Active,
     /// Refuses earn and redeem; the pass still shows.
     Blocked,
+    /// The customer was deleted: no personal data is kept, the ledger stays under the card's
+    /// serial (an anonymous id), the pass is voided and the Google object expired.
+    Deleted,
 }
 
 impl CardStatus {
@@ -51,6 +54,7 @@ impl CardStatus {
         match self {
             Self::Active => "active",
             Self::Blocked => "blocked",
+            Self::Deleted => "deleted",
         }
     }
 
@@ -58,6 +62,7 @@ impl CardStatus {
         match s {
             "active" => Some(Self::Active),
             "blocked" => Some(Self::Blocked),
+            "deleted" => Some(Self::Deleted),
             _ => None,
         }
     }
@@ -83,7 +88,8 @@ pub struct Card {
     pub auth_token: AuthToken,
     pub referral_code: ReferralCode,
     pub referred_by: Option<SerialNumber>,
-    pub holder: Customer,
+    /// `None` once the customer was deleted ([`CardStatus::Deleted`]).
+    pub holder: Option<Customer>,
     pub status: CardStatus,
     pub balance: i64,
     pub lifetime_earned: i64,
@@ -125,7 +131,7 @@ impl Card {
             auth_token: AuthToken::generate(),
             referral_code: ReferralCode::generate(),
             referred_by,
-            holder,
+            holder: Some(holder),
             status: CardStatus::Active,
             balance: welcome,
             lifetime_earned: 0,
@@ -186,6 +192,27 @@ impl Card {
     pub fn needs_push(&self) -> bool {
         self.pushed_version < self.version
     }
+
+    /// The holder's short name for cashiers and the pass; empty once the customer was deleted.
+    pub fn display_name(&self) -> String {
+        self.holder.as_ref().map(Customer::display_name).unwrap_or_default()
+    }
+
+    /// The language of the holder (the default one once the customer was deleted).
+    pub fn locale(&self) -> Locale {
+        self.holder.as_ref().map(|h| h.locale).unwrap_or_default()
+    }
+
+    /// Whether the card still refuses every change of balance and holder.
+    pub fn is_deleted(&self) -> bool {
+        self.status == CardStatus::Deleted
+    }
+
+    /// This card with its customer deleted: personal data gone, status `deleted`, the next
+    /// version owed to Wallet (which shows the pass voided). Balance and ledger are untouched.
+    pub fn deleted(&self, now: DateTime<Utc>) -> Card {
+        Card { holder: None, status: CardStatus::Deleted, ..self.bumped(now) }
+    }
 }
 
 /// `t` at the precision the stores keep (milliseconds), so a value read back equals the one written.
@@ -228,7 +255,7 @@ mod tests {
         assert_eq!(entry.serial, card.serial);
         assert_eq!(card.tier, "bronze");
         assert!(!card.needs_push());
-        assert_eq!(card.holder.display_name(), "Анна И.");
+        assert_eq!(card.display_name(), "Анна И.");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The things loy is about, as types that can only hold valid values.
 
 pub mod access;
+pub mod amount;
 pub mod card;
 pub mod card_number;
 pub mod email;
@@ -10,11 +11,12 @@ pub mod person;
 pub mod phone;
 pub mod program;
 pub mod registration;
-pub mod text;
 pub mod staff;
+pub mod text;
 pub mod tokens;
 
 pub use access::{ApiKey, PresentedKey, Scope, WebhookSource};
+pub use amount::{AmountError, format_amount, parse_amount};
 pub use card::{Card, CardStatus, Customer, LastEntry};
 pub use card_number::{CardNumber, CardNumberError};
 pub use email::{Email, EmailError};
@@ -24,6 +26,6 @@ pub use person::{PersonName, PersonNameError};
 pub use phone::{Phone, PhoneError, PhoneRegion};
 pub use program::{Currency, DEFAULT_PROGRAM_ID, Program, ProgramDesign, ProgramRules, TierRule};
 pub use registration::{DeviceLibraryId, PassTypeId, PushToken, RegisterOutcome, Registration};
-pub use text::TextError;
 pub use staff::{AuditEntry, AuditFilter, Role, StaffAccount, StaffSessionRecord};
+pub use text::TextError;
 pub use tokens::{AuthToken, BarcodeValue, CardKey, ReferralCode, SerialNumber, TokenError};

@@ -211,7 +211,7 @@ pub async fn enroll(
 /// Tells the holder of an existing card where it is. The message goes to the contact on file
 /// once e-mail delivery is configured; until then the request is only recorded in the log.
 pub fn send_card_link(card: &Card) {
-    tracing::info!(serial = %card.serial, has_email = card.holder.email.is_some(), "card link requested for an existing card");
+    tracing::info!(serial = %card.serial, has_email = card.holder.as_ref().is_some_and(|h| h.email.is_some()), "card link requested for an existing card");
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub enum ReviewStatus {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ObjectState {
     Active,
+    /// The customer was deleted: Google Wallet moves the card to expired passes.
+    Expired,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -295,7 +297,7 @@ pub fn object_update(program: &Program, card: &Card, notify: bool) -> ObjectUpda
 }
 
 fn card_fields(program: &Program, card: &Card) -> CardFields {
-    let locale = card.holder.locale;
+    let locale = card.locale();
     let l = |en: &str, ru: &str| LocalizedString::en_ru(en, ru, locale);
     let tier_name = match program.rules.tier(&card.tier) {
         Some(t) if locale == Locale::Ru => t.name_ru.clone(),
@@ -317,9 +319,9 @@ fn card_fields(program: &Program, card: &Card) -> CardFields {
         });
     }
     CardFields {
-        state: ObjectState::Active,
+        state: if card.is_deleted() { ObjectState::Expired } else { ObjectState::Active },
         account_id: card.card_number.grouped(),
-        account_name: card.holder.display_name(),
+        account_name: card.display_name(),
         loyalty_points: LoyaltyPoints { localized_label: l("Points", "Баллы"), balance },
         secondary_loyalty_points: LoyaltyPoints {
             localized_label: l("Level", "Уровень"),
@@ -386,6 +388,30 @@ const TERMS_RU: &str = "Баллы именные и не обмениваютс
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_customers_object_is_expired_and_names_nobody() {
+        use crate::domain::{Currency, Customer, PersonName, Phone};
+        let now = chrono::Utc::now();
+        let program = Program::new("default", "Coffee", Currency::parse("RUB").unwrap(), now);
+        let holder = Customer {
+            first_name: PersonName::parse("Anna").unwrap(),
+            last_name: None,
+            phone: Phone::parse("+79123456789", crate::domain::phone::PhoneRegion::RU).unwrap(),
+            email: None,
+            birthday: None,
+            locale: Locale::En,
+            consent_at: now,
+        };
+        let (card, _) = Card::enroll(&program, holder, None, now);
+        let active = serde_json::to_value(object_update(&program, &card, false)).unwrap();
+        assert_eq!(active["state"], "ACTIVE");
+        assert_eq!(active["accountName"], "Anna");
+
+        let deleted = serde_json::to_value(object_update(&program, &card.deleted(now), false)).unwrap();
+        assert_eq!(deleted["state"], "EXPIRED");
+        assert_eq!(deleted["accountName"], "");
+    }
 
     #[test]
     fn colours_become_hex_triplets() {

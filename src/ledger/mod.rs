@@ -353,7 +353,7 @@ async fn plan(
     let id = ctx.entry_id.clone();
     match command {
         Command::Earn { purchase_amount, order_id, description } => {
-            if card.status == CardStatus::Blocked {
+            if card.status != CardStatus::Active {
                 return Err(LedgerError::CardBlocked);
             }
             let tier = rules.tier(&card.tier).unwrap_or_else(|| rules.tier_for(card.lifetime_earned));
@@ -392,7 +392,7 @@ async fn plan(
             Ok(b.finish(None, follow_up))
         }
         Command::Redeem { points, purchase_amount, order_id, description } => {
-            if card.status == CardStatus::Blocked {
+            if card.status != CardStatus::Active {
                 return Err(LedgerError::CardBlocked);
             }
             rules::check_redeem(rules, &program.currency, card.balance, *points, *purchase_amount).map_err(

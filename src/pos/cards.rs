@@ -54,8 +54,8 @@ pub fn card_view(card: &Card, program: &Program, locale: Locale) -> CardView {
     CardView {
         card_number: card.card_number.as_str().to_owned(),
         serial_number: card.serial.to_string(),
-        first_name: card.holder.first_name.to_string(),
-        last_name: card.holder.last_name.as_ref().map(|n| n.initial()),
+        first_name: card.holder.as_ref().map(|h| h.first_name.to_string()).unwrap_or_default(),
+        last_name: card.holder.as_ref().and_then(|h| h.last_name.as_ref()).map(|n| n.initial()),
         balance: card.balance,
         lifetime_earned: card.lifetime_earned,
         tier: TierView {
@@ -209,6 +209,10 @@ async fn set_status(
     let work = |_entry_id: String| async move {
         loop {
             let card = resolve_card(state.store.as_ref(), &id).await?;
+            if card.is_deleted() {
+                // A deleted customer's card only keeps its ledger: it is never active again.
+                return Err(Failure::Answer(card_not_found()));
+            }
             let program = state.program_by_id(&card.program_id).await.map_err(Failure::Transient)?;
             if card.status == status {
                 let body = serde_json::to_string(&card_view(&card, &program, state.settings.default_locale))

@@ -96,7 +96,8 @@ pub fn idempotency_key(req: &HttpRequest, scope: &str) -> Result<IdempotencyKey,
     }
 }
 
-fn respond(response: &StoredResponse, replayed: bool) -> HttpResponse {
+/// The HTTP answer of a recorded response (`Idempotent-Replayed: true` on replays).
+pub fn respond(response: &StoredResponse, replayed: bool) -> HttpResponse {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
     let mut builder = HttpResponse::build(status);
     builder.content_type("application/json");
@@ -117,9 +118,26 @@ where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<Done, Failure>>,
 {
+    let (response, replayed) = run_stored(state, key, request_hash, work).await?;
+    Ok(respond(&response, replayed))
+}
+
+/// [`run`] without HTTP: the answer as recorded (a JSON body and its status), and whether it
+/// is the replay of an earlier request with the same key. The staff console's cashier screen
+/// goes through here, so its writes are exactly-once like the POS API's.
+pub async fn run_stored<F, Fut>(
+    state: &AppState,
+    key: IdempotencyKey,
+    request_hash: String,
+    work: F,
+) -> Result<(StoredResponse, bool), ApiError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<Done, Failure>>,
+{
     let claimed = claim(state.store.as_ref(), state.clock.as_ref(), &key, &request_hash).await;
     let entry_id = match claimed {
-        Ok(Claim::Replay(response)) => return Ok(respond(&response, true)),
+        Ok(Claim::Replay(response)) => return Ok((response, true)),
         Ok(Claim::Owner { entry_id }) => entry_id,
         Err(IdempotencyError::KeyReused) => {
             return Err(ApiError::unprocessable(
@@ -146,14 +164,14 @@ where
                     tracing::warn!(error = %crate::telemetry::error_chain(&e), "recording an answer failed");
                 }
             }
-            Ok(respond(&done.response, false))
+            Ok((done.response, false))
         }
         Err(Failure::Answer(error)) => {
             let response = StoredResponse { status: error.status.as_u16(), body: error.body().to_string() };
             if let Err(e) = state.store.idempotency_complete(&key, &response).await {
                 tracing::warn!(error = %crate::telemetry::error_chain(&e), "recording an answer failed");
             }
-            Ok(respond(&response, false))
+            Ok((response, false))
         }
         Err(Failure::Transient(error)) => {
             if let Err(e) = state.store.idempotency_release(&key).await {

@@ -145,6 +145,20 @@ pub async fn execute(
     target: Target,
     command: Command,
 ) -> Result<HttpResponse, ApiError> {
+    let (response, replayed) = execute_stored(state, key, hash, actor, target, command).await?;
+    Ok(idempotent::respond(&response, replayed))
+}
+
+/// [`execute`] without HTTP: the recorded answer and whether it was replayed. The cashier
+/// screen of the staff console calls this with the idempotency key of its rendered form.
+pub async fn execute_stored(
+    state: &AppState,
+    key: IdempotencyKey,
+    hash: String,
+    actor: Actor,
+    target: Target,
+    command: Command,
+) -> Result<(crate::store::StoredResponse, bool), ApiError> {
     let owned_key = key.clone();
     let work = |entry_id: String| async move {
         let program = state.program().await.map_err(Failure::Transient)?;
@@ -174,7 +188,7 @@ pub async fn execute(
         state.metrics.ledger_writes.with_label_values(&[result.kind.as_str()]).inc();
         Ok(Done { response: result.stored(), recorded })
     };
-    idempotent::run(state, key, hash, work).await
+    idempotent::run_stored(state, key, hash, work).await
 }
 
 async fn pos_write(

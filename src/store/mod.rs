@@ -8,6 +8,7 @@
 //! [`PushStore`], [`AccessStore`], [`PhoneStore`]); [`Store`] is all of them, and `DynStore` is what the
 //! application holds.
 
+pub mod customers;
 pub mod embedded;
 pub mod faults;
 pub mod mongo;
@@ -25,15 +26,22 @@ use crate::domain::{
 };
 use crate::domain::{AuditEntry, AuditFilter, StaffAccount, StaffSessionRecord};
 
+pub use customers::{CustomerCursor, CustomerListQuery, CustomerSort, CustomerStore};
 pub use faults::Faults;
 
 /// A shared handle to whichever backend is configured.
 pub type DynStore = Arc<dyn Store>;
 
 /// Every storage capability; implemented by each backend through its parts.
-pub trait Store: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore + StaffStore {}
+pub trait Store:
+    CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore + StaffStore + CustomerStore
+{
+}
 
-impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore + StaffStore> Store for T {}
+impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore + StaffStore + CustomerStore> Store
+    for T
+{
+}
 
 /// The unique keys of a card: inserting a second card with the same value fails with
 /// [`StoreError::Duplicate`] naming the key.

@@ -59,12 +59,50 @@ pub struct CardRecord {
     pub last_entry_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Derived for the staff search, never read back: the lowercased "first last" name and
+    /// "last first" name (prefix search on either), and the time of the last ledger entry (or
+    /// of registration) for sorting by last activity. See `store::customers`.
+    #[serde(default)]
+    pub name_key: Option<String>,
+    #[serde(default)]
+    pub surname_key: Option<String>,
+    #[serde(default)]
+    pub activity_at: i64,
+}
+
+/// The phone column of a deleted customer's card: unique per card (the column is unique per
+/// program), not a phone number, and so never found by a phone search; the real number is free
+/// for a new registration.
+pub fn deleted_phone(serial: &str) -> String {
+    format!("deleted:{serial}")
+}
+
+/// The lowercased name keys of a holder, for prefix search (see [`CardRecord::name_key`]).
+pub fn name_keys(first: &str, last: Option<&str>) -> (String, Option<String>) {
+    let first = first.to_lowercase();
+    match last {
+        Some(last) => {
+            let last = last.to_lowercase();
+            (format!("{first} {last}"), Some(format!("{last} {first}")))
+        }
+        None => (first, None),
+    }
 }
 
 impl From<&Card> for CardRecord {
     fn from(c: &Card) -> Self {
-        let h = &c.holder;
+        let h = c.holder.as_ref();
+        let (name_key, surname_key) = match &c.holder {
+            Some(h) => {
+                let (name, surname) = name_keys(h.first_name.as_str(), h.last_name.as_ref().map(PersonName::as_str));
+                (Some(name), surname)
+            }
+            None => (None, None),
+        };
         Self {
+            name_key,
+            surname_key,
+            activity_at: millis(c.last_entry.as_ref().map_or(c.created_at, |e| e.at)),
             serial: c.serial.as_str().to_owned(),
             program_id: c.program_id.clone(),
             card_number: c.card_number.as_str().to_owned(),
@@ -73,13 +111,15 @@ impl From<&Card> for CardRecord {
             auth_token: c.auth_token.expose().to_owned(),
             referral_code: c.referral_code.as_str().to_owned(),
             referred_by: c.referred_by.as_ref().map(|s| s.as_str().to_owned()),
-            first_name: h.first_name.as_str().to_owned(),
-            last_name: h.last_name.as_ref().map(|n| n.as_str().to_owned()),
-            phone: h.phone.as_str().to_owned(),
-            email: h.email.as_ref().map(|e| e.as_str().to_owned()),
-            birthday: h.birthday.map(|d| d.format("%Y-%m-%d").to_string()),
-            locale: h.locale.code().to_owned(),
-            consent_at: millis(h.consent_at),
+            // A deleted customer leaves empty or anonymous columns behind (the schema keeps them
+            // NOT NULL): nothing personal stays in the store.
+            first_name: h.map(|h| h.first_name.as_str().to_owned()).unwrap_or_default(),
+            last_name: h.and_then(|h| h.last_name.as_ref()).map(|n| n.as_str().to_owned()),
+            phone: h.map_or_else(|| deleted_phone(c.serial.as_str()), |h| h.phone.as_str().to_owned()),
+            email: h.and_then(|h| h.email.as_ref()).map(|e| e.as_str().to_owned()),
+            birthday: h.and_then(|h| h.birthday).map(|d| d.format("%Y-%m-%d").to_string()),
+            locale: c.locale().code().to_owned(),
+            consent_at: h.map_or(0, |h| millis(h.consent_at)),
             status: c.status.as_str().to_owned(),
             balance: c.balance,
             lifetime_earned: c.lifetime_earned,
@@ -125,18 +165,22 @@ impl TryFrom<CardRecord> for Card {
                 .as_deref()
                 .map(|s| parsed("referred_by", s, SerialNumber::parse(s)))
                 .transpose()?,
-            holder: Customer {
-                first_name: parsed("first_name", &r.first_name, PersonName::parse(&r.first_name))?,
-                last_name: opt_name(&r.last_name)?,
-                phone: parsed("phone", &r.phone, Phone::from_stored(&r.phone))?,
-                email: r.email.as_deref().map(|s| parsed("email", s, Email::parse(s))).transpose()?,
-                birthday: r
-                    .birthday
-                    .as_deref()
-                    .map(|s| parsed("birthday", s, NaiveDate::parse_from_str(s, "%Y-%m-%d")))
-                    .transpose()?,
-                locale: Locale::parse(&r.locale).ok_or_else(|| corrupt("locale", &r.locale))?,
-                consent_at: from_millis(r.consent_at)?,
+            holder: if r.status == CardStatus::Deleted.as_str() {
+                None
+            } else {
+                Some(Customer {
+                    first_name: parsed("first_name", &r.first_name, PersonName::parse(&r.first_name))?,
+                    last_name: opt_name(&r.last_name)?,
+                    phone: parsed("phone", &r.phone, Phone::from_stored(&r.phone))?,
+                    email: r.email.as_deref().map(|s| parsed("email", s, Email::parse(s))).transpose()?,
+                    birthday: r
+                        .birthday
+                        .as_deref()
+                        .map(|s| parsed("birthday", s, NaiveDate::parse_from_str(s, "%Y-%m-%d")))
+                        .transpose()?,
+                    locale: Locale::parse(&r.locale).ok_or_else(|| corrupt("locale", &r.locale))?,
+                    consent_at: from_millis(r.consent_at)?,
+                })
             },
             status: CardStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
             balance: r.balance,

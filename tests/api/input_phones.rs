@@ -154,7 +154,7 @@ async fn phone_store_operations_list_rewrite_and_record(kind: StoreKind) {
     let rest = t.store.stored_phones(Some(&first.last().unwrap().serial), 4).await.unwrap();
     let listed: Vec<_> = first.iter().chain(&rest).map(|p| p.serial.clone()).collect();
     assert_eq!(listed, cards.iter().map(|c| c.serial.clone()).collect::<Vec<_>>(), "every card once, in serial order");
-    assert_eq!(first[0].phone, cards[0].holder.phone.as_str());
+    assert_eq!(first[0].phone, cards[0].holder.as_ref().unwrap().phone.as_str());
     assert_eq!(first[0].program_id, "default");
 
     let new_phone = Phone::parse("+7 912 555 99 99", PhoneRegion::RU).unwrap();
@@ -191,7 +191,7 @@ async fn stored_numbers_are_renormalised_once_at_start_and_shared_ones_reported(
     let phone_of = |card: &Card| {
         let serial = card.serial.clone();
         let store = app.store.clone();
-        async move { store.find_card(CardLookup::Serial(&serial)).await.unwrap().unwrap().holder.phone }
+        async move { store.find_card(CardLookup::Serial(&serial)).await.unwrap().unwrap().holder.unwrap().phone }
     };
     assert_eq!(phone_of(&old_form).await.as_str(), "+442079460958", "re-normalised");
     assert_eq!(phone_of(&impossible).await.as_str(), "+89123456789", "left for staff");
@@ -220,7 +220,7 @@ async fn stored_numbers_are_renormalised_once_at_start_and_shared_ones_reported(
     let env = app.stop().await;
     let app = spawn_app_in(env).await;
     let stored = app.store.find_card(CardLookup::Serial(&late.serial)).await.unwrap().unwrap();
-    assert_eq!(stored.holder.phone.as_str(), "+4402079460957");
+    assert_eq!(stored.holder.as_ref().unwrap().phone.as_str(), "+4402079460957");
 }
 
 /// Runs `loy ARGS` with the test app's settings only; returns (exit code, stdout, stderr).
@@ -258,5 +258,5 @@ async fn loy_check_phones_exits_1_on_shared_or_impossible_numbers_and_changes_no
     assert!(stdout.contains(&format!("IMPOSSIBLE card {}: +89123456789", impossible.serial)), "{stdout}");
     assert!(stdout.contains("Phone check FAILED: 1 shared and 1 impossible numbers in 4 cards"), "{stdout}");
     let stored = app.store.find_card(CardLookup::Serial(&shared.serial)).await.unwrap().unwrap();
-    assert_eq!(stored.holder.phone.as_str(), "+4402079460959", "a check changes nothing");
+    assert_eq!(stored.holder.as_ref().unwrap().phone.as_str(), "+4402079460959", "a check changes nothing");
 }

@@ -8,6 +8,8 @@ mod apple_support;
 mod helpers;
 
 mod admin_audit;
+mod admin_cashier;
+mod admin_customers;
 mod admin_keys;
 mod admin_login;
 mod admin_pages;
@@ -46,5 +48,6 @@ mod push;
 mod push_fake;
 mod rate_limits;
 mod store_conformance;
+mod store_customers_conformance;
 mod store_push_conformance;
 mod store_staff_conformance;

@@ -68,15 +68,18 @@ async fn a_card_round_trips_every_field_and_is_found_by_every_lookup(kind: Store
         CardLookup::Key(card.card_key.expose()),
         CardLookup::Number(&card.card_number),
         CardLookup::Barcode(card.barcode.as_str()),
-        CardLookup::Phone { program_id: "default", phone: &card.holder.phone },
+        CardLookup::Phone { program_id: "default", phone: &card.holder.as_ref().unwrap().phone },
         CardLookup::ReferralCode { program_id: "default", code: &card.referral_code },
     ];
     for lookup in lookups {
         let found = t.store.find_card(lookup).await.unwrap();
         assert_eq!(found.as_ref(), Some(&card), "{lookup:?}");
     }
-    let other_program =
-        t.store.find_card(CardLookup::Phone { program_id: "other", phone: &card.holder.phone }).await.unwrap();
+    let other_program = t
+        .store
+        .find_card(CardLookup::Phone { program_id: "other", phone: &card.holder.as_ref().unwrap().phone })
+        .await
+        .unwrap();
     assert!(other_program.is_none());
     assert!(t.store.find_card(CardLookup::Key("nosuchkeynosuchkeynosuchke")).await.unwrap().is_none());
 
@@ -93,7 +96,10 @@ async fn each_unique_key_refuses_a_second_card(kind: StoreKind) {
 
     type Collide<'a> = Box<dyn Fn(&mut Card) + 'a>;
     let cases: Vec<(UniqueKey, Collide)> = vec![
-        (UniqueKey::Phone, Box::new(|c: &mut Card| c.holder.phone = first.holder.phone.clone())),
+        (
+            UniqueKey::Phone,
+            Box::new(|c: &mut Card| c.holder.as_mut().unwrap().phone = first.holder.as_ref().unwrap().phone.clone()),
+        ),
         (UniqueKey::Serial, Box::new(|c: &mut Card| c.serial = first.serial.clone())),
         (UniqueKey::CardNumber, Box::new(|c: &mut Card| c.card_number = first.card_number.clone())),
         (UniqueKey::CardKey, Box::new(|c: &mut Card| c.card_key = first.card_key.clone())),
@@ -173,7 +179,7 @@ async fn updating_a_card_succeeds_only_from_the_version_read(kind: StoreKind) {
     let card = insert(&t, "+79120000301").await;
     let mut next = card.bumped(Utc::now());
     next.balance = 250;
-    next.holder.first_name = PersonName::parse("Annie").unwrap();
+    next.holder.as_mut().unwrap().first_name = PersonName::parse("Annie").unwrap();
 
     assert!(t.store.update_card(&next, card.version).await.unwrap());
     assert!(!t.store.update_card(&next.bumped(Utc::now()), card.version).await.unwrap(), "a stale version loses");

@@ -10,6 +10,7 @@
 mod access;
 pub mod backup;
 mod cards;
+mod customers;
 mod devices;
 mod ledger;
 mod phones;
@@ -258,7 +259,25 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
 "#,
+    // The staff console's customer search and list (see `store::customers` for which index
+    // serves which query). `name_key` and `surname_key` are filled by `backfill_name_keys` right
+    // after this migration (SQLite's lower() knows only ASCII); `activity_at` here.
+    r#"
+ALTER TABLE cards ADD COLUMN name_key TEXT;
+ALTER TABLE cards ADD COLUMN surname_key TEXT;
+ALTER TABLE cards ADD COLUMN activity_at INTEGER NOT NULL DEFAULT 0;
+UPDATE cards SET activity_at = COALESCE(last_entry_at, created_at);
+CREATE INDEX cards_program_email ON cards (program_id, email, created_at) WHERE email IS NOT NULL;
+CREATE INDEX cards_program_name ON cards (program_id, name_key, serial);
+CREATE INDEX cards_program_surname ON cards (program_id, surname_key, serial) WHERE surname_key IS NOT NULL;
+CREATE INDEX cards_program_created ON cards (program_id, created_at, serial);
+CREATE INDEX cards_program_balance ON cards (program_id, balance, serial);
+CREATE INDEX cards_program_activity ON cards (program_id, activity_at, serial);
+"#,
 ];
+
+/// Marks the migration after which the name keys of existing cards are computed in Rust.
+const NAME_KEYS_MARK: &str = "ADD COLUMN name_key";
 
 pub(super) const CARD_COLUMNS: &str = "serial, program_id, card_number, barcode, card_key, auth_token, referral_code, \
     referred_by, first_name, last_name, phone, email, birthday, locale, consent_at, status, balance, \
@@ -416,6 +435,9 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         tx.execute_batch(sql)?;
+        if sql.contains(NAME_KEYS_MARK) {
+            customers::backfill_name_keys(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
     }
@@ -501,6 +523,10 @@ pub(super) fn card_from_row(row: &Row<'_>) -> rusqlite::Result<CardRecord> {
         last_entry_at: row.get(25)?,
         created_at: row.get(26)?,
         updated_at: row.get(27)?,
+        // Written, never read back (see `CardRecord::name_key`).
+        name_key: None,
+        surname_key: None,
+        activity_at: 0,
     })
 }
 
@@ -528,12 +554,13 @@ pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<EntryRecord> {
 
 pub(super) fn insert_card_row(tx: &Connection, r: &CardRecord) -> StoreResult<()> {
     tx.execute(
-        &format!("INSERT INTO cards ({CARD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)"),
+        &format!("INSERT INTO cards ({CARD_COLUMNS}, name_key, surname_key, activity_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)"),
         params![
             r.serial, r.program_id, r.card_number, r.barcode, r.card_key, r.auth_token, r.referral_code,
             r.referred_by, r.first_name, r.last_name, r.phone, r.email, r.birthday, r.locale, r.consent_at,
             r.status, r.balance, r.lifetime_earned, r.tier, r.version, r.pushed_version, r.push_pending_since,
             r.modified_at, r.last_entry_kind, r.last_entry_points, r.last_entry_at, r.created_at, r.updated_at,
+            r.name_key, r.surname_key, r.activity_at,
         ],
     )
     .map_err(sql)?;
@@ -560,7 +587,8 @@ pub(super) fn update_card_row(conn: &Connection, r: &CardRecord, expected_versio
             "UPDATE cards SET first_name = ?1, last_name = ?2, phone = ?3, email = ?4, birthday = ?5, locale = ?6, \
              consent_at = ?7, status = ?8, balance = ?9, lifetime_earned = ?10, tier = ?11, version = ?12, \
              push_pending_since = ?13, modified_at = ?14, last_entry_kind = ?15, last_entry_points = ?16, \
-             last_entry_at = ?17, updated_at = ?18 WHERE serial = ?19 AND version = ?20",
+             last_entry_at = ?17, updated_at = ?18, name_key = ?21, surname_key = ?22, activity_at = ?23 \
+             WHERE serial = ?19 AND version = ?20",
             params![
                 r.first_name,
                 r.last_name,
@@ -582,6 +610,9 @@ pub(super) fn update_card_row(conn: &Connection, r: &CardRecord, expected_versio
                 r.updated_at,
                 r.serial,
                 expected_version,
+                r.name_key,
+                r.surname_key,
+                r.activity_at,
             ],
         )
         .map_err(sql)?;

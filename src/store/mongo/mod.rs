@@ -9,6 +9,7 @@
 
 mod access;
 mod cards;
+mod customers;
 mod devices;
 mod ledger;
 mod phones;
@@ -132,6 +133,10 @@ impl MongoStore {
             }
             meta.update_one(doc! { "_id": "schema" }, doc! { "$set": { "version": 1_i64 } }).upsert(true).await?;
         }
+        if version < 2 {
+            customers::backfill(&self.cards).await?;
+            meta.update_one(doc! { "_id": "schema" }, doc! { "$set": { "version": 2_i64 } }).upsert(true).await?;
+        }
         Ok(())
     }
 
@@ -156,6 +161,7 @@ impl MongoStore {
                 .build(),
         );
         self.cards.create_indexes(card_indexes).await?;
+        self.cards.create_indexes(customers::indexes()).await?;
         self.ledger
             .create_indexes([
                 IndexModel::builder().keys(doc! { "serial": 1, "seq": -1 }).options(unique("serial_seq")).build(),
@@ -377,6 +383,7 @@ pub(super) fn card_state(r: &CardRecord) -> Document {
         "push_pending_since": r.push_pending_since, "modified_at": r.modified_at,
         "last_entry_kind": &r.last_entry_kind, "last_entry_points": r.last_entry_points,
         "last_entry_at": r.last_entry_at, "updated_at": r.updated_at,
+        "name_key": &r.name_key, "surname_key": &r.surname_key, "activity_at": r.activity_at,
     }
 }
 
