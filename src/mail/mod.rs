@@ -110,25 +110,6 @@ pub fn mask(email: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masking_keeps_the_first_letter_and_the_domain() {
-        assert_eq!(mask("anna.petrova@mail.ru"), "a***@mail.ru");
-        assert_eq!(mask("я@почта.рф"), "я***@почта.рф");
-        assert_eq!(mask("nonsense"), "***");
-    }
-
-    #[test]
-    fn kinds_round_trip() {
-        for kind in [MailKind::Welcome, MailKind::CardLink] {
-            assert_eq!(MailKind::parse(kind.as_str()), Some(kind));
-        }
-    }
-}
-
 /// Queues the card link to the holder's address when e-mail is on and the card has one, at most
 /// as often as the per-card limit allows (over it, the link sent moments ago still stands).
 /// Returns the masked address the link goes to, or `None`: then only staff can help.
@@ -157,6 +138,25 @@ pub async fn send_welcome(state: &crate::state::AppState, card: &Card) -> bool {
         Err(e) => {
             tracing::error!(serial = %card.serial, error = %crate::telemetry::error_chain(&e), "queueing the welcome mail failed");
             false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_keeps_the_first_letter_and_the_domain() {
+        assert_eq!(mask("anna.petrova@mail.ru"), "a***@mail.ru");
+        assert_eq!(mask("я@почта.рф"), "я***@почта.рф");
+        assert_eq!(mask("nonsense"), "***");
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in [MailKind::Welcome, MailKind::CardLink] {
+            assert_eq!(MailKind::parse(kind.as_str()), Some(kind));
         }
     }
 }

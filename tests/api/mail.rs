@@ -68,7 +68,7 @@ async fn a_new_customer_with_an_email_receives_a_welcome_mail_with_the_card_link
     assert_eq!(try_send_one(&app.state).await.unwrap(), Outcome::Sent);
 
     let received = sink.wait_for(1).await;
-    assert_eq!(received[0].to, [email.clone()]);
+    assert_eq!(received[0].to, [email.as_str()]);
     assert_eq!(received[0].from, FROM);
     let (subject, text, html) = parts(&received[0]);
     assert!(subject.contains("Loyalty Card"), "{subject}");
@@ -224,7 +224,7 @@ async fn recovery_answers_identically_for_known_and_unknown_contacts_and_mails_t
     assert_eq!(received.len(), 3, "the welcome and two link mails");
     let card_url = card["card"]["card_url"].as_str().unwrap();
     for mail in &received[1..] {
-        assert_eq!(mail.to, [email.clone()]);
+        assert_eq!(mail.to, [email.as_str()]);
         assert!(parts(mail).1.contains(card_url));
     }
 }
