@@ -10,6 +10,7 @@ use loy::store::MailState;
 use mail_parser::MessageParser;
 use serde_json::json;
 
+use crate::admin_helpers::audit_of;
 use crate::helpers::{PUBLIC_URL, StoreKind, TestApp, TestEnv, spawn_app, spawn_app_in, unique_phone};
 use crate::on_both_stores;
 use crate::smtp_sink::{Received, SmtpSink};
@@ -23,6 +24,8 @@ on_both_stores!(
     recovery_answers_identically_for_known_and_unknown_contacts_and_mails_the_known_ones,
     recovery_is_rate_limited_per_client_address,
     pages_promise_no_mail_when_smtp_is_off,
+    a_failed_mail_shows_in_the_console_and_can_be_sent_again,
+    the_consoles_card_link_action_mails_the_link,
 );
 
 const FROM: &str = "loyalty@shop.test";
@@ -270,4 +273,59 @@ async fn pages_promise_no_mail_when_smtp_is_off(kind: StoreKind) {
     assert_eq!(answer.0, 200);
     assert!(!answer.1.contains("Check your e-mail"));
     assert!(app.store.mails_in_state(MailState::Pending, 10).await.unwrap().is_empty(), "nothing is queued");
+}
+
+async fn a_failed_mail_shows_in_the_console_and_can_be_sent_again(kind: StoreKind) {
+    let sink = SmtpSink::start().await;
+    sink.refuse_with(Some("554 5.7.1 rejected"));
+    let app = app_with_sink(kind, &sink, &[]).await;
+    register_by_form(&app, &unique_phone(), "bounced@mail.test").await;
+    assert_eq!(try_send_one(&app.state).await.unwrap(), Outcome::Failed);
+    let id = app.store.mails_in_state(MailState::Failed, 1).await.unwrap()[0].id.clone();
+
+    let cashier = app.signed_in(loy::domain::Role::Cashier).await;
+    assert_eq!(cashier.get("/admin/mail").await.status, 403, "cashiers do not see it");
+    let manager = app.signed_in(loy::domain::Role::Manager).await;
+    let page = manager.get("/admin/mail").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&format!("id=\"mail-{id}\"")), "the failed mail is listed");
+    assert!(page.body.contains("b***@mail.test"), "with its address masked");
+    assert!(!page.body.contains("bounced@"));
+    assert!(page.body.contains("554"));
+
+    sink.refuse_with(None);
+    let retried = manager.post(&format!("/admin/mail/{id}/retry"), &[]).await;
+    assert_eq!(retried.status, 303);
+    assert_eq!(audit_of(&app, Some(&manager.id), "mail_retried").await.len(), 1);
+    assert_eq!(try_send_one(&app.state).await.unwrap(), Outcome::Sent);
+    assert_eq!(sink.wait_for(1).await[0].to, ["bounced@mail.test"]);
+    assert!(!manager.get("/admin/mail").await.body.contains(&format!("mail-{id}")), "no longer failed");
+}
+
+async fn the_consoles_card_link_action_mails_the_link(kind: StoreKind) {
+    let sink = SmtpSink::start().await;
+    let app = app_with_sink(kind, &sink, &[]).await;
+    let body: serde_json::Value = app
+        .post_enrollment(
+            &json!({"first_name": "Ira", "phone": unique_phone(), "email": "ira@mail.test", "consent": true}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    deliver_due(&app.state).await.unwrap();
+    sink.wait_for(1).await;
+    let serial = body["card"]["serial_number"].as_str().unwrap();
+
+    let manager = app.signed_in(loy::domain::Role::Manager).await;
+    let page = manager.post(&format!("/admin/customers/{serial}/link"), &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("i***@mail.test"), "the page says where the link went");
+    assert_eq!(audit_of(&app, Some(&manager.id), "card_link_mailed").await.len(), 1);
+
+    deliver_due(&app.state).await.unwrap();
+    let received = sink.wait_for(2).await;
+    let (subject, text, _) = parts(&received[1]);
+    assert!(subject.contains("link"), "{subject}");
+    assert!(text.contains(body["card"]["card_url"].as_str().unwrap()));
 }
