@@ -26,6 +26,7 @@ on_both_stores!(
     pages_promise_no_mail_when_smtp_is_off,
     a_failed_mail_shows_in_the_console_and_can_be_sent_again,
     the_consoles_card_link_action_mails_the_link,
+    the_background_sender_delivers_a_queued_mail_by_itself,
 );
 
 const FROM: &str = "loyalty@shop.test";
@@ -328,4 +329,20 @@ async fn the_consoles_card_link_action_mails_the_link(kind: StoreKind) {
     let (subject, text, _) = parts(&received[1]);
     assert!(subject.contains("link"), "{subject}");
     assert!(text.contains(body["card"]["card_url"].as_str().unwrap()));
+}
+
+async fn the_background_sender_delivers_a_queued_mail_by_itself(kind: StoreKind) {
+    let sink = SmtpSink::start().await;
+    let app = app_with_sink(kind, &sink, &[]).await;
+    // As `loy serve` runs it; a long poll shows that queueing wakes it.
+    let sender = tokio::spawn(loy::mail::outbox::run_forever(app.state.clone(), Duration::from_secs(3600)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let response = register_by_form(&app, &unique_phone(), "woken@mail.test").await;
+    assert_eq!(response.status(), 303);
+
+    let received = sink.wait_for(1).await;
+    sender.abort();
+    assert_eq!(received[0].to, ["woken@mail.test"]);
+    assert_eq!(app.store.mails_in_state(MailState::Sent, 10).await.unwrap().len(), 1);
 }
