@@ -355,3 +355,60 @@ async fn the_background_sender_delivers_a_queued_mail_by_itself(kind: StoreKind)
     sender.abort();
     assert_eq!(sent, 1);
 }
+
+/// `loy serve` sends mails by itself, and its log, at debug level for loy, holds neither the
+/// address nor anything of the mail's content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loy_serve_sends_mails_and_logs_no_address_or_content() {
+    let sink = SmtpSink::start().await;
+    let mut env = TestEnv::new(&StoreKind::Embedded);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("private.person.{}@mail.test", crate::helpers::random_suffix());
+    env.set("LOY_BIND", &format!("127.0.0.1:{port}"))
+        .set("LOY_SMTP_URL", &sink.url())
+        .set("LOY_MAIL_FROM", FROM)
+        .set("LOY_LOG", "info,loy=debug")
+        .set("LOY_LOG_FORMAT", "text");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_loy"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("LOY_")) {
+        command.env_remove(name);
+    }
+    let child = command
+        .envs(&env.vars)
+        .arg("serve")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("loy serve starts");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..400 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "loy serve answers");
+    let phone = unique_phone();
+    let form = [("first_name", "Vera"), ("phone", phone.as_str()), ("email", address.as_str()), ("consent", "yes")];
+    let registered = client.post(format!("{base}/")).form(&form).send().await.unwrap();
+    assert_eq!(registered.status(), 303);
+    let card_path = registered.headers()["location"].to_str().unwrap().split('?').next().unwrap().to_owned();
+    let recovered = client.post(format!("{base}/recover")).form(&[("contact", address.as_str())]).send().await.unwrap();
+    assert_eq!(recovered.status(), 200);
+
+    let received = sink.wait_for(2).await;
+    assert!(received.iter().all(|m| m.to == [address.as_str()]));
+
+    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(log.contains("mail sent"), "the sender logs its work: {log}");
+    let card_key = card_path.trim_start_matches("/c/");
+    for secret in [address.as_str(), "private.person", card_key, "Vera", "Welcome to the programme"] {
+        assert!(!log.contains(secret), "the log holds {secret:?}: {log}");
+    }
+}
