@@ -14,6 +14,7 @@ pub mod enrollment;
 pub mod google;
 pub mod http;
 pub mod ledger;
+pub mod mail;
 pub mod maintenance;
 pub mod metrics;
 pub mod pos;

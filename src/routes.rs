@@ -35,6 +35,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(enrollment::form::submit))
                 .default_service(not_allowed("GET, HEAD, POST")),
         )
+        .service(
+            web::resource("/recover")
+                .route(web::get().to(enrollment::recover::show))
+                .route(web::post().to(enrollment::recover::submit))
+                .default_service(not_allowed("GET, HEAD, POST")),
+        )
         .service(get_only("/c/{card_key}", web::get().to(card_page::show)))
         .service(get_only("/c/{card_key}/google", web::get().to(crate::google::web::add_to_google_wallet)))
         .configure(apple::routes)

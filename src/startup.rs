@@ -123,6 +123,10 @@ impl Application {
         let changes = ChangeNotifier::start(queue.clone(), settings.push.coalesce);
         let limits = Arc::new(rate_limits(&settings).await?);
         let pages = Arc::new(Pages::load()?);
+        let mail = match &settings.mail {
+            Some(mail) => Some(crate::mail::Mail::from_settings(mail).context("while setting up e-mail")?),
+            None => None,
+        };
         crate::admin::page::AdminPages::load().context("while loading the console templates")?;
         let setup_link = crate::admin::setup::link_if_no_staff(store.as_ref(), &settings.public_url, clock.now())
             .await
@@ -161,6 +165,7 @@ impl Application {
             google,
             apple,
             limits,
+            mail,
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {

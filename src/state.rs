@@ -37,6 +37,8 @@ pub struct AppState {
     pub apple: Arc<crate::apple::Apple>,
     /// Rate limits per client address, device and API key (`crate::rate_limit`).
     pub limits: Arc<crate::rate_limit::RateLimits>,
+    /// E-mail through SMTP; `None` when it is not configured (nothing is sent or promised).
+    pub mail: Option<Arc<crate::mail::Mail>>,
 }
 
 impl AppState {

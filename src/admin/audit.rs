@@ -28,6 +28,8 @@ pub mod actions {
     pub const KEY_REVOKED: &str = "key_revoked";
     pub const WEBHOOK_SOURCE_CREATED: &str = "webhook_source_created";
     pub const WEBHOOK_SOURCE_REVOKED: &str = "webhook_source_revoked";
+    pub const MAIL_RETRIED: &str = "mail_retried";
+    pub const CARD_LINK_MAILED: &str = "card_link_mailed";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -46,6 +48,8 @@ pub mod actions {
         KEY_REVOKED,
         WEBHOOK_SOURCE_CREATED,
         WEBHOOK_SOURCE_REVOKED,
+        MAIL_RETRIED,
+        CARD_LINK_MAILED,
         "earn",
         "redeem",
         "refund",

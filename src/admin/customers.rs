@@ -546,10 +546,15 @@ struct LinkPage {
     name: String,
     url: String,
     qr: String,
+    /// The masked address the link was mailed to, when it was.
+    mailed_to: Option<String>,
+    /// Whether e-mail is on (else the page says why nothing was sent).
+    mail_on: bool,
 }
 
-/// `POST /admin/customers/{serial}/link`: "resend the card link". E-mail delivery does not
-/// exist yet, so the link and its QR code are shown to staff to hand over, and the page says so.
+/// `POST /admin/customers/{serial}/link`: "resend the card link". The link is mailed when
+/// e-mail is on and the card has an address; the link and its QR code are shown to staff either
+/// way, to hand over.
 pub async fn link(
     state: web::Data<AppState>,
     session: StaffSession<Manager>,
@@ -575,11 +580,31 @@ pub async fn link(
         json!({ "card_number": card.card_number.as_str() }),
     )
     .await;
-    Ok(session.page(
-        &req,
-        "customer_link.html",
-        LinkPage { serial: card.serial.to_string(), name: card.display_name(), url, qr },
-    ))
+    let mailed_to = match crate::mail::queue(
+        state.store.as_ref(),
+        state.mail.as_deref(),
+        crate::mail::MailKind::CardLink,
+        &card,
+        state.clock.now(),
+    )
+    .await?
+    {
+        Some(email) => {
+            audit::record(&state, &session, audit::actions::CARD_LINK_MAILED, Some(card.serial.as_str()), json!({}))
+                .await;
+            Some(crate::mail::mask(email.as_str()))
+        }
+        None => None,
+    };
+    let page = LinkPage {
+        serial: card.serial.to_string(),
+        name: card.display_name(),
+        url,
+        qr,
+        mailed_to,
+        mail_on: state.mail.is_some(),
+    };
+    Ok(session.page(&req, "customer_link.html", page))
 }
 
 #[derive(Debug, Deserialize)]

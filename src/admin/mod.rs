@@ -17,6 +17,7 @@ pub mod customers;
 pub mod home;
 pub mod keys;
 pub mod login;
+pub mod mail;
 pub mod page;
 pub mod password;
 pub mod session;
@@ -119,6 +120,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/webhook-sources/{id}/revoke")
                     .route(web::post().to(keys::revoke_source))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(web::resource("/mail").route(web::get().to(mail::list)).default_service(not_allowed("GET, HEAD")))
+            .service(
+                web::resource("/mail/{id}/retry")
+                    .route(web::post().to(mail::retry))
                     .default_service(not_allowed("POST")),
             )
             .service(

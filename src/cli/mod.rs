@@ -190,6 +190,13 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         state.changes.clone(),
         state.settings.maintenance_interval,
     ));
+    let mail = state
+        .mail
+        .is_some()
+        .then(|| tokio::spawn(crate::mail::outbox::run_forever(state.clone(), std::time::Duration::from_secs(5))));
+    if mail.is_none() {
+        tracing::info!("LOY_SMTP_URL is not set: e-mail is off");
+    }
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -198,6 +205,9 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     });
     app.run_until_stopped().await?;
     maintenance.abort();
+    if let Some(mail) = mail {
+        mail.abort();
+    }
     if let Some(push) = push {
         tracing::info!("finishing the push jobs in hand");
         push.stop().await;

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod apple;
+pub mod mail;
 pub mod push;
 pub mod security;
 
@@ -80,6 +81,8 @@ pub struct Settings {
     pub security: security::SecuritySettings,
     /// The staff console: session lifetimes, second factor.
     pub admin: admin::AdminSettings,
+    /// E-mail through SMTP, when configured (`None` = off: nothing is sent or promised).
+    pub mail: Option<mail::MailSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +155,13 @@ pub const KEYS: &[&str] = &[
     "admin_session_idle",
     "admin_session_max",
     "require_2fa",
+    "smtp_url",
+    "mail_from",
+    "mail_max_attempts",
+    "mail_retry_secs",
+    "smtp_timeout_secs",
+    "rate_limit_recover",
+    "rate_limit_recover_card",
 ];
 
 impl Settings {
@@ -262,6 +272,7 @@ impl Settings {
         let apple = apple::from_raw(raw)?;
         let security = security::from_raw(raw)?;
         let admin = admin::from_raw(raw)?;
+        let mail = mail::from_raw(raw)?;
         if environment == Environment::Production && apple.signer.is_none() {
             return Err(ConfigError(
                 "LOY_APPLE_CERTIFICATE must be set in production: development certificates make passes no iPhone accepts"
@@ -290,6 +301,7 @@ impl Settings {
             apple,
             security,
             admin,
+            mail,
         })
     }
 

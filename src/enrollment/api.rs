@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{EnrollError, Enrolled, EnrollmentInput, enroll, send_card_link};
+use super::{EnrollError, Enrolled, EnrollmentInput, enroll};
 use crate::domain::Locale;
 use crate::http::errors::ApiError;
 use crate::http::json::JsonBody;
@@ -43,6 +43,9 @@ pub struct CardSummary {
 pub struct AlreadyRegistered {
     pub status: &'static str,
     pub message: &'static str,
+    /// How the card link reached the holder: `email` (queued to the address on file) or `none`
+    /// (no address, or e-mail is off: staff can show the card). Never the address itself.
+    pub sent_to: &'static str,
 }
 
 #[tracing::instrument(skip_all)]
@@ -78,6 +81,7 @@ pub async fn create(
     match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {
         Ok(Enrolled::Created(card)) => {
             crate::google::after_enrollment(state.google.as_ref(), &program, &card);
+            crate::mail::send_welcome(&state, &card).await;
             let card_url = state.card_url(&card);
             Ok(HttpResponse::Created().insert_header(("Location", card_url.clone())).json(EnrollmentCreated {
                 card: CardSummary {
@@ -89,11 +93,19 @@ pub async fn create(
             }))
         }
         Ok(Enrolled::AlreadyRegistered(card)) => {
-            send_card_link(&card);
-            Ok(HttpResponse::build(StatusCode::ACCEPTED).json(AlreadyRegistered {
-                status: "already_registered",
-                message: "This phone number already has a card. The link to it has been sent to the contact details on file.",
-            }))
+            let answer = match crate::mail::send_card_link(&state, &card).await {
+                Some(_) => AlreadyRegistered {
+                    status: "already_registered",
+                    message: "This phone number already has a card. The link to it has been sent to the e-mail address on file.",
+                    sent_to: "email",
+                },
+                None => AlreadyRegistered {
+                    status: "already_registered",
+                    message: "This phone number already has a card. It has no e-mail address to send the link to: staff can show the card.",
+                    sent_to: "none",
+                },
+            };
+            Ok(HttpResponse::build(StatusCode::ACCEPTED).json(answer))
         }
         Err(EnrollError::Invalid(errors)) => {
             let first = errors.into_iter().next().expect("Invalid always carries an error");

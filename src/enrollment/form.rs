@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::{EnrollError, Enrolled, EnrollmentInput, enroll, send_card_link};
+use super::{EnrollError, Enrolled, EnrollmentInput, enroll};
 use crate::domain::Locale;
 use crate::http::json::read_request_body;
 use crate::http::pages::{Message, locale_of};
@@ -24,6 +24,8 @@ struct FormPage {
     consent_text: String,
     values: HashMap<String, String>,
     errors: HashMap<String, String>,
+    /// Whether e-mail is on: only then does the form say the link is sent by e-mail.
+    mail_on: bool,
 }
 
 async fn form_page(
@@ -39,7 +41,12 @@ async fn form_page(
     };
     let consent_text =
         state.settings.consent_text.clone().unwrap_or_else(|| state.pages.catalog(locale).text("consent").to_owned());
-    state.pages.respond(status, "register.html", locale, FormPage { program_name, consent_text, values, errors })
+    state.pages.respond(
+        status,
+        "register.html",
+        locale,
+        FormPage { program_name, consent_text, values, errors, mail_on: state.mail.is_some() },
+    )
 }
 
 /// The page for a visitor over the registration rate limit, with `Retry-After`.
@@ -132,13 +139,18 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
     match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {
         Ok(Enrolled::Created(card)) => {
             crate::google::after_enrollment(state.google.as_ref(), &program, &card);
+            crate::mail::send_welcome(&state, &card).await;
             HttpResponse::SeeOther()
                 .insert_header(("Location", format!("/c/{}?lang={}", card.card_key.expose(), locale.code())))
                 .finish()
         }
         Ok(Enrolled::AlreadyRegistered(card)) => {
-            send_card_link(&card);
+            let sent_to = crate::mail::send_card_link(&state, &card).await;
             let t = state.pages.catalog(locale);
+            let text = match sent_to {
+                Some(masked) => t.text("already_text_sent").replace("{address}", &masked),
+                None => t.text("already_text_ask_staff").to_owned(),
+            };
             state.pages.respond(
                 StatusCode::OK,
                 "message.html",
@@ -146,7 +158,7 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
                 crate::http::pages::Message {
                     program_name: program.name,
                     title: t.text("already_title").to_owned(),
-                    text: t.text("already_text").to_owned(),
+                    text,
                     link: None,
                     link_text: None,
                 },

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod form;
 pub mod phones;
+pub mod recover;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -206,12 +207,6 @@ pub async fn enroll(
         }
     }
     Err(StoreError::Corrupt("could not generate unique card identifiers in 5 attempts".into()).into())
-}
-
-/// Tells the holder of an existing card where it is. The message goes to the contact on file
-/// once e-mail delivery is configured; until then the request is only recorded in the log.
-pub fn send_card_link(card: &Card) {
-    tracing::info!(serial = %card.serial, has_email = card.holder.as_ref().is_some_and(|h| h.email.is_some()), "card link requested for an existing card");
 }
 
 #[cfg(test)]

@@ -33,8 +33,13 @@ pub const PASSKIT_REGISTER: Limit = Limit { name: "passkit_register", default: "
 /// The POS API, per API key.
 pub const POS: Limit = Limit { name: "pos", default: "1200/min" };
 
+/// `/recover` and the duplicate-phone answer's link mail, per client address.
+pub const RECOVER: Limit = Limit { name: "recover", default: "5/h" };
+/// Link mails to one card (from `/recover` or the duplicate-phone answer), per card.
+pub const RECOVER_CARD: Limit = Limit { name: "recover_card", default: "3/h" };
+
 /// Every limit; adding one is a line here and its key in `config::KEYS`.
-pub const ALL: &[Limit] = &[ENROLL, PASSKIT_LOG, PASSKIT_REGISTER, POS];
+pub const ALL: &[Limit] = &[ENROLL, PASSKIT_LOG, PASSKIT_REGISTER, POS, RECOVER, RECOVER_CARD];
 
 /// How many requests a key may make: `count` per `period` on average, and up to `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod customers;
 pub mod embedded;
 pub mod faults;
 pub mod mongo;
+mod outbox;
 mod records;
 mod staff_records;
 
@@ -28,18 +29,28 @@ use crate::domain::{AuditEntry, AuditFilter, StaffAccount, StaffSessionRecord};
 
 pub use customers::{CustomerCursor, CustomerListQuery, CustomerSort, CustomerStore};
 pub use faults::Faults;
+pub use outbox::{MailState, MailStore, OutboxMail};
 
 /// A shared handle to whichever backend is configured.
 pub type DynStore = Arc<dyn Store>;
 
 /// Every storage capability; implemented by each backend through its parts.
 pub trait Store:
-    CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore + StaffStore + CustomerStore
+    CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore + StaffStore + CustomerStore + MailStore
 {
 }
 
-impl<T: CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore + StaffStore + CustomerStore> Store
-    for T
+impl<
+    T: CardStore
+        + LedgerStore
+        + DeviceStore
+        + PushStore
+        + AccessStore
+        + PhoneStore
+        + StaffStore
+        + CustomerStore
+        + MailStore,
+> Store for T
 {
 }
 

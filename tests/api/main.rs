@@ -6,6 +6,7 @@ mod admin_helpers;
 mod apple_support;
 #[allow(dead_code)]
 mod helpers;
+mod smtp_sink;
 
 mod admin_audit;
 mod admin_cashier;
@@ -38,6 +39,7 @@ mod health;
 mod http_edges;
 mod input_phones;
 mod ledger_races;
+mod mail;
 mod openapi;
 mod passkit_abuse;
 mod pos_access;
@@ -49,5 +51,6 @@ mod push_fake;
 mod rate_limits;
 mod store_conformance;
 mod store_customers_conformance;
+mod store_outbox_conformance;
 mod store_push_conformance;
 mod store_staff_conformance;

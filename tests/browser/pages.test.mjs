@@ -92,6 +92,17 @@ test('registration works with JavaScript turned off', async () => {
   await p.context().close();
 });
 
+test('a lost card leads to staff when e-mail is off, and the form promises no mail', async () => {
+  const p = await page();
+  await p.goto(`${base}/?lang=en`);
+  assert.equal(await p.getByText('We send the link to your card here').count(), 0, 'no e-mail promise without SMTP');
+  await Promise.all([p.waitForURL(/\/recover/), p.getByRole('link', { name: 'Lost your card?' }).click()]);
+  await assert.doesNotReject(p.getByRole('heading', { name: 'Lost your card?' }).waitFor());
+  assert.match(await p.locator('main').textContent(), /Ask staff at the till/);
+  assert.equal(await p.locator('form[action^="/recover"]').count(), 0, 'no form that would promise a mail');
+  await p.context().close();
+});
+
 test('the pages fit a phone screen without sideways scrolling', async () => {
   const p = await page({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
   await p.goto(`${base}/?lang=en`);

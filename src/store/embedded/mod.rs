@@ -13,6 +13,7 @@ mod cards;
 mod customers;
 mod devices;
 mod ledger;
+mod outbox;
 mod phones;
 mod push;
 mod staff;
@@ -273,6 +274,24 @@ CREATE INDEX cards_program_surname ON cards (program_id, surname_key, serial) WH
 CREATE INDEX cards_program_created ON cards (program_id, created_at, serial);
 CREATE INDEX cards_program_balance ON cards (program_id, balance, serial);
 CREATE INDEX cards_program_activity ON cards (program_id, activity_at, serial);
+"#,
+    // The e-mail outbox (`store::outbox`): due mails are found by state and next attempt time.
+    r#"
+CREATE TABLE mail_outbox (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX mail_outbox_due ON mail_outbox (state, next_attempt_at);
+CREATE INDEX mail_outbox_state_updated ON mail_outbox (state, updated_at);
 "#,
 ];
 

@@ -12,6 +12,7 @@ mod cards;
 mod customers;
 mod devices;
 mod ledger;
+mod outbox;
 mod phones;
 mod push;
 mod staff;
@@ -44,6 +45,7 @@ pub struct MongoStore {
     login_failures: Collection<Document>,
     setup_tokens: Collection<Document>,
     audit: Collection<AuditRecord>,
+    mail_outbox: Collection<Document>,
     faults: Arc<Faults>,
 }
 
@@ -82,6 +84,7 @@ impl MongoStore {
             login_failures: db.collection("login_failures"),
             setup_tokens: db.collection("setup_tokens"),
             audit: db.collection("audit"),
+            mail_outbox: db.collection("mail_outbox"),
             db,
             faults,
         };
@@ -207,6 +210,18 @@ impl MongoStore {
             ])
             .await?;
         self.create_staff_indexes().await?;
+        self.mail_outbox
+            .create_indexes([
+                IndexModel::builder()
+                    .keys(doc! { "state": 1, "next_attempt_at": 1 })
+                    .options(IndexOptions::builder().name("due".to_owned()).build())
+                    .build(),
+                IndexModel::builder()
+                    .keys(doc! { "state": 1, "updated_at": -1 })
+                    .options(IndexOptions::builder().name("state_updated".to_owned()).build())
+                    .build(),
+            ])
+            .await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
             .create_index(
