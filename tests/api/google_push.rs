@@ -13,7 +13,9 @@ use crate::helpers::{TestApp, spawn_app_in, unique_phone};
 use crate::push::QueueKind;
 use crate::push_fake::eventually;
 
-const WAIT: Duration = Duration::from_secs(10);
+/// How long a test waits for the worker; generous, because `eventually` returns as soon as it holds
+/// and a busy machine (or the MongoDB surrogate) can take seconds per push.
+const WAIT: Duration = Duration::from_secs(30);
 
 async fn app_with_google(queue: &QueueKind, tweak: &[(&str, &str)]) -> (TestApp, FakeGoogle, PushRuntime) {
     let fake = FakeGoogle::start(
