@@ -196,7 +196,12 @@ pub fn import_entry_id(program_id: &str, phone: &str) -> String {
 }
 
 /// A new card for an imported line, with its opening balance as its first (`import`) entry.
-pub fn imported_card(program: &Program, row: ImportRow, actor: &ImportActor, now: DateTime<Utc>) -> (Card, LedgerEntry) {
+pub fn imported_card(
+    program: &Program,
+    row: ImportRow,
+    actor: &ImportActor,
+    now: DateTime<Utc>,
+) -> (Card, LedgerEntry) {
     let now = stored_precision(now);
     let created_at = row.registered_at.map_or(now, stored_precision);
     let serial = SerialNumber::generate();

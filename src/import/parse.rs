@@ -46,15 +46,23 @@ impl Column {
             "name" | "full_name" | "customer" | "фио" | "клиент" | "имя_и_фамилия" => Self::Name,
             "first_name" | "firstname" | "имя" => Self::FirstName,
             "last_name" | "lastname" | "surname" | "фамилия" => Self::LastName,
-            "phone" | "phone_number" | "mobile" | "телефон" | "мобильный" | "номер_телефона" => Self::Phone,
-            "email" | "e_mail" | "mail" | "почта" | "эл._почта" | "электронная_почта" => Self::Email,
-            "birthday" | "birth_date" | "date_of_birth" | "дата_рождения" | "день_рождения" => Self::Birthday,
+            "phone" | "phone_number" | "mobile" | "телефон" | "мобильный" | "номер_телефона" => {
+                Self::Phone
+            }
+            "email" | "e_mail" | "mail" | "почта" | "эл._почта" | "электронная_почта" => {
+                Self::Email
+            }
+            "birthday" | "birth_date" | "date_of_birth" | "дата_рождения" | "день_рождения" => {
+                Self::Birthday
+            }
             "card_number" | "card" | "номер_карты" | "карта" => Self::CardNumber,
             "balance" | "points" | "баланс" | "баллы" | "бонусы" => Self::Balance,
             "lifetime_points" | "lifetime_earned" | "накоплено_всего" => Self::LifetimePoints,
             "tier" | "level" | "уровень" | "статус_карты" => Self::Tier,
             "status" | "статус" => Self::Status,
-            "registered_at" | "registration_date" | "created_at" | "дата_регистрации" => Self::RegisteredAt,
+            "registered_at" | "registration_date" | "created_at" | "дата_регистрации" => {
+                Self::RegisteredAt
+            }
             _ => return None,
         })
     }
@@ -135,17 +143,19 @@ fn delimiter(text: &str) -> u8 {
 
 /// Reads and checks a whole file against `program` (its tiers) and `region` (phones without a
 /// country code). Two lines with the same phone or card number: the later one is a bad line.
-pub fn parse_file(bytes: &[u8], program: &Program, region: PhoneRegion, now: DateTime<Utc>) -> Result<ParsedFile, FileError> {
+pub fn parse_file(
+    bytes: &[u8],
+    program: &Program,
+    region: PhoneRegion,
+    now: DateTime<Utc>,
+) -> Result<ParsedFile, FileError> {
     let (text, encoding) = decode(bytes);
     if text.trim().is_empty() {
         return Err(FileError::Empty);
     }
     let delimiter = delimiter(&text);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .has_headers(true)
-        .from_reader(text.as_bytes());
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).has_headers(true).from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| FileError::BadHeader(e.to_string()))?.clone();
     let mut columns: HashMap<Column, usize> = HashMap::new();
     let mut ignored_columns = Vec::new();
@@ -264,7 +274,9 @@ impl LineChecker<'_> {
         let tier = tier.unwrap_or_else(|| self.program.rules.tier_for(lifetime)).id.clone();
         let status = match self.get(record, Column::Status)?.map(str::to_lowercase).as_deref() {
             None | Some("active") | Some("активна") | Some("активен") => CardStatus::Active,
-            Some("blocked") | Some("заблокирована") | Some("заблокирован") => CardStatus::Blocked,
+            Some("blocked") | Some("заблокирована") | Some("заблокирован") => {
+                CardStatus::Blocked
+            }
             Some("deleted") => return Err("the customer was deleted: there is nothing to import".into()),
             Some(other) => return Err(format!("the status {other:?} is neither active nor blocked")),
         };
