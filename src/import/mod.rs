@@ -28,7 +28,7 @@ pub use parse::{FileError, FileShape, ImportRow, LineError, ParsedFile, parse_fi
 
 /// How many lines are written at once: the embedded store commits concurrent writes together,
 /// so this is what batches them.
-const CONCURRENCY: usize = 64;
+const CONCURRENCY: usize = 128;
 
 /// What an import did (or, for a dry run, would do).
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -126,25 +126,33 @@ async fn import_row(
     actor: &ImportActor,
     now: DateTime<Utc>,
 ) -> StoreResult<Outcome> {
-    let lookup = CardLookup::Phone { program_id: &program.id, phone: &row.holder.phone };
-    if let Some(card) = store.find_card(lookup).await? {
-        return fill_in(store, card, &row.holder, dry_run, now).await;
-    }
     let line = row.line;
     let taken = |what: &str| Outcome::Failed(LineError { line, reason: format!("the {what} belongs to another card") });
-    if let Some(number) = &row.card_number {
-        if store.find_card(CardLookup::Number(number)).await?.is_some() {
-            return Ok(taken("card number"));
-        }
-    }
     if dry_run {
+        let lookup = CardLookup::Phone { program_id: &program.id, phone: &row.holder.phone };
+        if let Some(card) = store.find_card(lookup).await? {
+            return fill_in(store, card, &row.holder, true, now).await;
+        }
+        if let Some(number) = &row.card_number {
+            if store.find_card(CardLookup::Number(number)).await?.is_some() {
+                return Ok(taken("card number"));
+            }
+        }
         return Ok(Outcome::Created);
     }
+    // Most lines are new customers: insert first (one store call) and look the phone up only
+    // when it turns out to have a card already.
+    let holder = row.holder.clone();
     let (card, entry) = imported_card(program, row, actor, now);
     match store.insert_card(&card, &entry).await {
         Ok(()) => Ok(Outcome::Created),
-        // Another run of the same file got there first.
-        Err(StoreError::Duplicate(UniqueKey::Phone)) => Ok(Outcome::Skipped),
+        Err(StoreError::Duplicate(UniqueKey::Phone)) => {
+            let lookup = CardLookup::Phone { program_id: &program.id, phone: &holder.phone };
+            match store.find_card(lookup).await? {
+                Some(existing) => fill_in(store, existing, &holder, false, now).await,
+                None => Ok(Outcome::Skipped),
+            }
+        }
         Err(StoreError::Duplicate(UniqueKey::CardNumber)) => Ok(taken("card number")),
         Err(StoreError::Duplicate(UniqueKey::Other)) => Ok(Outcome::Failed(LineError {
             line,
