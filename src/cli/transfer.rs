@@ -12,7 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::EntrySource;
 use crate::import::export::{self, Period};
-use crate::import::{ImportActor, ImportReport, import_customers};
+use crate::import::{ImportActor, ImportOptions, ImportReport, import_customers};
 use crate::startup::open_for_tool;
 
 #[derive(Debug, Subcommand)]
@@ -62,17 +62,8 @@ pub async fn import(settings: &Settings, command: ImportCommand) -> anyhow::Resu
             eprintln!();
         }
     };
-    let report = import_customers(
-        store.as_ref(),
-        &program,
-        settings.default_phone_region,
-        &bytes,
-        dry_run,
-        &actor,
-        SystemClock.now(),
-        &progress,
-    )
-    .await?;
+    let options = ImportOptions { region: settings.default_phone_region, dry_run, actor, now: SystemClock.now() };
+    let report = import_customers(store.as_ref(), &program, &bytes, &options, &progress).await?;
     print_report(&report);
     Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

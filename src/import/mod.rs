@@ -63,18 +63,27 @@ pub struct ImportActor {
     pub id: Option<String>,
 }
 
+/// How to run an import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The region of phone numbers written without a country code.
+    pub region: PhoneRegion,
+    /// Check and count only; write nothing.
+    pub dry_run: bool,
+    pub actor: ImportActor,
+    pub now: DateTime<Utc>,
+}
+
 /// Imports (or, with `dry_run`, only checks) a customer CSV file. `progress` is called with
 /// (lines done, lines to do) as lines finish.
 pub async fn import_customers(
     store: &dyn Store,
     program: &Program,
-    region: PhoneRegion,
     bytes: &[u8],
-    dry_run: bool,
-    actor: &ImportActor,
-    now: DateTime<Utc>,
+    options: &ImportOptions,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<ImportReport, ImportError> {
+    let ImportOptions { region, dry_run, ref actor, now } = *options;
     let parsed = parse_file(bytes, program, region, now)?;
     let total = parsed.rows.len() as u64;
     let mut report = ImportReport {

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use loy::domain::{CardNumber, EntryKind, EntrySource, Phone, PhoneRegion};
-use loy::import::{ImportActor, ImportReport, import_customers};
+use loy::import::{ImportActor, ImportOptions, ImportReport, import_customers};
 use loy::store::CardLookup;
+
+use loy::domain::Role;
 
 use crate::helpers::{StoreKind, TestApp, TestEnv, spawn_app, spawn_app_in};
 use crate::on_both_stores;
@@ -19,6 +21,7 @@ on_both_stores!(
     an_existing_card_gains_missing_details_and_keeps_its_balance,
     an_export_imports_back_into_a_fresh_store_with_equal_balances,
     transactions_are_exported_for_a_period_through_the_command_line,
+    owners_download_exports_from_the_console_and_each_download_is_audited,
 );
 
 async fn run(app: &TestApp, bytes: &[u8], dry_run: bool) -> ImportReport {
@@ -28,17 +31,8 @@ async fn run(app: &TestApp, bytes: &[u8], dry_run: bool) -> ImportReport {
 async fn try_run(app: &TestApp, bytes: &[u8], dry_run: bool) -> Result<ImportReport, loy::import::ImportError> {
     let program = app.store.program("default").await.unwrap().unwrap();
     let actor = ImportActor { source: EntrySource::System, id: None };
-    import_customers(
-        app.store.as_ref(),
-        &program,
-        PhoneRegion::RU,
-        bytes,
-        dry_run,
-        &actor,
-        chrono::Utc::now(),
-        &|_, _| {},
-    )
-    .await
+    let options = ImportOptions { region: PhoneRegion::RU, dry_run, actor, now: chrono::Utc::now() };
+    import_customers(app.store.as_ref(), &program, bytes, &options, &|_, _| {}).await
 }
 
 fn phone(i: usize) -> String {
@@ -311,4 +305,33 @@ async fn transactions_are_exported_for_a_period_through_the_command_line(kind: S
     assert_eq!(rows.len(), 4, "{now}");
     assert!(rows[1..].iter().all(|r| r.contains(",import,")), "{now}");
     assert_eq!(later.trim_start_matches('\u{feff}').lines().count(), 1, "only the header: {later}");
+}
+
+async fn owners_download_exports_from_the_console_and_each_download_is_audited(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    run(&app, good_file(3).as_bytes(), false).await;
+    let owner = app.signed_in(Role::Owner).await;
+    let manager = app.signed_in(Role::Manager).await;
+
+    let page = owner.get("/admin/data").await;
+    let customers = owner.get("/admin/data/customers.csv").await;
+    let transactions = owner.get("/admin/data/transactions.csv?from=2000-01-01&to=").await;
+    let bad_date = owner.get("/admin/data/transactions.csv?from=yesterday").await;
+    let refused = manager.get("/admin/data/customers.csv").await;
+
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("/admin/data/customers.csv"), "{}", page.body);
+    assert_eq!(customers.status, 200);
+    assert_eq!(customers.headers["content-type"], "text/csv; charset=utf-8");
+    let body = customers.body.trim_start_matches('\u{feff}');
+    assert!(customers.body.starts_with('\u{feff}'), "UTF-8 with a byte-order mark");
+    assert_eq!(body.lines().count(), 4, "{body}");
+    assert!(body.contains(&phone(2)));
+    assert_eq!(transactions.status, 200);
+    assert_eq!(transactions.body.lines().count(), 4, "{}", transactions.body);
+    assert_eq!(bad_date.status, 400);
+    assert_eq!(refused.status, 403);
+    assert_eq!(owner.audit("data.export_customers").await.len(), 1);
+    assert_eq!(owner.audit("data.export_transactions").await.len(), 1);
+    assert!(manager.audit("data.export_customers").await.is_empty());
 }
