@@ -13,6 +13,7 @@ pub mod domain;
 pub mod enrollment;
 pub mod google;
 pub mod http;
+pub mod import;
 pub mod ledger;
 pub mod mail;
 pub mod maintenance;

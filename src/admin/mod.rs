@@ -14,6 +14,7 @@ pub mod account;
 pub mod audit;
 pub mod cashier;
 pub mod customers;
+pub mod data;
 pub mod home;
 pub mod keys;
 pub mod login;
@@ -59,6 +60,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(
                 web::resource("/account").route(web::get().to(account::show)).default_service(not_allowed("GET, HEAD")),
+            )
+            .service(web::resource("/data").route(web::get().to(data::show)).default_service(not_allowed("GET, HEAD")))
+            .service(
+                web::resource("/data/customers.csv")
+                    .route(web::get().to(data::customers))
+                    .default_service(not_allowed("GET, HEAD")),
+            )
+            .service(
+                web::resource("/data/transactions.csv")
+                    .route(web::get().to(data::transactions))
+                    .default_service(not_allowed("GET, HEAD")),
             )
             .service(
                 web::resource("/account/totp")

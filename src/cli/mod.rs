@@ -5,6 +5,7 @@ mod ledger;
 mod ops;
 mod push;
 mod staff;
+mod transfer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,12 @@ pub enum Command {
     /// Ledger maintenance.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Bring customers and balances in from a CSV file.
+    #[command(subcommand)]
+    Import(transfer::ImportCommand),
+    /// Write customers or transactions as CSV (UTF-8 with a byte-order mark).
+    #[command(subcommand)]
+    Export(transfer::ExportCommand),
     /// Apple certificates: generate development ones, or check the configured ones.
     Certs {
         #[command(subcommand)]
@@ -143,6 +150,8 @@ pub fn main() -> ExitCode {
             Command::Staff(command) => staff::staff(&settings, command).await,
             Command::Check(command) => ledger::check(&settings, command).await,
             Command::Ledger(command) => ledger::ledger(&settings, command).await,
+            Command::Import(command) => transfer::import(&settings, command).await,
+            Command::Export(command) => transfer::export(&settings, command).await,
             Command::Certs { action: CertsCommand::Dev { force } } => {
                 apple::tools::certs_dev(&settings, force, &mut std::io::stdout())
             }

@@ -14,11 +14,22 @@ pub enum EntryKind {
     Reverse,
     Expire,
     Referral,
+    /// The opening balance of a card brought in from another system (CSV import); like
+    /// `welcome`, only ever a card's first entry.
+    Import,
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 7] =
-        [Self::Welcome, Self::Earn, Self::Redeem, Self::Adjust, Self::Reverse, Self::Expire, Self::Referral];
+    pub const ALL: [EntryKind; 8] = [
+        Self::Welcome,
+        Self::Earn,
+        Self::Redeem,
+        Self::Adjust,
+        Self::Reverse,
+        Self::Expire,
+        Self::Referral,
+        Self::Import,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +40,7 @@ impl EntryKind {
             Self::Reverse => "reverse",
             Self::Expire => "expire",
             Self::Referral => "referral",
+            Self::Import => "import",
         }
     }
 

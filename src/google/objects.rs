@@ -340,6 +340,7 @@ fn entry_label(kind: EntryKind) -> (&'static str, &'static str) {
         EntryKind::Reverse => ("Purchase refunded", "Возврат покупки"),
         EntryKind::Expire => ("Points expired", "Баллы сгорели"),
         EntryKind::Referral => ("Bonus for an invitation", "Бонус за приглашение"),
+        EntryKind::Import => ("Balance carried over", "Перенесённый баланс"),
     }
 }
 

@@ -66,8 +66,8 @@ pub async fn check_all(
             if entries.iter().any(|e| e.balance_after < 0) {
                 problems.push("the balance went below zero".into());
             }
-            if entries.first().is_some_and(|e| e.kind != EntryKind::Welcome) {
-                problems.push("the first entry is not the welcome entry".into());
+            if entries.first().is_some_and(|e| !matches!(e.kind, EntryKind::Welcome | EntryKind::Import)) {
+                problems.push("the first entry is neither the welcome entry nor an import".into());
             }
             if let Some(last) = entries.last() {
                 if last.seq > card.version {

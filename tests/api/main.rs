@@ -37,6 +37,7 @@ mod google_schema;
 mod google_wallet;
 mod health;
 mod http_edges;
+mod import_export;
 mod input_phones;
 mod ledger_races;
 mod mail;
