@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::http::errors::ApiError;
 use crate::http::pages::{Message, locale_of};
-use crate::http::{GET_ONLY, OPENAPI, assets, health, not_allowed};
+use crate::http::{OPENAPI, assets, get_only, health, not_allowed};
 use crate::state::AppState;
 use crate::{apple, card_page, enrollment};
 
@@ -47,11 +47,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::admin::routes)
         .service(get_only("/static/{path:.*}", web::get().to(assets::static_file)))
         .default_service(web::to(fallback));
-}
-
-/// A resource that serves `GET` (and `HEAD`) only; any other method is 405 with `Allow`.
-pub fn get_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
-    web::resource(path).route(route).default_service(not_allowed(GET_ONLY))
 }
 
 async fn openapi() -> HttpResponse {

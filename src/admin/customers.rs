@@ -11,10 +11,11 @@ use serde_json::json;
 
 use super::audit;
 use super::page::FieldErrors;
-use super::session::{CsrfForm, Manager, Owner, RoleRequirement, StaffSession};
+use super::session::{CsrfForm, Manager, RoleRequirement, StaffSession};
 use super::{AdminError, ledger_failed};
 use crate::customers::till::{self, TillOperation, TillOutcome};
 use crate::domain::{Card, CardStatus, Locale, Program, Role, SerialNumber};
+use crate::http::{get_only, post_only};
 use crate::ledger::rules::MAX_POINTS;
 use crate::state::AppState;
 use crate::store::{CardLookup, CustomerCursor, CustomerListQuery, CustomerSort};
@@ -170,7 +171,7 @@ struct EntryRow {
 }
 
 #[derive(Serialize, Default)]
-struct AdjustValues {
+pub(super) struct AdjustValues {
     points: String,
     reason: String,
 }
@@ -199,14 +200,14 @@ fn tier_name(program: &Program, card: &Card, locale: Locale) -> String {
         .unwrap_or_else(|| card.tier.clone())
 }
 
-async fn card_of(state: &AppState, serial: &str) -> Result<Option<Card>, AdminError> {
+pub(super) async fn card_of(state: &AppState, serial: &str) -> Result<Option<Card>, AdminError> {
     match SerialNumber::parse(serial) {
         Ok(serial) => Ok(state.store.find_card(CardLookup::Serial(&serial)).await?),
         Err(_) => Ok(None),
     }
 }
 
-fn not_found<R: RoleRequirement>(req: &HttpRequest, session: &StaffSession<R>) -> HttpResponse {
+pub(super) fn not_found<R: RoleRequirement>(req: &HttpRequest, session: &StaffSession<R>) -> HttpResponse {
     super::page::notice(
         req,
         Some(&session.viewer()),
@@ -219,7 +220,7 @@ fn not_found<R: RoleRequirement>(req: &HttpRequest, session: &StaffSession<R>) -
     )
 }
 
-fn back_to(serial: &str, done: &str) -> HttpResponse {
+pub(super) fn back_to(serial: &str, done: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, format!("/admin/customers/{serial}?done={done}")))
         .finish()
@@ -234,7 +235,7 @@ pub struct DetailQuery {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn render_detail<R: RoleRequirement>(
+pub(super) async fn render_detail<R: RoleRequirement>(
     state: &AppState,
     session: &StaffSession<R>,
     req: &HttpRequest,
@@ -607,158 +608,14 @@ pub async fn link(
     Ok(session.page(&req, "customer_link.html", page))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct DeleteForm {
-    #[serde(default)]
-    confirm: String,
-}
-
-/// `POST /admin/customers/{serial}/delete` (owners): removes the customer's personal data,
-/// keeps the ledger under the card's serial, voids the pass and expires the Google object.
-pub async fn delete(
-    state: web::Data<AppState>,
-    session: StaffSession<Owner>,
-    req: HttpRequest,
-    serial: web::Path<String>,
-    form: CsrfForm<DeleteForm>,
-) -> Result<HttpResponse, AdminError> {
-    let Some(card) = card_of(&state, &serial).await? else { return Ok(not_found(&req, &session)) };
-    if form.confirm != "yes" {
-        let mut errors = FieldErrors::default();
-        errors.add("confirm", "confirm_required");
-        return render_detail(
-            &state,
-            &session,
-            &req,
-            &card,
-            None,
-            "",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            AdjustValues::default(),
-            errors,
-        )
-        .await;
-    }
-    let deleted = crate::customers::delete_customer(state.store.as_ref(), &card.serial, state.clock.now()).await?;
-    if let Some((before, after)) = deleted {
-        if before.version != after.version {
-            state.changes.card_changed(&card.serial);
-            // Nothing personal goes to the log either: the card and its amounts only.
-            audit::record(
-                &state,
-                &session,
-                "customer_deleted",
-                Some(card.serial.as_str()),
-                json!({
-                    "card_number": card.card_number.as_str(),
-                    "status_before": before.status.as_str(),
-                    "status_after": after.status.as_str(),
-                    "balance": after.balance,
-                }),
-            )
-            .await;
-        }
-    }
-    Ok(back_to(card.serial.as_str(), "deleted"))
-}
-
-/// `GET /admin/customers/{serial}/export` (owners): everything stored about the customer as
-/// one JSON file.
-pub async fn export(
-    state: web::Data<AppState>,
-    session: StaffSession<Owner>,
-    req: HttpRequest,
-    serial: web::Path<String>,
-) -> Result<HttpResponse, AdminError> {
-    let Some(card) = card_of(&state, &serial).await? else { return Ok(not_found(&req, &session)) };
-    let mut export = crate::customers::export::export(state.store.as_ref(), &card, state.clock.now()).await?;
-    export.audit = audit_about(&state, card.serial.as_str()).await?;
-    audit::record(
-        &state,
-        &session,
-        "customer_exported",
-        Some(card.serial.as_str()),
-        json!({ "card_number": card.card_number.as_str() }),
-    )
-    .await;
-    let body = serde_json::to_string_pretty(&export).map_err(|e| AdminError::Internal(e.to_string()))?;
-    let mut response = HttpResponse::Ok();
-    super::page::secure_headers(&mut response);
-    Ok(response
-        .content_type("application/json")
-        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"customer-{}.json\"", card.serial)))
-        .body(body))
-}
-
-/// The audit entries about a card, oldest first (the actions of these screens name the card's
-/// serial as their target).
-async fn audit_about(state: &AppState, serial: &str) -> Result<Vec<crate::customers::export::AuditData>, AdminError> {
-    let mut found = Vec::new();
-    for action in [
-        "earn",
-        "redeem",
-        "refund",
-        "adjust",
-        "block",
-        "unblock",
-        "card_link_shown",
-        "customer_deleted",
-        "customer_exported",
-    ] {
-        let mut filter = crate::domain::AuditFilter { action: Some(action.to_owned()), ..Default::default() };
-        loop {
-            let page = state.store.audit_entries(&filter, 500).await?;
-            let Some(last) = page.last() else { break };
-            filter.before = Some((last.at, last.id.clone()));
-            let done = page.len() < 500;
-            found.extend(page.into_iter().filter(|e| e.target.as_deref() == Some(serial)));
-            if done {
-                break;
-            }
-        }
-    }
-    found.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-    Ok(found.into_iter().map(crate::customers::export::AuditData::from).collect())
-}
-
 /// The customers screens' routes, inside `/admin`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/customers").route(web::get().to(list)).default_service(crate::http::not_allowed("GET, HEAD")),
-    );
-    cfg.service(
-        web::resource("/customers/{serial}")
-            .route(web::get().to(detail))
-            .default_service(crate::http::not_allowed("GET, HEAD")),
-    );
-    cfg.service(
-        web::resource("/customers/{serial}/adjust")
-            .route(web::post().to(adjust))
-            .default_service(crate::http::not_allowed("POST")),
-    );
-    cfg.service(
-        web::resource("/customers/{serial}/block")
-            .route(web::post().to(block))
-            .default_service(crate::http::not_allowed("POST")),
-    );
-    cfg.service(
-        web::resource("/customers/{serial}/unblock")
-            .route(web::post().to(unblock))
-            .default_service(crate::http::not_allowed("POST")),
-    );
-    cfg.service(
-        web::resource("/customers/{serial}/link")
-            .route(web::post().to(link))
-            .default_service(crate::http::not_allowed("POST")),
-    );
-    cfg.service(
-        web::resource("/customers/{serial}/delete")
-            .route(web::post().to(delete))
-            .default_service(crate::http::not_allowed("POST")),
-    );
-    cfg.service(
-        web::resource("/customers/{serial}/export")
-            .route(web::get().to(export))
-            .default_service(crate::http::not_allowed("GET, HEAD")),
-    );
+    cfg.service(get_only("/customers", web::get().to(list)))
+        .service(get_only("/customers/{serial}", web::get().to(detail)))
+        .service(post_only("/customers/{serial}/adjust", web::post().to(adjust)))
+        .service(post_only("/customers/{serial}/block", web::post().to(block)))
+        .service(post_only("/customers/{serial}/unblock", web::post().to(unblock)))
+        .service(post_only("/customers/{serial}/link", web::post().to(link)))
+        .service(post_only("/customers/{serial}/delete", web::post().to(super::customer_data::delete)))
+        .service(get_only("/customers/{serial}/export", web::get().to(super::customer_data::export)));
 }

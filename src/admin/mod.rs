@@ -13,6 +13,7 @@
 pub mod account;
 pub mod audit;
 pub mod cashier;
+pub mod customer_data;
 pub mod customers;
 pub mod data;
 pub mod home;
@@ -29,7 +30,7 @@ pub mod totp;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
-use crate::http::not_allowed;
+use crate::http::{get_only, not_allowed, post_only};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -62,92 +63,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/account").route(web::get().to(account::show)).default_service(not_allowed("GET, HEAD")),
             )
             .service(web::resource("/data").route(web::get().to(data::show)).default_service(not_allowed("GET, HEAD")))
-            .service(
-                web::resource("/data/customers.csv")
-                    .route(web::get().to(data::customers))
-                    .default_service(not_allowed("GET, HEAD")),
-            )
-            .service(
-                web::resource("/data/transactions.csv")
-                    .route(web::get().to(data::transactions))
-                    .default_service(not_allowed("GET, HEAD")),
-            )
-            .service(
-                web::resource("/account/totp")
-                    .route(web::post().to(account::enable_totp))
-                    .default_service(not_allowed("POST")),
-            )
-            .service(
-                web::resource("/account/totp/disable")
-                    .route(web::post().to(account::disable_totp))
-                    .default_service(not_allowed("POST")),
-            )
+            .service(get_only("/data/customers.csv", web::get().to(data::customers)))
+            .service(get_only("/data/transactions.csv", web::get().to(data::transactions)))
+            .service(post_only("/account/totp", web::post().to(account::enable_totp)))
+            .service(post_only("/account/totp/disable", web::post().to(account::disable_totp)))
             .service(
                 web::resource("/staff")
                     .route(web::get().to(staff::list))
                     .route(web::post().to(staff::add))
                     .default_service(not_allowed("GET, HEAD, POST")),
             )
-            .service(
-                web::resource("/staff/{id}/disable")
-                    .route(web::post().to(staff::disable))
-                    .default_service(not_allowed("POST")),
-            )
-            .service(
-                web::resource("/staff/{id}/enable")
-                    .route(web::post().to(staff::enable))
-                    .default_service(not_allowed("POST")),
-            )
-            .service(
-                web::resource("/staff/{id}/role")
-                    .route(web::post().to(staff::change_role))
-                    .default_service(not_allowed("POST")),
-            )
-            .service(
-                web::resource("/staff/{id}/password")
-                    .route(web::post().to(staff::reset_password))
-                    .default_service(not_allowed("POST")),
-            )
-            .service(
-                web::resource("/staff/{id}/totp/reset")
-                    .route(web::post().to(staff::reset_totp))
-                    .default_service(not_allowed("POST")),
-            )
+            .service(post_only("/staff/{id}/disable", web::post().to(staff::disable)))
+            .service(post_only("/staff/{id}/enable", web::post().to(staff::enable)))
+            .service(post_only("/staff/{id}/role", web::post().to(staff::change_role)))
+            .service(post_only("/staff/{id}/password", web::post().to(staff::reset_password)))
+            .service(post_only("/staff/{id}/totp/reset", web::post().to(staff::reset_totp)))
             .service(
                 web::resource("/keys")
                     .route(web::get().to(keys::list))
                     .route(web::post().to(keys::create_key))
                     .default_service(not_allowed("GET, HEAD, POST")),
             )
-            .service(
-                web::resource("/keys/{id}/revoke")
-                    .route(web::post().to(keys::revoke_key))
-                    .default_service(not_allowed("POST")),
-            )
-            .service(
-                web::resource("/webhook-sources")
-                    .route(web::post().to(keys::create_source))
-                    .default_service(not_allowed("POST")),
-            )
-            .service(
-                web::resource("/webhook-sources/{id}/revoke")
-                    .route(web::post().to(keys::revoke_source))
-                    .default_service(not_allowed("POST")),
-            )
+            .service(post_only("/keys/{id}/revoke", web::post().to(keys::revoke_key)))
+            .service(post_only("/webhook-sources", web::post().to(keys::create_source)))
+            .service(post_only("/webhook-sources/{id}/revoke", web::post().to(keys::revoke_source)))
             .service(web::resource("/mail").route(web::get().to(mail::list)).default_service(not_allowed("GET, HEAD")))
-            .service(
-                web::resource("/mail/{id}/retry")
-                    .route(web::post().to(mail::retry))
-                    .default_service(not_allowed("POST")),
-            )
+            .service(post_only("/mail/{id}/retry", web::post().to(mail::retry)))
             .service(
                 web::resource("/audit").route(web::get().to(audit::list)).default_service(not_allowed("GET, HEAD")),
             )
-            .service(
-                web::resource("/static/{path:.*}")
-                    .route(web::get().to(static_file))
-                    .default_service(not_allowed("GET, HEAD")),
-            )
+            .service(get_only("/static/{path:.*}", web::get().to(static_file)))
             .configure(cashier::routes)
             .configure(customers::routes),
     );

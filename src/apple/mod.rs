@@ -147,5 +147,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(WEB_SERVICE_PATH).configure(webservice::routes).default_service(web::to(webservice::not_found)),
     )
-    .service(crate::routes::get_only("/c/{card_key}/card.pkpass", web::get().to(download::pkpass)));
+    .service(crate::http::get_only("/c/{card_key}/card.pkpass", web::get().to(download::pkpass)));
 }

@@ -94,6 +94,16 @@ pub async fn render_metrics(
 /// The methods of a resource that serves only `GET` (and so `HEAD`, see [`head_as_get`]).
 pub const GET_ONLY: &str = "GET, HEAD";
 
+/// A resource that serves `GET` (and `HEAD`) only; any other method is 405 with `Allow`.
+pub fn get_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path).route(route).default_service(not_allowed(GET_ONLY))
+}
+
+/// A resource that takes `POST` only (a form's action); any other method is 405 with `Allow`.
+pub fn post_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path).route(route).default_service(not_allowed("POST"))
+}
+
 /// The default service of a resource: 405 with `Allow: {allow}`, in the API's error format
 /// under `/api/` and `/passkit/`, as plain text elsewhere.
 pub fn not_allowed(allow: &'static str) -> actix_web::Route {

@@ -15,8 +15,8 @@ use crate::http::errors::ApiError;
 use crate::store::{CardLookup, Store};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    use crate::http::get_only;
     use crate::http::not_allowed;
-    use crate::routes::get_only;
     let post_only =
         |path: &str, route: actix_web::Route| web::resource(path).route(route).default_service(not_allowed("POST"));
     cfg.service(get_only("/cards", web::get().to(cards::find_by_phone)))
