@@ -67,6 +67,34 @@ impl AppState {
         ))
     }
 
+    /// The page for a visitor over a rate limit: 429 with `Retry-After`, and a link back to
+    /// `link` labelled with the catalog text `link_text`.
+    pub fn too_many_requests_page(
+        &self,
+        locale: Locale,
+        throttled: &crate::rate_limit::Throttled,
+        link: String,
+        link_text: &str,
+    ) -> HttpResponse {
+        let t = self.pages.catalog(locale);
+        let mut response = self.pages.respond(
+            StatusCode::TOO_MANY_REQUESTS,
+            "message.html",
+            locale,
+            Message {
+                program_name: String::new(),
+                title: t.text("too_many_requests_title").to_owned(),
+                text: t.text("too_many_requests_text").to_owned(),
+                link: Some(link),
+                link_text: Some(t.text(link_text).to_owned()),
+            },
+        );
+        if let Ok(value) = throttled.retry_after_secs().to_string().try_into() {
+            response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
+        }
+        response
+    }
+
     /// The address of the client that sent `req`, as the trusted proxies report it.
     pub fn client_addr(&self, req: &actix_web::HttpRequest) -> std::net::IpAddr {
         crate::http::client::client_addr(req, &self.settings.security.trusted_proxies)

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{EnrollError, Enrolled, EnrollmentInput, enroll};
 use crate::domain::Locale;
 use crate::http::json::read_request_body;
-use crate::http::pages::{Message, locale_of};
+use crate::http::pages::locale_of;
 use crate::rate_limit;
 use crate::state::AppState;
 
@@ -49,27 +49,6 @@ async fn form_page(
     )
 }
 
-/// The page for a visitor over the registration rate limit, with `Retry-After`.
-fn too_many_requests(state: &AppState, locale: Locale, throttled: rate_limit::Throttled) -> HttpResponse {
-    let t = state.pages.catalog(locale);
-    let mut response = state.pages.respond(
-        StatusCode::TOO_MANY_REQUESTS,
-        "message.html",
-        locale,
-        Message {
-            program_name: String::new(),
-            title: t.text("too_many_requests_title").to_owned(),
-            text: t.text("too_many_requests_text").to_owned(),
-            link: Some(format!("/?lang={}", locale.code())),
-            link_text: Some(t.text("back_to_form").to_owned()),
-        },
-    );
-    if let Ok(value) = throttled.retry_after_secs().to_string().try_into() {
-        response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
-    }
-    response
-}
-
 pub async fn show(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let locale = locale_of(&req, state.settings.default_locale);
     form_page(&state, locale, HashMap::new(), HashMap::new(), StatusCode::OK).await
@@ -83,7 +62,12 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     if let Err(throttled) = state.limits.check(rate_limit::ENROLL, &state.client_addr(&req).to_string()).await {
-        return too_many_requests(&state, query_locale, throttled);
+        return state.too_many_requests_page(
+            query_locale,
+            &throttled,
+            format!("/?lang={}", query_locale.code()),
+            "back_to_form",
+        );
     }
     if !is_form {
         return HttpResponse::UnsupportedMediaType()

@@ -48,22 +48,12 @@ pub async fn submit(
         .unwrap_or_else(|| locale_of(&req, state.settings.default_locale));
     let t = state.pages.catalog(locale);
     if let Err(throttled) = state.limits.check(rate_limit::RECOVER, &state.client_addr(&req).to_string()).await {
-        let mut response = state.pages.respond(
-            StatusCode::TOO_MANY_REQUESTS,
-            "message.html",
+        return state.too_many_requests_page(
             locale,
-            Message {
-                program_name: String::new(),
-                title: t.text("too_many_requests_title").to_owned(),
-                text: t.text("too_many_requests_text").to_owned(),
-                link: Some(format!("/recover?lang={}", locale.code())),
-                link_text: Some(t.text("recover_title").to_owned()),
-            },
+            &throttled,
+            format!("/recover?lang={}", locale.code()),
+            "recover_title",
         );
-        if let Ok(value) = throttled.retry_after_secs().to_string().try_into() {
-            response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
-        }
-        return response;
     }
     let (title, text) = if state.mail.is_some() {
         let contact = form.get("contact").map(|c| c.trim().to_owned()).unwrap_or_default();
