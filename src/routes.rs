@@ -41,8 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(enrollment::recover::submit))
                 .default_service(not_allowed("GET, HEAD, POST")),
         )
-        .service(get_only("/c/{card_key}", web::get().to(card_page::show)))
-        .service(get_only("/c/{card_key}/google", web::get().to(crate::google::web::add_to_google_wallet)))
+        .configure(card_page::routes)
         .configure(apple::routes)
         .configure(crate::admin::routes)
         .service(get_only("/static/{path:.*}", web::get().to(assets::static_file)))

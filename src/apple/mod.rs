@@ -14,7 +14,6 @@ pub mod cache;
 pub mod certs;
 pub mod der;
 pub mod dev_certs;
-pub mod download;
 pub mod lint;
 pub mod pass;
 pub mod rules;
@@ -142,10 +141,10 @@ pub fn not_modified(modified_at: DateTime<Utc>) -> HttpResponse {
         .finish()
 }
 
-/// The routes: the PassKit web service under `/passkit`, and the card page's download.
+/// The routes: the PassKit web service under `/passkit` (the card page's download is in
+/// [`crate::card_page`]).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(WEB_SERVICE_PATH).configure(webservice::routes).default_service(web::to(webservice::not_found)),
-    )
-    .service(crate::http::get_only("/c/{card_key}/card.pkpass", web::get().to(download::pkpass)));
+    );
 }

@@ -32,9 +32,14 @@ pub struct PassBuilder<'a> {
 }
 
 impl PassBuilder<'_> {
+    /// `LOY_PUBLIC_URL`: the web service lives right under it.
+    fn public_url(&self) -> &str {
+        self.web_service_url.strip_suffix(super::WEB_SERVICE_PATH).unwrap_or(self.web_service_url)
+    }
+
     /// `pass.json` of `card`: the template filled in, plus the keys loy owns.
     pub fn pass_json(&self, card: &Card, program: &Program) -> Result<Vec<u8>, PassError> {
-        let mut pass = self.template.render(&values(card, program));
+        let mut pass = self.template.render(&values(card, program, self.public_url()));
         let object = pass.as_object_mut().ok_or_else(|| PassError::Invalid("not an object".to_owned()))?;
         for (key, value) in [
             ("formatVersion", Value::from(1)),
@@ -82,7 +87,7 @@ impl PassBuilder<'_> {
 
 /// The template values of a card (see `template::PLACEHOLDERS`). Texts that come from the
 /// program follow the holder's language; labels are localised by Wallet through `pass.strings`.
-pub fn values(card: &Card, program: &Program) -> Values {
+pub fn values(card: &Card, program: &Program, public_url: &str) -> Values {
     let design = &program.design;
     let tier = program
         .rules
@@ -116,6 +121,8 @@ pub fn values(card: &Card, program: &Program) -> Values {
         ("last_transaction", Value::from(last)),
         ("last_transaction_label", Value::from(last_label)),
         ("last_transaction_date", Value::from(last_date)),
+        ("referral_code", Value::from(card.referral_code.as_str())),
+        ("referral_link", Value::from(format!("{public_url}/?ref={}", card.referral_code.as_str()))),
     ] {
         v.insert(name, value);
     }

@@ -40,6 +40,8 @@ pub const PLACEHOLDERS: &[&str] = &[
     "last_transaction",
     "last_transaction_label",
     "last_transaction_date",
+    "referral_code",
+    "referral_link",
 ];
 
 /// Keys loy sets for every card; a template that sets them is refused so nobody wonders why
@@ -348,6 +350,8 @@ fn sample_values() -> Values {
         ("last_transaction", Value::from("+100")),
         ("last_transaction_label", Value::from("TX_EARN")),
         ("last_transaction_date", Value::from("2025-06-01T12:00:00Z")),
+        ("referral_code", Value::from("K7QW2MXD")),
+        ("referral_link", Value::from("https://loyalty.example.com/?ref=K7QW2MXD")),
     ] {
         v.insert(name, value);
     }

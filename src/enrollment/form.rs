@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::{EnrollError, Enrolled, EnrollmentInput, enroll};
-use crate::domain::Locale;
+use crate::domain::{Locale, ReferralCode};
 use crate::http::json::read_request_body;
 use crate::http::pages::locale_of;
 use crate::rate_limit;
@@ -49,9 +49,17 @@ async fn form_page(
     )
 }
 
+/// `GET /`; `?ref=CODE` (a customer's invitation link) fills in the invitation code.
 pub async fn show(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let locale = locale_of(&req, state.settings.default_locale);
-    form_page(&state, locale, HashMap::new(), HashMap::new(), StatusCode::OK).await
+    let mut values = HashMap::new();
+    let invited_by = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("ref").and_then(|code| ReferralCode::parse(code).ok()));
+    if let Some(code) = invited_by {
+        values.insert("referral_code".to_owned(), code.as_str().to_owned());
+    }
+    form_page(&state, locale, values, HashMap::new(), StatusCode::OK).await
 }
 
 pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> HttpResponse {

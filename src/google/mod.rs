@@ -15,7 +15,6 @@ pub mod jwt;
 pub mod objects;
 pub mod rate_limit;
 pub mod save_link;
-pub mod web;
 
 use std::collections::HashMap;
 use std::sync::Arc;

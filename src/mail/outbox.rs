@@ -123,8 +123,11 @@ pub async fn context(state: &AppState, card: &Card) -> Result<MailContext, crate
         member_name: card.holder.as_ref().map(|h| h.first_name.to_string()).unwrap_or_default(),
         background_color: program.design.background_color,
         foreground_color: program.design.foreground_color,
-        apple_url: state.settings.url(&crate::apple::download::pass_path(&card.card_key)),
-        google_url: state.google.as_ref().map(|_| format!("{card_url}/google")),
+        apple_url: state.settings.url(&crate::card_page::apple::pass_path(&card.card_key)),
+        google_url: state
+            .google
+            .as_ref()
+            .map(|_| state.settings.url(&crate::card_page::google::add_path(&card.card_key))),
         card_url,
     })
 }

@@ -30,7 +30,8 @@ async fn a_pass_downloaded_from_the_card_page_verifies_with_openssl_and_lints_cl
     let app = spawn_app_in(env).await;
     let (card_path, _) = enroll_card(&app, "Anna").await;
 
-    let page = app.get(&format!("{card_path}?lang=en")).await.text().await.unwrap();
+    // Attributes escape `/` as `&#x2f;`, which browsers read back as `/`.
+    let page = app.get(&format!("{card_path}?lang=en")).await.text().await.unwrap().replace("&#x2f;", "/");
     let link = format!(r#"href="{card_path}/card.pkpass""#);
     assert!(page.contains(&link), "the card page links to the pass");
     assert!(page.contains(r#"data-testid="add-to-apple-wallet""#) && page.contains("Apple Wallet"));
@@ -88,6 +89,12 @@ async fn the_pass_carries_the_card_and_the_identity_wallet_needs(kind: StoreKind
         assert!(back.contains(&key), "{key} in {back:?}");
     }
     assert!(!back.contains(&"contacts"), "no contacts configured, no empty row");
+    let field = |key: &str| {
+        json["storeCard"]["backFields"].as_array().unwrap().iter().find(|f| f["key"] == key).unwrap()["value"].clone()
+    };
+    let code = card.referral_code.as_str();
+    assert_eq!(field("referral_code"), code, "the invitation code on the back");
+    assert_eq!(field("referral_link"), format!("{PUBLIC_URL}/?ref={code}"), "and the link that fills it in");
     assert_eq!(
         json["barcodes"],
         json!([{

@@ -42,12 +42,66 @@ test('a customer registers through the form and lands on the card page', async (
   assert.equal(await p.getByTestId('member').textContent(), 'Anna I.');
   assert.equal(await p.getByTestId('balance').textContent(), '100');
   assert.match(await p.getByTestId('card-number').textContent(), /^\d{4} \d{4} \d{4} \d{4}$/);
-  assert.equal(await p.locator('.qr svg').count(), 1, 'a QR code of the page');
+  assert.equal(await p.getByTestId('till-qr').locator('svg').count(), 1, 'a QR code for the till');
   const apple = p.locator('a[href$="/card.pkpass"]');
   assert.equal(await apple.count(), 1, 'an Add to Apple Wallet button');
   const pass = await p.request.get(new URL(await apple.getAttribute('href'), p.url()).toString());
   assert.equal(pass.status(), 200);
   assert.equal(pass.headers()['content-type'], 'application/vnd.apple.pkpass');
+  await p.context().close();
+});
+
+/** Registers a customer in `lang` and returns the card page's address. */
+async function register(p, lang) {
+  await p.goto(`${base}/?lang=${lang}`);
+  await p.locator('#first_name').fill('Anna');
+  await p.locator('#phone').fill(phone());
+  await p.locator('input[name=consent]').check();
+  await Promise.all([p.waitForURL(/\/c\/[a-z2-9]+/), p.locator('button[type=submit]').click()]);
+  return p.url();
+}
+
+/** Whether `inner` lies within `outer` (boxes from boundingBox()), to a pixel. */
+function inside(inner, outer) {
+  return inner.x >= outer.x - 1 && inner.y >= outer.y - 1 &&
+    inner.x + inner.width <= outer.x + outer.width + 1 && inner.y + inner.height <= outer.y + outer.height + 1;
+}
+
+for (const lang of ['en', 'ru']) {
+  test(`the wallet badges hold their words at 320, 390 and 1280 px (${lang})`, async () => {
+    const p = await page({ locale: lang === 'ru' ? 'ru-RU' : 'en-US' });
+    const card = await register(p, lang);
+    for (const width of [320, 390, 1280]) {
+      await p.setViewportSize({ width, height: 900 });
+      await p.goto(card);
+      const badges = p.locator('.wallet-badge');
+      assert.equal(await badges.count(), 2, 'Apple and Google (the test server has Google Wallet configured)');
+      for (let i = 0; i < 2; i += 1) {
+        const badge = badges.nth(i);
+        const box = await badge.boundingBox();
+        const text = await badge.getByTestId('badge-text').boundingBox();
+        assert.ok(inside(text, box), `${lang} ${width}px: the words of badge ${i} stay inside it`);
+        assert.ok(box.x >= 0 && box.x + box.width <= width, `${lang} ${width}px: badge ${i} fits the screen`);
+        assert.ok(box.height >= 44, 'large enough to tap');
+      }
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${lang} ${width}px: the page is ${overflow}px wider than the screen`);
+      // A phone shows the till's code; a wide screen the page's address to carry it to a phone.
+      const phoneSized = width < 768;
+      assert.equal(await p.getByTestId('till-qr').isVisible(), phoneSized, `${width}px: till code`);
+      assert.equal(await p.getByTestId('handoff').isVisible(), !phoneSized, `${width}px: the page's QR`);
+    }
+    await p.context().close();
+  });
+}
+
+test("a customer's invitation link opens the form with the code filled in", async () => {
+  const p = await page();
+  await register(p, 'en');
+  const code = (await p.getByTestId('referral-code').textContent()).trim();
+  await p.getByTestId('referral-link').click();
+  await p.waitForURL(/\/\?ref=/);
+  assert.equal(await p.getByLabel(/Invitation code/).inputValue(), code);
   await p.context().close();
 });
 

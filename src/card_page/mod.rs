@@ -1,5 +1,12 @@
-//! The card page `/c/{card_key}`: the customer's card, and a QR code of the page itself so a
-//! desktop visitor can continue on the phone.
+//! The card page `/c/{card_key}` and what hangs off it: the customer's card with its till QR
+//! code, the wallet buttons and the routes behind them (`apple`: the `.pkpass` download,
+//! `google`: the save link), the customer's invitation code, and on wide screens a QR code of
+//! the page itself so a desktop visitor can continue on the phone.
+//!
+//! The card page's secret key in the address is the credential for all of them.
+
+pub mod apple;
+pub mod google;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,10 +14,18 @@ use qrcode::QrCode;
 use qrcode::render::svg;
 use serde::Serialize;
 
-use crate::domain::{Card, CardKey, Locale};
+use crate::domain::{Card, CardKey, Locale, ReferralCode};
+use crate::http::get_only;
 use crate::http::pages::{Message, locale_of};
 use crate::state::AppState;
 use crate::store::CardLookup;
+
+/// The routes of the card page and its wallet buttons.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_only("/c/{card_key}", web::get().to(show)))
+        .service(get_only("/c/{card_key}/card.pkpass", web::get().to(apple::pkpass)))
+        .service(get_only("/c/{card_key}/google", web::get().to(google::add_to_google_wallet)));
+}
 
 #[derive(Serialize)]
 struct CardPage {
@@ -22,8 +37,20 @@ struct CardPage {
     background_color: String,
     foreground_color: String,
     label_color: String,
-    qr_svg: String,
-    wallet_buttons: Option<String>,
+    /// The till's QR code: the pass's barcode, for a customer without a wallet.
+    till_qr_svg: String,
+    /// The page's own address as a QR code, shown on wide screens.
+    page_qr_svg: String,
+    apple_pass_url: String,
+    /// `None` when Google Wallet is off.
+    google_url: Option<String>,
+    referral_code: String,
+    referral_link: String,
+}
+
+/// The registration form's address that fills in `code` as the invitation code.
+pub fn referral_link(state: &AppState, code: &ReferralCode) -> String {
+    state.settings.url(&format!("/?ref={}", code.as_str()))
 }
 
 /// An inline SVG QR code of `text`.
@@ -83,12 +110,12 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
         background_color: program.design.background_color.clone(),
         foreground_color: program.design.foreground_color.clone(),
         label_color: program.design.label_color.clone(),
-        qr_svg: qr_svg(&page_url).unwrap_or_default(),
-        wallet_buttons: Some(format!(
-            "{}{}",
-            crate::apple::download::badge_html(&card.card_key, state.pages.catalog(locale)),
-            crate::google::web::button(&state, &card, locale).unwrap_or_default()
-        )),
+        till_qr_svg: qr_svg(card.barcode.as_str()).unwrap_or_default(),
+        page_qr_svg: qr_svg(&page_url).unwrap_or_default(),
+        apple_pass_url: apple::pass_path(&card.card_key),
+        google_url: state.google.as_ref().map(|_| google::add_path(&card.card_key)),
+        referral_code: card.referral_code.as_str().to_owned(),
+        referral_link: referral_link(&state, &card.referral_code),
     };
     let mut response = state.pages.respond(StatusCode::OK, "card.html", locale, ctx);
     // The page holds the card's secrets: never cache it anywhere shared.

@@ -1,4 +1,4 @@
-//! The card page's "Add to Google Wallet" button and the route behind it.
+//! "Add to Google Wallet" behind the card page.
 //!
 //! The button points to `/c/{card_key}/google`, which makes sure the card's object exists with
 //! its current state (insert, or patch on 409) and answers `303` to the save link. Doing this on
@@ -10,29 +10,13 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION, REFERRER_POLICY};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::domain::{Card, Locale};
+use crate::domain::{CardKey, Locale};
 use crate::http::pages::{Message, locale_of};
 use crate::state::AppState;
 
-/// The button for the card page, or `None` when Google Wallet is off. Styled after Google's
-/// black "Add to Google Wallet" badge.
-pub fn button(state: &AppState, card: &Card, locale: Locale) -> Option<String> {
-    state.google.as_ref()?;
-    let label = escape(state.pages.catalog(locale).text("add_to_google_wallet"));
-    let href = format!("/c/{}/google", card.card_key.expose());
-    Some(format!(
-        concat!(
-            r#"<a class="wallet-button wallet-google" data-testid="add-to-google-wallet" href="{href}" rel="nofollow noreferrer" "#,
-            r#"style="display:inline-flex;align-items:center;gap:10px;height:48px;padding:0 22px;border-radius:24px;"#,
-            r#"background:#000;color:#fff;font:500 16px/1 Roboto,Arial,sans-serif;text-decoration:none">"#,
-            r#"<svg width="22" height="18" viewBox="0 0 22 18" aria-hidden="true">"#,
-            r##"<rect y="0" width="22" height="6" rx="2" fill="#4285f4"/><rect y="4" width="22" height="6" rx="2" fill="#34a853"/>"##,
-            r##"<rect y="8" width="22" height="6" rx="2" fill="#fbbc04"/><rect y="12" width="22" height="6" rx="2" fill="#ea4335"/>"##,
-            r#"</svg><span>{label}</span></a>"#
-        ),
-        href = escape(&href),
-        label = label,
-    ))
+/// The card page's link to the route below, for a card of `card_key`.
+pub fn add_path(card_key: &CardKey) -> String {
+    format!("/c/{}/google", card_key.expose())
 }
 
 /// `GET /c/{card_key}/google`: upsert the object, then `303` to the save link.
@@ -43,9 +27,9 @@ pub async fn add_to_google_wallet(
 ) -> HttpResponse {
     let locale = locale_of(&req, state.settings.default_locale);
     let Some(google) = state.google.clone() else {
-        return crate::card_page::not_found(&state, locale).await;
+        return super::not_found(&state, locale).await;
     };
-    let card = match crate::card_page::card_for_key(&state, locale, &key).await {
+    let card = match super::card_for_key(&state, locale, &key).await {
         Ok(card) => card,
         Err(page) => return page,
     };
@@ -88,19 +72,4 @@ fn unavailable(state: &AppState, locale: Locale, program_name: &str, back: Strin
             link_text: Some(t.text("back_to_card").to_owned()),
         },
     )
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
