@@ -318,6 +318,14 @@ fn card_fields(program: &Program, card: &Card) -> CardFields {
             localized_body: Some(l(&points_en(last.points, last.at), &points_ru(last.points, last.at))),
         });
     }
+    if !card.is_deleted() {
+        text_modules.push(TextModuleData {
+            id: "referral_code".to_owned(),
+            localized_header: l("Your invitation code", "Ваш код приглашения"),
+            body: None,
+            localized_body: Some(l(card.referral_code.as_str(), card.referral_code.as_str())),
+        });
+    }
     CardFields {
         state: if card.is_deleted() { ObjectState::Expired } else { ObjectState::Active },
         account_id: card.card_number.grouped(),

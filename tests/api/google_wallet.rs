@@ -71,6 +71,8 @@ async fn enrollment_creates_the_programs_class_and_the_cards_object(kind: StoreK
     );
     assert_eq!(object["textModulesData"][0]["id"], "last_transaction");
     assert_eq!(object["textModulesData"][0]["localizedHeader"]["defaultValue"]["value"], "Welcome bonus");
+    assert_eq!(object["textModulesData"][1]["id"], "referral_code");
+    assert_eq!(object["textModulesData"][1]["localizedBody"]["defaultValue"]["value"], card.referral_code.as_str());
     assert!(fake.token_requests() >= 1, "the API was called with a token from the token endpoint");
     fake.assert_clean();
     let ready: Value = app.get_internal("/readyz").await.json().await.unwrap();
