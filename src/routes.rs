@@ -1,10 +1,9 @@
 //! The route table: every address of the application and the handler behind it.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::http::errors::ApiError;
-use crate::http::pages::{Message, locale_of};
+use crate::http::pages::locale_of;
 use crate::http::{OPENAPI, assets, get_only, health, not_allowed};
 use crate::state::AppState;
 use crate::{apple, card_page, enrollment};
@@ -65,18 +64,5 @@ async fn fallback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         return actix_web::ResponseError::error_response(&ApiError::not_found("No such API endpoint."));
     }
     let locale = locale_of(&req, state.settings.default_locale);
-    let t = state.pages.catalog(locale);
-    let program_name = state.program().await.map(|p| p.name).unwrap_or_default();
-    state.pages.respond(
-        StatusCode::NOT_FOUND,
-        "message.html",
-        locale,
-        Message {
-            program_name,
-            title: t.text("page_not_found_title").to_owned(),
-            text: t.text("page_not_found_text").to_owned(),
-            link: Some(format!("/?lang={}", locale.code())),
-            link_text: Some(t.text("back_to_form").to_owned()),
-        },
-    )
+    state.not_found_page(locale, "page_not_found_title", "page_not_found_text").await
 }

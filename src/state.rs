@@ -110,6 +110,24 @@ impl AppState {
         self.settings.url(&format!("/c/{}", card.card_key.expose()))
     }
 
+    /// A 404 page saying `title_key` and `text_key` (catalog keys), with a way back to the form.
+    pub async fn not_found_page(&self, locale: Locale, title_key: &str, text_key: &str) -> HttpResponse {
+        let t = self.pages.catalog(locale);
+        let program_name = self.program().await.map(|p| p.name).unwrap_or_default();
+        self.pages.respond(
+            StatusCode::NOT_FOUND,
+            "message.html",
+            locale,
+            Message {
+                program_name,
+                title: t.text(title_key).to_owned(),
+                text: t.text(text_key).to_owned(),
+                link: Some(format!("/?lang={}", locale.code())),
+                link_text: Some(t.text("back_to_form").to_owned()),
+            },
+        )
+    }
+
     /// A "something went wrong, try again in a minute" page, 503 (the cause is already logged
     /// by the caller): what stops a page is the store or the program's settings, not the request.
     pub fn error_page(&self, locale: Locale) -> HttpResponse {

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::domain::{Card, CardKey, Locale, ReferralCode};
 use crate::http::get_only;
-use crate::http::pages::{Message, locale_of};
+use crate::http::pages::locale_of;
 use crate::state::AppState;
 use crate::store::CardLookup;
 
@@ -127,18 +127,5 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
 
 /// The "card not found" page (also for downloads of an unknown card).
 pub(crate) async fn not_found(state: &AppState, locale: Locale) -> HttpResponse {
-    let t = state.pages.catalog(locale);
-    let program_name = state.program().await.map(|p| p.name).unwrap_or_default();
-    state.pages.respond(
-        StatusCode::NOT_FOUND,
-        "message.html",
-        locale,
-        Message {
-            program_name,
-            title: t.text("not_found_title").to_owned(),
-            text: t.text("not_found_text").to_owned(),
-            link: Some(format!("/?lang={}", locale.code())),
-            link_text: Some(t.text("back_to_form").to_owned()),
-        },
-    )
+    state.not_found_page(locale, "not_found_title", "not_found_text").await
 }
