@@ -42,3 +42,28 @@ pub fn from_raw(raw: &RawSettings, environment: Environment) -> Result<WebhookSe
         allow_private: raw.parse_or("webhook_allow_private", environment != Environment::Production, parse_bool)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(env: &[(&str, &str)], environment: Environment) -> Result<WebhookSettings, ConfigError> {
+        let vars = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        from_raw(&RawSettings::load(None, vars, super::super::KEYS)?, environment)
+    }
+
+    #[test]
+    fn private_addresses_are_refused_in_production_unless_allowed() {
+        assert!(!settings(&[], Environment::Production).unwrap().allow_private);
+        assert!(settings(&[("LOY_WEBHOOK_ALLOW_PRIVATE", "true")], Environment::Production).unwrap().allow_private);
+        assert!(settings(&[], Environment::Development).unwrap().allow_private);
+        assert!(!settings(&[("LOY_WEBHOOK_ALLOW_PRIVATE", "false")], Environment::Development).unwrap().allow_private);
+        assert!(settings(&[("LOY_WEBHOOK_ALLOW_PRIVATE", "maybe")], Environment::Production).is_err());
+    }
+
+    #[test]
+    fn defaults_are_ten_seconds_and_a_day() {
+        let s = settings(&[], Environment::Production).unwrap();
+        assert_eq!((s.timeout, s.max_age), (Duration::from_secs(10), Duration::from_secs(86_400)));
+    }
+}

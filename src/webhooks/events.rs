@@ -64,18 +64,23 @@ pub struct HolderData {
     pub email: Option<String>,
 }
 
-/// A ledger entry as `balance.changed` shows it.
+/// A ledger entry as `balance.changed` shows it: the POS API's `Entry`.
 #[derive(Debug, Serialize)]
 pub struct EntryData {
     pub id: String,
+    #[serde(rename = "type")]
     pub kind: &'static str,
     pub points: i64,
     pub balance_after: i64,
     pub tier_after: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub purchase_amount: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reverses: Option<String>,
     pub created_at: String,
 }

@@ -83,6 +83,17 @@ async fn deliveries(app: &TestApp, endpoint: &str) -> Vec<WebhookDelivery> {
     app.store.endpoint_deliveries(endpoint, None, 100).await.unwrap()
 }
 
+/// Checks each body against the OpenAPI document's `webhooks` entry for its type.
+fn assert_documented(received: &[crate::webhook_receiver::Received]) {
+    let doc: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+    for r in received {
+        let schema = &doc["webhooks"][&r.event_type]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{} is documented under webhooks", r.event_type);
+        let errors = crate::openapi::validate(&doc, schema, &r.json(), "body");
+        assert!(errors.is_empty(), "{}: {errors:?}\n{}", r.event_type, r.body);
+    }
+}
+
 fn types(received: &[crate::webhook_receiver::Received]) -> Vec<String> {
     received.iter().map(|r| r.event_type.clone()).collect()
 }
@@ -109,11 +120,12 @@ async fn events_arrive_signed_at_a_local_receiver(queue: QueueKind) {
         assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
         assert_eq!(body["data"]["card"]["card_number"], json!(number));
     }
+    assert_documented(&got);
     let created = got[0].json();
     assert_eq!(created["data"]["card"]["holder"]["first_name"], json!("Anna"));
-    assert_eq!(got[1].json()["data"]["entry"]["kind"], json!("welcome"));
+    assert_eq!(got[1].json()["data"]["entry"]["type"], json!("welcome"));
     let entry = &got[2].json()["data"]["entry"];
-    assert_eq!(entry["kind"], json!("earn"));
+    assert_eq!(entry["type"], json!("earn"));
     assert_eq!(entry["id"], earned["transaction_id"]);
     assert_eq!(entry["balance_after"], json!(app.balance(&number).await));
     assert_eq!(got[2].json()["data"]["card"]["balance"], json!(app.balance(&number).await));
@@ -150,7 +162,7 @@ async fn failures_and_timeouts_are_retried_and_a_cards_events_stay_in_order(queu
         types(&accepted),
         ["card.created", "balance.changed", "balance.changed", "balance.changed", "balance.changed"]
     );
-    let kinds: Vec<Value> = accepted[1..].iter().map(|r| r.json()["data"]["entry"]["kind"].clone()).collect();
+    let kinds: Vec<Value> = accepted[1..].iter().map(|r| r.json()["data"]["entry"]["type"].clone()).collect();
     assert_eq!(kinds, [json!("welcome"), json!("earn"), json!("earn"), json!("earn")]);
     let balances: Vec<i64> =
         accepted[1..].iter().map(|r| r.json()["data"]["entry"]["balance_after"].as_i64().unwrap()).collect();
@@ -253,6 +265,7 @@ async fn blocking_deleting_and_wallet_changes_send_their_events(kind: StoreKind)
     assert_eq!(gone["data"]["card"]["serial"], json!(serial));
     assert_eq!(gone["data"]["card"]["holder"], Value::Null, "no personal data after deletion");
     assert!(got.iter().all(|r| signature_valid(&endpoint.secret, &r.signature, &r.body)));
+    assert_documented(&got);
     receiver.stop().await;
 }
 
