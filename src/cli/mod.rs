@@ -259,6 +259,13 @@ fn print_settings(s: &Settings) {
     }
     println!("apple_pass_type  {}", s.apple.effective_pass_type_id());
     println!("apple_team       {}", s.apple.effective_team_id());
+    let w = &s.webhooks;
+    println!(
+        "webhooks         timeout {} ms, retries for {} s, private addresses {}",
+        w.timeout.as_millis(),
+        w.max_age.as_secs(),
+        if w.allow_private { "allowed" } else { "refused" }
+    );
     let security = &s.security;
     println!("trusted_proxies  {}", if security.trusted_proxies.is_empty() { "none" } else { "configured" });
     for limit in crate::rate_limit::ALL {
