@@ -17,6 +17,7 @@ on_both_stores!(
     fanning_out_twice_stores_each_delivery_once_and_empties_the_outbox,
     deliveries_are_listed_in_order_and_finished_only_by_the_current_attempt,
     failed_deliveries_are_listed_per_endpoint_and_replayed,
+    a_write_that_fails_at_any_step_has_its_events_exactly_when_it_committed,
 );
 
 fn now() -> chrono::DateTime<Utc> {
@@ -211,4 +212,44 @@ async fn failed_deliveries_are_listed_per_endpoint_and_replayed(kind: StoreKind)
         (replayed.state, replayed.attempts, replayed.next_attempt_at, replayed.give_up_at),
         (DeliveryState::Pending, 0, later, later + Duration::days(1))
     );
+}
+
+async fn a_write_that_fails_at_any_step_has_its_events_exactly_when_it_committed(kind: StoreKind) {
+    let t = test_store(kind).await;
+    // Count the steps of a clean insert and a clean ledger write, then fail each one in turn.
+    let (probe, probe_entry) = Card::enroll(&program(), customer("+79120000399"), None, now());
+    t.faults.start_counting();
+    t.store.insert_card(&probe, &probe_entry).await.unwrap();
+    let insert_steps = t.faults.calls();
+    t.faults.start_counting();
+    assert!(t.store.commit_ledger(&earn_write(&probe, 5)).await.unwrap());
+    let write_steps = t.faults.calls();
+
+    for n in 1..=insert_steps {
+        let (card, welcome) = Card::enroll(&program(), customer(&format!("+791200004{n:02}")), None, now());
+        t.faults.fail_on_call(n);
+        let result = t.store.insert_card(&card, &welcome).await;
+        t.faults.disarm();
+        let exists = t.store.find_card(loy::store::CardLookup::Serial(&card.serial)).await.unwrap().is_some();
+        assert_eq!(exists, result.is_ok(), "step {n}: {result:?}");
+        let expected: &[&str] = if exists { &["card.created", "balance.changed"] } else { &[] };
+        assert_eq!(kinds(&events_of(&t, &card).await), expected, "insert, step {n}");
+    }
+    for n in 1..=write_steps {
+        let (card, welcome) = Card::enroll(&program(), customer(&format!("+791200005{n:02}")), None, now());
+        t.store.insert_card(&card, &welcome).await.unwrap();
+        let write = earn_write(&card, 5);
+        t.faults.fail_on_call(n);
+        let result = t.store.commit_ledger(&write).await;
+        t.faults.disarm();
+        let entries = t.store.card_entries(&card.serial, None, 10).await.unwrap();
+        let committed = entries.iter().any(|e| e.id == write.entries[0].id);
+        assert_eq!(committed, matches!(result, Ok(true)), "step {n}: {result:?}");
+        let expected: &[&str] = if committed {
+            &["card.created", "balance.changed", "balance.changed"]
+        } else {
+            &["card.created", "balance.changed"]
+        };
+        assert_eq!(kinds(&events_of(&t, &card).await), expected, "ledger write, step {n}");
+    }
 }

@@ -31,6 +31,7 @@ on_both_stores!(
     the_console_adds_an_endpoint_shows_its_secret_once_and_replays_a_failed_delivery,
     the_command_line_prints_the_secret_once_on_the_last_line_and_replays,
     only_subscribed_events_are_delivered,
+    the_background_sender_delivers_by_itself,
 );
 
 async fn app_with(store: &StoreKind, queue: Option<&QueueKind>, extra: &[(&str, &str)]) -> TestApp {
@@ -455,5 +456,24 @@ async fn the_command_line_prints_the_secret_once_on_the_last_line_and_replays(ki
     let (code, _, _) = loy(&app, &["webhook-endpoint", "remove", &endpoint.id]);
     assert_eq!(code, 0);
     assert!(app.store.webhook_endpoints().await.unwrap().is_empty());
+    receiver.stop().await;
+}
+
+async fn the_background_sender_delivers_by_itself(kind: StoreKind) {
+    let receiver = Receiver::start().await;
+    let app = app_with(&kind, None, &[("LOY_WEBHOOK_POLL_MS", "50")]).await;
+    endpoint(&app, &receiver.url, "").await;
+    let sender = tokio::spawn(loy::webhooks::delivery::run_forever(app.state.clone()));
+    let pos = app.api_key(Scope::Pos).await;
+    let number = app.new_card().await;
+    earn(&app, &pos, &number, 10_000).await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.accepted().len() < 3 {
+        assert!(Instant::now() < deadline, "the sender did not deliver: {:?}", receiver.received());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(types(&receiver.accepted()), ["card.created", "balance.changed", "balance.changed"]);
+    sender.abort();
     receiver.stop().await;
 }
