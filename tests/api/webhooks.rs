@@ -32,6 +32,7 @@ on_both_stores!(
     the_command_line_prints_the_secret_once_on_the_last_line_and_replays,
     only_subscribed_events_are_delivered,
     the_background_sender_delivers_by_itself,
+    imported_cards_send_card_created_with_their_opening_balance,
 );
 
 async fn app_with(store: &StoreKind, queue: Option<&QueueKind>, extra: &[(&str, &str)]) -> TestApp {
@@ -475,5 +476,25 @@ async fn the_background_sender_delivers_by_itself(kind: StoreKind) {
     }
     assert_eq!(types(&receiver.accepted()), ["card.created", "balance.changed", "balance.changed"]);
     sender.abort();
+    receiver.stop().await;
+}
+
+async fn imported_cards_send_card_created_with_their_opening_balance(kind: StoreKind) {
+    let receiver = Receiver::start().await;
+    let app = app_with(&kind, None, &[]).await;
+    endpoint(&app, &receiver.url, "").await;
+    let file = app.env.dir.path().join("customers.csv");
+    std::fs::write(&file, "name,phone,balance\nOlga,+79125550177,350\n").unwrap();
+
+    let (code, _, err) = loy(&app, &["import", "customers", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    deliver_until(&app, &receiver, 2).await;
+
+    let got = receiver.accepted();
+    assert_eq!(types(&got), ["card.created", "balance.changed"]);
+    assert_eq!(got[0].json()["data"]["card"]["holder"]["first_name"], json!("Olga"));
+    let entry = &got[1].json()["data"]["entry"];
+    assert_eq!((entry["type"].clone(), entry["points"].clone()), (json!("import"), json!(350)));
+    assert_documented(&got);
     receiver.stop().await;
 }
