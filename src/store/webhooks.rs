@@ -163,9 +163,15 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// Events not fanned out yet, each card's in order, at most about `limit`.
     async fn events_to_fan_out(&self, limit: usize) -> StoreResult<Vec<WebhookEvent>>;
 
-    /// Stores `deliveries` of `event` (those that exist already are kept as they are), then
-    /// removes the event from the outbox.
-    async fn fan_out_event(&self, event: &WebhookEvent, deliveries: &[WebhookDelivery]) -> StoreResult<()>;
+    /// For each event of the batch, stores its deliveries (those that exist already are kept as
+    /// they are), then removes the events from the outbox: deliveries first, so a failure in
+    /// between leaves events to fan out again, never events lost.
+    async fn fan_out(&self, batch: &[(WebhookEvent, Vec<WebhookDelivery>)]) -> StoreResult<()>;
+
+    /// [`WebhookStore::fan_out`] for one event.
+    async fn fan_out_event(&self, event: &WebhookEvent, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
+        self.fan_out(&[(event.clone(), deliveries.to_vec())]).await
+    }
 
     /// A card's pending deliveries, in event order.
     async fn card_pending_deliveries(&self, serial: &SerialNumber) -> StoreResult<Vec<WebhookDelivery>>;

@@ -18,7 +18,7 @@ use super::ssrf;
 use crate::domain::SerialNumber;
 use crate::push::queue::QueueError;
 use crate::state::AppState;
-use crate::store::{DeliveryAttempt, DeliveryState, StoreError, WebhookDelivery, WebhookEndpoint};
+use crate::store::{DeliveryAttempt, DeliveryState, StoreError, WebhookDelivery, WebhookEndpoint, WebhookEvent};
 use crate::telemetry::error_chain;
 
 /// At most this many sends per card job; a card with more goes back to the queue, due at once.
@@ -65,18 +65,24 @@ pub async fn fan_out(state: &AppState) -> Result<usize, SenderError> {
         let now = state.clock.now();
         let give_up =
             now + chrono::Duration::from_std(webhooks.settings.max_age).unwrap_or_else(|_| chrono::Duration::days(1));
-        for event in &events {
-            let deliveries: Vec<WebhookDelivery> = endpoints
-                .iter()
-                .filter(|e| e.wants(&event.kind))
-                .map(|e| WebhookDelivery::of(event, e, give_up, now))
-                .collect();
-            state.store.fan_out_event(event, &deliveries).await?;
+        let batch: Vec<(WebhookEvent, Vec<WebhookDelivery>)> = events
+            .into_iter()
+            .map(|event| {
+                let deliveries: Vec<WebhookDelivery> = endpoints
+                    .iter()
+                    .filter(|e| e.wants(&event.kind))
+                    .map(|e| WebhookDelivery::of(&event, e, give_up, now))
+                    .collect();
+                (event, deliveries)
+            })
+            .collect();
+        state.store.fan_out(&batch).await?;
+        for (event, deliveries) in &batch {
             if !deliveries.is_empty() {
                 touched.insert(event.serial.clone());
             }
-            handled += 1;
         }
+        handled += batch.len();
     }
     for serial in &touched {
         webhooks.queue.enqueue(serial, Duration::ZERO).await?;

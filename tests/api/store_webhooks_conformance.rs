@@ -124,6 +124,26 @@ async fn fanning_out_twice_stores_each_delivery_once_and_empties_the_outbox(kind
     assert!(events_of(&t, &card).await.is_empty(), "the outbox is empty");
     let pending = t.store.card_pending_deliveries(&card.serial).await.unwrap();
     assert_eq!(pending, deliveries, "each once, in order");
+
+    // A batch of several cards' events, one with no endpoint that wants it.
+    let (a, a_welcome) = Card::enroll(&program(), customer("+79120000307"), None, now());
+    let (b, b_welcome) = Card::enroll(&program(), customer("+79120000308"), None, now());
+    t.store.insert_card(&a, &a_welcome).await.unwrap();
+    t.store.insert_card(&b, &b_welcome).await.unwrap();
+    let mut batch = Vec::new();
+    for ev in events_of(&t, &a).await.into_iter().chain(events_of(&t, &b).await) {
+        let wanted = ev.kind == "card.created";
+        let ds = if wanted { vec![WebhookDelivery::of(&ev, &e, now() + Duration::days(1), now())] } else { vec![] };
+        batch.push((ev, ds));
+    }
+    assert_eq!(batch.len(), 4);
+    t.store.fan_out(&batch).await.unwrap();
+    assert!(events_of(&t, &a).await.is_empty() && events_of(&t, &b).await.is_empty());
+    for c in [&a, &b] {
+        let kinds: Vec<String> =
+            t.store.card_pending_deliveries(&c.serial).await.unwrap().into_iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, ["card.created"]);
+    }
 }
 
 async fn deliveries_are_listed_in_order_and_finished_only_by_the_current_attempt(kind: StoreKind) {

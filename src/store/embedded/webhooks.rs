@@ -261,37 +261,41 @@ impl WebhookStore for EmbeddedStore {
             .collect()
     }
 
-    async fn fan_out_event(&self, event: &WebhookEvent, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
-        let event_id = event.id.clone();
-        let deliveries = deliveries.to_vec();
+    async fn fan_out(&self, batch: &[(WebhookEvent, Vec<WebhookDelivery>)]) -> StoreResult<()> {
+        let batch = batch.to_vec();
+        // One transaction for the whole batch: the deliveries and the outbox move together.
         self.write(move |conn, _| {
-            let mut stmt = conn
+            let mut insert = conn
                 .prepare_cached(&format!(
                     "INSERT OR IGNORE INTO webhook_deliveries ({DELIVERY_COLUMNS}) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
                 ))
                 .map_err(sql)?;
-            for d in &deliveries {
-                stmt.execute(params![
-                    d.id,
-                    d.event_id,
-                    d.endpoint_id,
-                    d.serial.as_str(),
-                    d.kind,
-                    d.position,
-                    d.body,
-                    d.state.as_str(),
-                    d.attempts,
-                    millis(d.next_attempt_at),
-                    millis(d.give_up_at),
-                    d.last_status,
-                    d.last_error,
-                    millis(d.created_at),
-                    millis(d.updated_at)
-                ])
-                .map_err(sql)?;
+            let mut remove = conn.prepare_cached("DELETE FROM webhook_events WHERE id = ?1").map_err(sql)?;
+            for (event, deliveries) in &batch {
+                for d in deliveries {
+                    insert
+                        .execute(params![
+                            d.id,
+                            d.event_id,
+                            d.endpoint_id,
+                            d.serial.as_str(),
+                            d.kind,
+                            d.position,
+                            d.body,
+                            d.state.as_str(),
+                            d.attempts,
+                            millis(d.next_attempt_at),
+                            millis(d.give_up_at),
+                            d.last_status,
+                            d.last_error,
+                            millis(d.created_at),
+                            millis(d.updated_at)
+                        ])
+                        .map_err(sql)?;
+                }
+                remove.execute([&event.id]).map_err(sql)?;
             }
-            conn.execute("DELETE FROM webhook_events WHERE id = ?1", [&event_id]).map_err(sql)?;
             Ok(())
         })
         .await

@@ -253,21 +253,28 @@ impl WebhookStore for MongoStore {
         Ok(events)
     }
 
-    async fn fan_out_event(&self, event: &WebhookEvent, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
-        if !deliveries.is_empty() {
+    async fn fan_out(&self, batch: &[(WebhookEvent, Vec<WebhookDelivery>)]) -> StoreResult<()> {
+        let docs: Vec<Document> = batch.iter().flat_map(|(_, ds)| ds.iter().map(delivery_doc)).collect();
+        if !docs.is_empty() {
             self.faults.step()?;
-            let docs: Vec<Document> = deliveries.iter().map(delivery_doc).collect();
             match self.webhook_deliveries.insert_many(docs).ordered(false).await {
                 Ok(_) => {}
                 Err(e) if only_duplicates(&e) => {}
                 Err(e) => return Err(mongo(e)),
             }
         }
-        self.faults.step()?;
-        self.cards
-            .update_one(doc! { "_id": event.serial.as_str() }, doc! { "$pull": { "events": { "_id": &event.id } } })
-            .await
-            .map_err(mongo)?;
+        // Then off the cards' `events` lists, one update per card.
+        let mut by_card: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+        for (event, _) in batch {
+            by_card.entry(event.serial.as_str()).or_default().push(event.id.as_str());
+        }
+        for (serial, ids) in by_card {
+            self.faults.step()?;
+            self.cards
+                .update_one(doc! { "_id": serial }, doc! { "$pull": { "events": { "_id": { "$in": ids } } } })
+                .await
+                .map_err(mongo)?;
+        }
         Ok(())
     }
 
