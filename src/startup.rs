@@ -55,6 +55,15 @@ pub async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn PushQu
     Ok(Arc::new(RedisQueue::new(connect_redis(redis).await?, &redis.prefix)))
 }
 
+/// The queue of cards owed webhook deliveries: in Redis (under `{prefix}:webhooks`) or
+/// in-process, like the push queue.
+pub async fn connect_webhook_queue(settings: &Settings) -> anyhow::Result<Arc<dyn PushQueue>> {
+    let Some(redis) = &settings.redis else {
+        return Ok(Arc::new(MemoryQueue::new()));
+    };
+    Ok(Arc::new(RedisQueue::new(connect_redis(redis).await?, &format!("{}:webhooks", redis.prefix))))
+}
+
 /// The rate limits the settings name, shared through Redis when Redis is configured.
 pub async fn rate_limits(settings: &Settings) -> anyhow::Result<RateLimits> {
     let redis = match &settings.redis {
@@ -127,6 +136,8 @@ impl Application {
             Some(mail) => Some(crate::mail::Mail::from_settings(mail).context("while setting up e-mail")?),
             None => None,
         };
+        let webhooks = crate::webhooks::Webhooks::new(&settings.webhooks, connect_webhook_queue(&settings).await?)
+            .context("while setting up the webhook sender")?;
         crate::admin::page::AdminPages::load().context("while loading the console templates")?;
         let setup_link = crate::admin::setup::link_if_no_staff(store.as_ref(), &settings.public_url, clock.now())
             .await
@@ -166,6 +177,7 @@ impl Application {
             apple,
             limits,
             mail,
+            webhooks,
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {

@@ -39,6 +39,8 @@ pub struct AppState {
     pub limits: Arc<crate::rate_limit::RateLimits>,
     /// E-mail through SMTP; `None` when it is not configured (nothing is sent or promised).
     pub mail: Option<Arc<crate::mail::Mail>>,
+    /// Outgoing events: the sender's settings, queue and HTTP client.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl AppState {

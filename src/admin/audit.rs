@@ -30,6 +30,9 @@ pub mod actions {
     pub const WEBHOOK_SOURCE_REVOKED: &str = "webhook_source_revoked";
     pub const MAIL_RETRIED: &str = "mail_retried";
     pub const CARD_LINK_MAILED: &str = "card_link_mailed";
+    pub const WEBHOOK_ENDPOINT_ADDED: &str = "webhook_endpoint_added";
+    pub const WEBHOOK_ENDPOINT_REMOVED: &str = "webhook_endpoint_removed";
+    pub const WEBHOOK_REPLAYED: &str = "webhook_replayed";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -50,6 +53,9 @@ pub mod actions {
         WEBHOOK_SOURCE_REVOKED,
         MAIL_RETRIED,
         CARD_LINK_MAILED,
+        WEBHOOK_ENDPOINT_ADDED,
+        WEBHOOK_ENDPOINT_REMOVED,
+        WEBHOOK_REPLAYED,
         "earn",
         "redeem",
         "refund",

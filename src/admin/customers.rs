@@ -470,7 +470,15 @@ async fn set_status(state: &AppState, card: Card, status: CardStatus) -> Result<
         }
         let mut next = card.bumped(state.clock.now());
         next.status = status;
-        if state.store.update_card(&next, card.version).await? {
+        if state
+            .store
+            .update_card_emitting(
+                &next,
+                card.version,
+                &crate::webhooks::events::status_change(&card, &next, next.updated_at),
+            )
+            .await?
+        {
             state.changes.card_changed(&card.serial);
             return Ok(Some((card, next)));
         }

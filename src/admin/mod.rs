@@ -26,6 +26,7 @@ pub mod session;
 pub mod setup;
 pub mod staff;
 pub mod totp;
+pub mod webhooks;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -89,6 +90,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(post_only("/webhook-sources/{id}/revoke", web::post().to(keys::revoke_source)))
             .service(web::resource("/mail").route(web::get().to(mail::list)).default_service(not_allowed("GET, HEAD")))
             .service(post_only("/mail/{id}/retry", web::post().to(mail::retry)))
+            .service(
+                web::resource("/webhooks")
+                    .route(web::get().to(webhooks::list))
+                    .route(web::post().to(webhooks::add))
+                    .default_service(not_allowed("GET, HEAD, POST")),
+            )
+            .service(get_only("/webhooks/{id}", web::get().to(webhooks::deliveries)))
+            .service(post_only("/webhooks/{id}/remove", web::post().to(webhooks::remove)))
+            .service(post_only("/webhooks/{id}/replay-failed", web::post().to(webhooks::replay_failed)))
+            .service(post_only("/webhooks/{id}/deliveries/{delivery}/replay", web::post().to(webhooks::replay)))
             .service(
                 web::resource("/audit").route(web::get().to(audit::list)).default_service(not_allowed("GET, HEAD")),
             )

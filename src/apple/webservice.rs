@@ -107,6 +107,9 @@ async fn register(
             .into());
         }
     };
+    if status == StatusCode::CREATED {
+        crate::webhooks::record_wallet_change(&state, &card, true, crate::webhooks::events::Wallet::Apple).await;
+    }
     tracing::info!(status = status.as_u16(), "device registered for a pass");
     Ok(HttpResponse::build(status).finish())
 }
@@ -122,6 +125,9 @@ async fn unregister(
     let device = device(&path.0)?;
     state.rate_limit(crate::rate_limit::PASSKIT_REGISTER, device.as_str()).await?;
     let removed = state.store.unregister_device(&device, state.apple.pass_type_id(), &auth.card.serial).await?;
+    if removed {
+        crate::webhooks::record_wallet_change(&state, &auth.card, false, crate::webhooks::events::Wallet::Apple).await;
+    }
     tracing::info!(removed, "device unregistered from a pass");
     Ok(HttpResponse::Ok().finish())
 }

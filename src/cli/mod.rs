@@ -6,6 +6,7 @@ mod ops;
 mod push;
 mod staff;
 mod transfer;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Manage POS webhook sources and their signing secrets.
     #[command(subcommand, name = "webhook-source")]
     WebhookSource(keys::WebhookSourceCommand),
+    /// Manage the endpoints loy sends its events to (CRMs), and their deliveries.
+    #[command(subcommand, name = "webhook-endpoint")]
+    WebhookEndpoint(webhooks::WebhookEndpointCommand),
     /// Staff accounts of the console (/admin): add the first owner, list accounts.
     #[command(subcommand)]
     Staff(staff::StaffCommand),
@@ -147,6 +151,7 @@ pub fn main() -> ExitCode {
             Command::Push(command) => push::push(&settings, command).await,
             Command::ApiKey(command) => keys::api_key(&settings, command).await,
             Command::WebhookSource(command) => keys::webhook_source(&settings, command).await,
+            Command::WebhookEndpoint(command) => webhooks::webhook_endpoint(&settings, command).await,
             Command::Staff(command) => staff::staff(&settings, command).await,
             Command::Check(command) => ledger::check(&settings, command).await,
             Command::Ledger(command) => ledger::ledger(&settings, command).await,
@@ -206,6 +211,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     if mail.is_none() {
         tracing::info!("LOY_SMTP_URL is not set: e-mail is off");
     }
+    let webhooks = tokio::spawn(crate::webhooks::delivery::run_forever(state.clone()));
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -214,6 +220,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     });
     app.run_until_stopped().await?;
     maintenance.abort();
+    webhooks.abort();
     if let Some(mail) = mail {
         mail.abort();
     }
@@ -252,6 +259,13 @@ fn print_settings(s: &Settings) {
     }
     println!("apple_pass_type  {}", s.apple.effective_pass_type_id());
     println!("apple_team       {}", s.apple.effective_team_id());
+    let w = &s.webhooks;
+    println!(
+        "webhooks         timeout {} ms, retries for {} s, private addresses {}",
+        w.timeout.as_millis(),
+        w.max_age.as_secs(),
+        if w.allow_private { "allowed" } else { "refused" }
+    );
     let security = &s.security;
     println!("trusted_proxies  {}", if security.trusted_proxies.is_empty() { "none" } else { "configured" });
     for limit in crate::rate_limit::ALL {

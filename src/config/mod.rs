@@ -5,6 +5,7 @@ pub mod apple;
 pub mod mail;
 pub mod push;
 pub mod security;
+pub mod webhooks;
 
 pub use push::PushSettings;
 mod sources;
@@ -83,6 +84,8 @@ pub struct Settings {
     pub admin: admin::AdminSettings,
     /// E-mail through SMTP, when configured (`None` = off: nothing is sent or promised).
     pub mail: Option<mail::MailSettings>,
+    /// Outgoing events to configured endpoints (delivery limits, private addresses).
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +165,11 @@ pub const KEYS: &[&str] = &[
     "smtp_timeout_secs",
     "rate_limit_recover",
     "rate_limit_recover_card",
+    "webhook_timeout_ms",
+    "webhook_retry_base_ms",
+    "webhook_max_age_secs",
+    "webhook_poll_ms",
+    "webhook_allow_private",
 ];
 
 impl Settings {
@@ -273,6 +281,7 @@ impl Settings {
         let security = security::from_raw(raw)?;
         let admin = admin::from_raw(raw)?;
         let mail = mail::from_raw(raw)?;
+        let webhooks = webhooks::from_raw(raw, environment)?;
         if environment == Environment::Production && apple.signer.is_none() {
             return Err(ConfigError(
                 "LOY_APPLE_CERTIFICATE must be set in production: development certificates make passes no iPhone accepts"
@@ -302,6 +311,7 @@ impl Settings {
             security,
             admin,
             mail,
+            webhooks,
         })
     }
 

@@ -102,7 +102,8 @@ pub async fn delete_customer(
             return Ok(Some((card.clone(), card)));
         }
         let next = card.deleted(now);
-        if store.update_card(&next, card.version).await? {
+        let events = [crate::webhooks::events::customer_deleted(&next, now)];
+        if store.update_card_emitting(&next, card.version, &events).await? {
             return Ok(Some((card, next)));
         }
     }

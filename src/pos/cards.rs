@@ -221,7 +221,15 @@ async fn set_status(
             }
             let mut next = card.bumped(state.clock.now());
             next.status = status;
-            if state.store.update_card(&next, card.version).await? {
+            if state
+                .store
+                .update_card_emitting(
+                    &next,
+                    card.version,
+                    &crate::webhooks::events::status_change(&card, &next, next.updated_at),
+                )
+                .await?
+            {
                 state.changes.card_changed(&card.serial);
                 tracing::info!(serial = %card.serial, status = status.as_str(), api_key = %auth.key.id, "card status changed");
                 let body = serde_json::to_string(&card_view(&next, &program, state.settings.default_locale))

@@ -15,6 +15,7 @@ pub mod mongo;
 mod outbox;
 mod records;
 mod staff_records;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -30,13 +31,23 @@ use crate::domain::{AuditEntry, AuditFilter, StaffAccount, StaffSessionRecord};
 pub use customers::{CustomerCursor, CustomerListQuery, CustomerSort, CustomerStore};
 pub use faults::Faults;
 pub use outbox::{MailState, MailStore, OutboxMail};
+pub use webhooks::{DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookStore};
 
 /// A shared handle to whichever backend is configured.
 pub type DynStore = Arc<dyn Store>;
 
 /// Every storage capability; implemented by each backend through its parts.
 pub trait Store:
-    CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore + StaffStore + CustomerStore + MailStore
+    CardStore
+    + LedgerStore
+    + DeviceStore
+    + PushStore
+    + AccessStore
+    + PhoneStore
+    + StaffStore
+    + CustomerStore
+    + MailStore
+    + WebhookStore
 {
 }
 
@@ -49,7 +60,8 @@ impl<
         + PhoneStore
         + StaffStore
         + CustomerStore
-        + MailStore,
+        + MailStore
+        + WebhookStore,
 > Store for T
 {
 }

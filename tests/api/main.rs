@@ -7,6 +7,7 @@ mod apple_support;
 #[allow(dead_code)]
 mod helpers;
 mod smtp_sink;
+mod webhook_receiver;
 
 mod admin_audit;
 mod admin_cashier;
@@ -55,3 +56,5 @@ mod store_customers_conformance;
 mod store_outbox_conformance;
 mod store_push_conformance;
 mod store_staff_conformance;
+mod store_webhooks_conformance;
+mod webhooks;

@@ -9,7 +9,7 @@ use crate::helpers::{Answer, StoreKind, spawn_app};
 
 /// A small JSON-schema check for the subset the document uses: `$ref`, `type` (also as a list),
 /// `properties`, `required`, `additionalProperties: false`, `items`, `enum`, `const`.
-fn validate(doc: &Value, schema: &Value, value: &Value, path: &str) -> Vec<String> {
+pub fn validate(doc: &Value, schema: &Value, value: &Value, path: &str) -> Vec<String> {
     if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
         let name = reference.trim_start_matches("#/components/schemas/");
         return validate(doc, &doc["components"]["schemas"][name], value, path);

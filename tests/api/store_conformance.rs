@@ -268,7 +268,7 @@ async fn device_registrations_are_idempotent_upserts(kind: StoreKind) {
     assert_eq!(t.store.card_registrations(&b.serial).await.unwrap().len(), 1);
 }
 
-fn earn_write(card: &Card, points: i64) -> loy::store::LedgerWrite {
+pub fn earn_write(card: &Card, points: i64) -> loy::store::LedgerWrite {
     let now = loy::domain::card::stored_precision(Utc::now());
     let entry = loy::domain::LedgerEntry {
         id: loy::domain::LedgerEntry::new_id(),

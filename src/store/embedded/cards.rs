@@ -75,12 +75,14 @@ impl CardStore for EmbeddedStore {
     }
 
     async fn insert_card(&self, card: &Card, first_entry: &LedgerEntry) -> StoreResult<()> {
+        let events = crate::webhooks::events::new_card(card, first_entry);
         let card = CardRecord::from(card);
         let entry = EntryRecord::from(first_entry);
         self.write(move |tx, faults| {
             insert_card_row(tx, &card)?;
             faults.step()?;
-            insert_entry_row(tx, &entry)
+            insert_entry_row(tx, &entry)?;
+            super::webhooks::insert_event_rows(tx, &events)
         })
         .await
     }

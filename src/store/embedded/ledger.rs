@@ -84,6 +84,8 @@ impl LedgerStore for EmbeddedStore {
         let entries: Vec<EntryRecord> = write.entries.iter().map(EntryRecord::from).collect();
         let expected = write.expected_version;
         let completes = write.completes.clone();
+        // The events of the write are stored in its transaction: they exist exactly when it does.
+        let events = crate::webhooks::events::ledger_entries(&write.card, &write.entries);
         let committed = self
             .write(move |conn, faults| {
                 // A write whose entry is stored already (a request whose lease was taken over), or
@@ -101,6 +103,7 @@ impl LedgerStore for EmbeddedStore {
                     faults.step()?;
                     insert_entry_row(conn, entry)?;
                 }
+                super::webhooks::insert_event_rows(conn, &events)?;
                 if let Some((key, response)) = &completes {
                     faults.step()?;
                     complete(conn, key, response)?;

@@ -17,6 +17,7 @@ mod outbox;
 mod phones;
 mod push;
 mod staff;
+mod webhooks;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -293,6 +294,8 @@ CREATE TABLE mail_outbox (
 CREATE INDEX mail_outbox_due ON mail_outbox (state, next_attempt_at);
 CREATE INDEX mail_outbox_state_updated ON mail_outbox (state, updated_at);
 "#,
+    // Outgoing events: endpoints, the event outbox and deliveries (`store::webhooks`).
+    webhooks::SCHEMA,
 ];
 
 /// Marks the migration after which the name keys of existing cards are computed in Rust.

@@ -48,6 +48,7 @@ impl CardStore for MongoStore {
         let entry_doc = bson::to_bson(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         doc.insert("pending", vec![entry_doc]);
         doc.insert("recent", vec![entry.id.clone()]);
+        doc.insert("events", super::webhooks::event_docs(&crate::webhooks::events::new_card(card, first_entry)));
         self.cards.insert_one(doc).await.map_err(mongo)?;
         // The card and its first entry exist from here on (readers see pending entries); a
         // failure to settle is repaired by the next write to the card or `loy check ledger`.

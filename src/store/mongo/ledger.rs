@@ -116,8 +116,11 @@ impl LedgerStore for MongoStore {
         // (`recent`: a request whose lease was taken over), and no transaction reversed here
         // was reversed before (`reversed`).
         let mut filter = doc! { "_id": &card.serial, "version": write.expected_version, "recent": { "$nin": &ids } };
+        // The write's events ride on the same update (see `store::webhooks`).
+        let events = super::webhooks::event_docs(&crate::webhooks::events::ledger_entries(&write.card, &write.entries));
         let mut push = doc! {
             "pending": { "$each": entry_docs },
+            "events": { "$each": events },
             "recent": { "$each": &ids, "$slice": -RECENT_ENTRIES },
         };
         if !reversed.is_empty() {
@@ -155,6 +158,7 @@ impl LedgerStore for MongoStore {
         let recent = strings(&doc, "recent");
         doc.remove("pending");
         doc.remove("recent");
+        doc.remove("events");
         let card = card_from_doc(doc)?;
         let existing = if let Some(entry) = pending.into_iter().find(|e| e.id == entry_id) {
             Some(entry)

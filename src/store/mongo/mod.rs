@@ -16,6 +16,7 @@ mod outbox;
 mod phones;
 mod push;
 mod staff;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,8 @@ pub struct MongoStore {
     setup_tokens: Collection<Document>,
     audit: Collection<AuditRecord>,
     mail_outbox: Collection<Document>,
+    webhook_endpoints: Collection<Document>,
+    webhook_deliveries: Collection<Document>,
     faults: Arc<Faults>,
 }
 
@@ -85,6 +88,8 @@ impl MongoStore {
             setup_tokens: db.collection("setup_tokens"),
             audit: db.collection("audit"),
             mail_outbox: db.collection("mail_outbox"),
+            webhook_endpoints: db.collection("webhook_endpoints"),
+            webhook_deliveries: db.collection("webhook_deliveries"),
             db,
             faults,
         };
@@ -210,6 +215,7 @@ impl MongoStore {
             ])
             .await?;
         self.create_staff_indexes().await?;
+        self.create_webhook_indexes().await?;
         self.mail_outbox
             .create_indexes([
                 IndexModel::builder()
@@ -331,7 +337,7 @@ impl MongoStore {
 /// The fields of a card document that make a [`Card`]: without the ledger bookkeeping (the
 /// `pending` entries and the `recent` and `reversed` id lists).
 pub(super) fn card_fields() -> Document {
-    doc! { "pending": 0, "recent": 0, "reversed": 0 }
+    doc! { "pending": 0, "recent": 0, "reversed": 0, "events": 0 }
 }
 
 /// The filter that finds one card.
