@@ -9,6 +9,7 @@
 //! queue message, a crash or a restart delays a push but never loses it.
 
 pub mod apns;
+pub mod apns_test;
 pub mod gateway;
 pub mod queue;
 pub mod worker;
@@ -233,6 +234,9 @@ mod tests {
         }
         async fn retry(&self, l: &Lease, d: Duration, a: u32, f: DateTime<Utc>) -> Result<(), QueueError> {
             self.inner.retry(l, d, a, f).await
+        }
+        async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+            self.inner.release(lease).await
         }
         async fn reap(&self) -> Result<u64, QueueError> {
             self.inner.reap().await

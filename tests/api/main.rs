@@ -50,6 +50,7 @@ mod pos_rules;
 mod push;
 mod push_fake;
 mod rate_limits;
+mod shutdown;
 mod store_conformance;
 mod store_customers_conformance;
 mod store_outbox_conformance;
