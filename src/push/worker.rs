@@ -384,9 +384,11 @@ impl Worker {
         }
         running.abort_all();
         while let Some(done) = running.join_next_with_id().await {
-            in_hand.remove(&finished_id(&done));
+            // A job that ended on its own settled its lease; an aborted one did not.
+            if let Ok((id, _)) = done {
+                in_hand.remove(&id);
+            }
         }
-        // Only the aborted jobs are left: the others settled their lease themselves.
         for lease in in_hand.values() {
             match self.queue.release(lease).await {
                 Ok(()) => tracing::info!(serial = %lease.serial, "push job given back to the queue at shutdown"),

@@ -21,7 +21,7 @@ pub const CARDS: usize = 2_000;
 /// Jobs one worker runs at once (`LOY_PUSH_CONCURRENCY` of every process).
 pub const CONCURRENCY: usize = 16;
 /// Requests the test keeps in flight while it sets up and writes.
-const PARALLEL: usize = 24;
+const PARALLEL: usize = 32;
 
 pub async fn run(c: &Cluster) {
     let pos = c.api_key(Scope::Pos).await;
@@ -47,7 +47,9 @@ pub async fn run(c: &Cluster) {
         "the enrollments' own jobs end"
     );
     c.apns.deliveries.reset();
-    c.apns.deliveries.set_delay(Duration::from_millis(30));
+    // Slow answers until the kill: each worker then holds several jobs at any moment (the
+    // writes come faster than the answers), so the kill always catches some in hand.
+    c.apns.deliveries.set_delay(Duration::from_millis(500));
 
     // The fan-out: one earn per card, spread over both nodes; worker1 is killed on the way.
     let writes = Instant::now();
@@ -71,7 +73,9 @@ pub async fn run(c: &Cluster) {
         .await;
         assert!(started, "the fan-out started");
         cluster.workers[0].signal("KILL");
-        cluster.apns.deliveries.total()
+        let at = cluster.apns.deliveries.total();
+        cluster.apns.deliveries.set_delay(Duration::ZERO);
+        at
     };
     let (_, killed_at) = tokio::join!(earning, killing);
     c.workers[0].wait_exit(Duration::from_secs(10)).await;
@@ -99,7 +103,8 @@ pub async fn run(c: &Cluster) {
     assert!(twice <= CONCURRENCY, "{twice} duplicates, more than the {CONCURRENCY} jobs the dead worker could hold");
     assert!(c.store.dead_letters(10).await.unwrap().is_empty(), "nothing was given up");
     assert!(c.apns.deliveries.malformed().is_empty());
-    c.apns.deliveries.set_delay(Duration::ZERO);
+    let reaped = c.workers[1].log_lines("returned to the queue");
+    assert!(!reaped.is_empty(), "worker2 took over the jobs the killed worker held when their lease ended");
     c.workers[0].start().await;
 }
 

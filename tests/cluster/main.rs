@@ -180,7 +180,9 @@ async fn two_app_nodes_and_two_workers_on_mongodb_and_redis() {
     rolling::run(&cluster).await;
     eprintln!("cluster: rolling restart under load in {:?}", phase.elapsed());
 
+    let phase = Instant::now();
     cluster.assert_ledger_clean();
+    eprintln!("cluster: loy check ledger clean in {:?}", phase.elapsed());
     cluster.stop().await;
     eprintln!("cluster: the whole test took {:?}", began.elapsed());
 }

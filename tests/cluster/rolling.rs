@@ -19,8 +19,9 @@ use crate::client::random_key;
 const CLIENTS: usize = 6;
 const LOAD_CARDS: usize = 20;
 
-/// What one client saw: card number → the points of each earn answered 200.
-type Seen = HashMap<String, Vec<i64>>;
+/// What one client saw: card number → the points of each earn answered 200; and how many
+/// times it had to send a request again (no answer from a stopping or stopped node).
+type Seen = (HashMap<String, Vec<i64>>, usize);
 
 pub async fn run(c: &Cluster) {
     let pos = c.api_key(Scope::Pos).await;
@@ -60,13 +61,19 @@ pub async fn run(c: &Cluster) {
     let began = Instant::now();
     let (seen, ()) = tokio::join!(load, restarts);
     let mut succeeded: HashMap<String, Vec<i64>> = HashMap::new();
-    for client in seen {
+    let mut resent = 0;
+    for (client, again) in seen {
+        resent += again;
         for (number, points) in client {
             succeeded.entry(number).or_default().extend(points);
         }
     }
     let writes: usize = succeeded.values().map(Vec::len).sum();
-    eprintln!("cluster: {writes} earns answered 200 during the rolling restart ({:?})", began.elapsed());
+    eprintln!(
+        "cluster: {writes} earns answered 200 during the rolling restart ({:?}); {resent} sends repeated with \
+         the same key after no answer",
+        began.elapsed()
+    );
     assert!(writes >= 100, "the load kept going: {writes} writes");
 
     for number in &numbers {
@@ -89,7 +96,7 @@ pub async fn run(c: &Cluster) {
 }
 
 async fn client_loop(c: &Cluster, client: usize, numbers: &[String], pos: &str, stop: &AtomicBool) -> Seen {
-    let mut seen = Seen::new();
+    let mut seen: Seen = Default::default();
     let mut n = client;
     while !stop.load(Ordering::SeqCst) {
         let number = &numbers[n % numbers.len()];
@@ -104,11 +111,12 @@ async fn client_loop(c: &Cluster, client: usize, numbers: &[String], pos: &str, 
                 _ => {}
             }
             assert!(began.elapsed() < Duration::from_secs(60), "no node answered {path} for a minute");
+            seen.1 += 1;
             attempt += 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(answer.status, 200, "{answer:?}");
-        seen.entry(number.clone()).or_default().push(answer.body["points"].as_i64().unwrap());
+        seen.0.entry(number.clone()).or_default().push(answer.body["points"].as_i64().unwrap());
         n += CLIENTS;
     }
     seen
