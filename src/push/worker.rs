@@ -370,7 +370,11 @@ impl Worker {
             return;
         }
         let grace = self.settings.shutdown_grace;
-        tracing::info!(jobs = running.len(), grace_secs = grace.as_secs(), "push worker stopping: finishing the jobs in hand");
+        tracing::info!(
+            jobs = running.len(),
+            grace_secs = grace.as_secs(),
+            "push worker stopping: finishing the jobs in hand"
+        );
         let deadline = tokio::time::sleep(grace);
         tokio::pin!(deadline);
         loop {
@@ -392,7 +396,9 @@ impl Worker {
         for lease in in_hand.values() {
             match self.queue.release(lease).await {
                 Ok(()) => tracing::info!(serial = %lease.serial, "push job given back to the queue at shutdown"),
-                Err(e) => tracing::warn!(serial = %lease.serial, error = %error_chain(&e), "giving a push job back failed; its lease expires instead"),
+                Err(e) => {
+                    tracing::warn!(serial = %lease.serial, error = %error_chain(&e), "giving a push job back failed; its lease expires instead")
+                }
             }
         }
     }

@@ -101,10 +101,8 @@ impl Cluster {
         // The first node makes the development certificates every node then signs with.
         let (code, out) = procs::loy_command(&vars, &["certs", "dev"]);
         assert_eq!(code, 0, "{out}");
-        let apps = vec![
-            Proc::new("app1", Role::App, &vars, dir.path()),
-            Proc::new("app2", Role::App, &vars, dir.path()),
-        ];
+        let apps =
+            vec![Proc::new("app1", Role::App, &vars, dir.path()), Proc::new("app2", Role::App, &vars, dir.path())];
         let workers = vec![
             Proc::new("worker1", Role::Worker, &vars, dir.path()),
             Proc::new("worker2", Role::Worker, &vars, dir.path()),

@@ -135,7 +135,12 @@ impl Proc {
 
     /// Lines of its log that contain `needle`.
     pub fn log_lines(&self, needle: &str) -> Vec<String> {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
     }
 }
 

@@ -18,12 +18,17 @@ pub async fn run(c: &Cluster) {
 
     // Registrations and earns alternate between the nodes; every write lands once.
     let cards = join_all((0..20).map(|i| c.enroll(&c.apps[i % 2], &pos))).await;
-    let earns = join_all(cards.iter().enumerate().map(|(i, card)| {
-        let path = format!("/api/v1/cards/{}/earn", card["card_number"].as_str().unwrap());
-        let (pos, node) = (pos.clone(), &c.apps[(i + 1) % 2]);
-        async move { c.pos_post(node, &path, &pos, &random_key(), &json!({"purchase_amount": 100_000})).await.unwrap() }
-    }))
-    .await;
+    let earns =
+        join_all(
+            cards.iter().enumerate().map(|(i, card)| {
+                let path = format!("/api/v1/cards/{}/earn", card["card_number"].as_str().unwrap());
+                let (pos, node) = (pos.clone(), &c.apps[(i + 1) % 2]);
+                async move {
+                    c.pos_post(node, &path, &pos, &random_key(), &json!({"purchase_amount": 100_000})).await.unwrap()
+                }
+            }),
+        )
+        .await;
     for (card, earn) in cards.iter().zip(&earns) {
         assert_eq!(earn.status, 200, "{earn:?}");
         let stored = c.card(card["card_number"].as_str().unwrap()).await;
@@ -34,7 +39,8 @@ pub async fn run(c: &Cluster) {
     let number = cards[0]["card_number"].as_str().unwrap().to_owned();
     let top_up = 1000 - c.card(&number).await.balance;
     let adjust = json!({"points": top_up, "reason": "cluster test"});
-    let answer = c.pos_post(a, &format!("/api/v1/cards/{number}/adjust"), &admin, &random_key(), &adjust).await.unwrap();
+    let answer =
+        c.pos_post(a, &format!("/api/v1/cards/{number}/adjust"), &admin, &random_key(), &adjust).await.unwrap();
     assert_eq!(answer.status, 200, "{answer:?}");
     let path = format!("/api/v1/cards/{number}/redeem");
     let redeems = join_all((0..50).map(|i| {
@@ -73,7 +79,8 @@ pub async fn run(c: &Cluster) {
 
     // A staff session opened on A is valid on B.
     let hash = loy::admin::password::hash(PASSWORD.into()).await.unwrap();
-    let staff = StaffAccount::new(&format!("manager-{}@shop.example", random_key()), Role::Manager, hash, chrono::Utc::now());
+    let staff =
+        StaffAccount::new(&format!("manager-{}@shop.example", random_key()), Role::Manager, hash, chrono::Utc::now());
     c.store.insert_staff(&staff).await.unwrap();
     let session = c.staff_login(a, &staff.email, PASSWORD).await;
     let home = c.http.get(b.url("/admin")).header("cookie", format!("loy_admin={session}")).send().await.unwrap();
