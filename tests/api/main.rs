@@ -18,6 +18,7 @@ mod admin_setup;
 mod admin_staff;
 mod admin_totp;
 
+mod apns_stand_in;
 mod apple_certs;
 mod apple_lint;
 mod apple_pass;
