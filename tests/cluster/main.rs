@@ -138,6 +138,9 @@ impl Cluster {
             assert!(status.success(), "{} exited with {status}:\n{}", proc.name, proc.log_tail());
         }
         self.apns.stop().await;
+        // The 2 000 cards of the fan-out are not kept on the test server.
+        let client = mongodb::Client::with_uri_str(&self.vars["LOY_MONGODB_URI"]).await.unwrap();
+        client.database(&self.vars["LOY_MONGODB_DATABASE"]).drop().await.unwrap();
     }
 }
 
