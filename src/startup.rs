@@ -164,6 +164,7 @@ impl Application {
             None => None,
         };
         let workers = settings.http_workers;
+        let grace = settings.push.shutdown_grace.as_secs();
         let state = web::Data::new(AppState {
             settings: Arc::new(settings),
             store,
@@ -191,7 +192,8 @@ impl Application {
         .listen(listener)?
         .workers(workers)
         .disable_signals()
-        .shutdown_timeout(30)
+        // On SIGTERM: stop accepting, let requests in flight finish within LOY_SHUTDOWN_GRACE.
+        .shutdown_timeout(grace)
         .run();
         let metrics = match metrics_listener {
             Some(listener) => {

@@ -219,6 +219,10 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         handle.stop(true).await;
     });
     app.run_until_stopped().await?;
+    // Changes accepted just before the stop reach the queue now rather than via the sweeper.
+    if !state.changes.flush(std::time::Duration::from_secs(5)).await {
+        tracing::warn!("some card changes did not reach the push queue; the sweeper will find them");
+    }
     maintenance.abort();
     webhooks.abort();
     if let Some(mail) = mail {

@@ -86,6 +86,9 @@ pub struct Settings {
     pub mail: Option<mail::MailSettings>,
     /// Outgoing events to configured endpoints (delivery limits, private addresses).
     pub webhooks: webhooks::WebhookSettings,
+    /// How many app nodes the operator runs (`LOY_NODES`, default 1). More than one in
+    /// production needs Redis and MongoDB, which every node shares (`docs/architecture.md`).
+    pub nodes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +173,8 @@ pub const KEYS: &[&str] = &[
     "webhook_max_age_secs",
     "webhook_poll_ms",
     "webhook_allow_private",
+    "shutdown_grace",
+    "nodes",
 ];
 
 impl Settings {
@@ -282,6 +287,16 @@ impl Settings {
         let admin = admin::from_raw(raw)?;
         let mail = mail::from_raw(raw)?;
         let webhooks = webhooks::from_raw(raw, environment)?;
+        let nodes = raw.parse_or("nodes", 1, parse::number(1, 1024))?;
+        if environment == Environment::Production {
+            check_production_topology(nodes, redis_url.is_some(), matches!(store, StoreSettings::Embedded { .. }))?;
+            if push.apns.test_url.is_some() {
+                return Err(ConfigError(format!(
+                    "{} names a test stand-in for APNs, which production never uses: set production or sandbox",
+                    raw.origin("apns_endpoint")
+                )));
+            }
+        }
         if environment == Environment::Production && apple.signer.is_none() {
             return Err(ConfigError(
                 "LOY_APPLE_CERTIFICATE must be set in production: development certificates make passes no iPhone accepts"
@@ -312,6 +327,7 @@ impl Settings {
             admin,
             mail,
             webhooks,
+            nodes,
         })
     }
 
@@ -334,6 +350,29 @@ impl Settings {
             }
         }
     }
+}
+
+/// Several app nodes work only on what they all share: the push queue and rate limits in Redis,
+/// the data in MongoDB. A production install that declares more than one node without them
+/// would lose pushes between nodes and count limits per node, so it does not start.
+fn check_production_topology(nodes: usize, redis: bool, embedded: bool) -> Result<(), ConfigError> {
+    if nodes <= 1 {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if !redis {
+        missing.push("LOY_REDIS_URL (the push queue and rate limits every node shares)");
+    }
+    if embedded {
+        missing.push("LOY_MONGODB_URI (the embedded store lives in one node's data directory)");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError(format!(
+        "LOY_NODES={nodes} in production needs {}; set them, or LOY_NODES=1 for a single node",
+        missing.join(" and ")
+    )))
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {
@@ -456,5 +495,20 @@ mod tests {
         let s = settings(&[("LOY_MONGODB_URI", ""), ("LOY_REDIS_URL", " ")]).unwrap();
         assert!(matches!(s.store, StoreSettings::Embedded { .. }));
         assert!(s.redis.is_none());
+    }
+    #[test]
+    fn several_production_nodes_need_redis_and_mongodb_and_never_a_test_apns() {
+        let base = [("LOY_ENV", "production"), ("LOY_PUBLIC_URL", "https://loy.example"), ("LOY_NODES", "2")];
+        let e = settings(&base).unwrap_err().0;
+        assert!(e.contains("LOY_NODES=2") && e.contains("LOY_REDIS_URL") && e.contains("LOY_MONGODB_URI"), "{e}");
+        let mut shared = base.to_vec();
+        shared.extend([("LOY_REDIS_URL", "redis://127.0.0.1:6379"), ("LOY_MONGODB_URI", "mongodb://127.0.0.1")]);
+        let e = settings(&shared).unwrap_err().0;
+        assert!(e.contains("LOY_APPLE_CERTIFICATE"), "the topology is accepted, the next check speaks: {e}");
+        shared.push(("LOY_APNS_ENDPOINT", "http://127.0.0.1:9"));
+        assert!(settings(&shared).unwrap_err().0.contains("LOY_APNS_ENDPOINT"));
+        let dev = settings(&[("LOY_NODES", "2"), ("LOY_APNS_ENDPOINT", "http://127.0.0.1:9/")]).unwrap();
+        assert_eq!(dev.push.apns.test_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(dev.push.shutdown_grace, std::time::Duration::from_secs(25));
     }
 }

@@ -31,6 +31,10 @@ pub struct PushSettings {
     pub max_age: Duration,
     /// One APNs request's time limit.
     pub send_timeout: Duration,
+    /// On SIGTERM, how long the jobs in hand may take to finish before they are released to
+    /// another worker (`LOY_SHUTDOWN_GRACE`, seconds); also how long `serve` lets requests in
+    /// flight finish.
+    pub shutdown_grace: Duration,
     pub apns: ApnsSettings,
 }
 
@@ -62,6 +66,10 @@ pub struct ApnsSettings {
     pub team_id: Option<String>,
     /// Apple's development servers instead of production (Wallet's tokens are production ones).
     pub sandbox: bool,
+    /// A stand-in for APNs at this address (`LOY_APNS_ENDPOINT=http://…`), never in production:
+    /// the same requests over HTTP/1.1 without Apple's authentication, for tests that run
+    /// separate processes ([`crate::push::apns_test`]).
+    pub test_url: Option<String>,
 }
 
 pub fn from_raw(raw: &RawSettings) -> Result<PushSettings, ConfigError> {
@@ -90,10 +98,14 @@ pub fn from_raw(raw: &RawSettings) -> Result<PushSettings, ConfigError> {
             Err(format!("`{s}` is not a team id (10 letters and digits)"))
         }
     })?;
-    let sandbox = raw.parse_or("apns_endpoint", false, |s| match s {
-        "production" => Ok(false),
-        "sandbox" | "development" => Ok(true),
-        _ => Err(format!("`{s}` is not production or sandbox")),
+    let (sandbox, test_url) = raw.parse_or("apns_endpoint", (false, None), |s| match s {
+        "production" => Ok((false, None)),
+        "sandbox" | "development" => Ok((true, None)),
+        _ if s.starts_with("http://") || s.starts_with("https://") => {
+            let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not an address: {e}"))?;
+            Ok((false, Some(url.as_str().trim_end_matches('/').to_owned())))
+        }
+        _ => Err(format!("`{s}` is not production, sandbox or the http:// address of a test stand-in")),
     })?;
     if (key.is_some() || mode == ApnsMode::Token) && key_id.is_none() {
         return Err(ConfigError(format!(
@@ -116,6 +128,7 @@ pub fn from_raw(raw: &RawSettings) -> Result<PushSettings, ConfigError> {
         max_attempts: raw.parse_or("push_max_attempts", 12, parse::number(1, 1000))?,
         max_age: Duration::from_secs(raw.parse_or("push_max_age_secs", 3_600, parse::number(1, 7 * 86_400))?),
         send_timeout: ms("push_timeout_ms", 10_000, 10, 120_000)?,
-        apns: ApnsSettings { mode, key, key_id, team_id, sandbox },
+        shutdown_grace: Duration::from_secs(raw.parse_or("shutdown_grace", 25, parse::number(0, 3_600))?),
+        apns: ApnsSettings { mode, key, key_id, team_id, sandbox, test_url },
     })
 }

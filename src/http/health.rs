@@ -55,6 +55,8 @@ struct Checks {
     apns: Check,
     google: Check,
     apple_certificate: Check,
+    /// What this node keeps to itself that a second node would not see (shown only).
+    node_local: Check,
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -124,5 +126,23 @@ pub async fn readyz(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             "unavailable\n"
         });
     }
-    response.json(Readiness { status, checks: Checks { store, queue, apple_certificate, apns, google } })
+    let node_local = node_local(&state.settings);
+    response.json(Readiness { status, checks: Checks { store, queue, apple_certificate, apns, google, node_local } })
+}
+
+/// `shared` when everything a second node must see is shared (Redis and MongoDB), else
+/// `node_local` naming what is not. Per-process caches that are safe on many nodes (signed
+/// passes by card version, Google classes written) are not listed: `docs/architecture.md`.
+pub fn node_local(settings: &crate::config::Settings) -> Check {
+    let mut pieces = Vec::new();
+    if settings.redis.is_none() {
+        pieces.push("the push queue and the rate-limit counts are in this process (no LOY_REDIS_URL)");
+    }
+    if matches!(settings.store, crate::config::StoreSettings::Embedded { .. }) {
+        pieces.push("the data is in this node's embedded store (no LOY_MONGODB_URI)");
+    }
+    if pieces.is_empty() {
+        return Check { status: "shared", backend: None, detail: None };
+    }
+    Check { status: "node_local", backend: None, detail: Some(format!("{}: run one node only", pieces.join("; "))) }
 }

@@ -144,6 +144,14 @@ pub fn from_settings(
     let endpoint = if apns.sandbox { ApnsEndpoint::Sandbox } else { ApnsEndpoint::Production };
     let timeout = settings.push.send_timeout.as_secs().max(1);
     let identity = &apple.identity;
+    if let Some(url) = &apns.test_url
+        && apns.mode != ApnsMode::Off
+    {
+        // The configuration refuses this in production.
+        tracing::warn!(endpoint = %url, "APNs is replaced by the test stand-in at LOY_APNS_ENDPOINT: nothing reaches Apple");
+        let gateway = super::apns_test::TestApnsGateway::new(url, settings.push.send_timeout)?;
+        return Ok(Some(std::sync::Arc::new(gateway)));
+    }
     let use_token = match apns.mode {
         ApnsMode::Off => return Ok(None),
         ApnsMode::Token => true,

@@ -9,6 +9,7 @@
 //! queue message, a crash or a restart delays a push but never loses it.
 
 pub mod apns;
+pub mod apns_test;
 pub mod gateway;
 pub mod queue;
 pub mod worker;
@@ -34,6 +35,8 @@ struct Pending {
     /// Serials in the order they changed, each once.
     order: std::collections::VecDeque<SerialNumber>,
     set: std::collections::HashSet<SerialNumber>,
+    /// Serials taken out of `order` and not yet handed to the queue.
+    sending: usize,
     closed: bool,
 }
 
@@ -41,6 +44,8 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: tokio::sync::Notify,
+    /// Woken after each batch reached the queue.
+    flushed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -80,6 +85,7 @@ impl ChangeNotifier {
                     for serial in &batch {
                         pending.set.remove(serial);
                     }
+                    pending.sending = batch.len();
                     (batch, pending.closed)
                 };
                 if batch.is_empty() {
@@ -94,6 +100,8 @@ impl ChangeNotifier {
                         tracing::warn!(serial = %serial, error = %crate::telemetry::error_chain(&e), "enqueueing a push failed; the sweeper will pick the card up");
                     }
                 }
+                task.lock().sending = 0;
+                task.flushed.notify_waiters();
             }
         });
         Self { handle: Arc::new(NotifierHandle { shared }) }
@@ -114,6 +122,27 @@ impl ChangeNotifier {
     /// Cards changed but not handed to the queue yet (each counted once).
     pub fn pending(&self) -> usize {
         self.handle.shared.lock().order.len()
+    }
+
+    /// Waits, at most `within`, until every change so far is in the queue (a stopping node
+    /// hands its changes over instead of leaving them to the sweeper); true when it is.
+    pub async fn flush(&self, within: Duration) -> bool {
+        let shared = &self.handle.shared;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let flushed = shared.flushed.notified();
+            {
+                let pending = shared.lock();
+                if pending.order.is_empty() && pending.sending == 0 {
+                    return true;
+                }
+            }
+            // A batch may end between the check and the wait: look again every 50 ms anyway.
+            let step = (tokio::time::Instant::now() + Duration::from_millis(50)).min(deadline);
+            if tokio::time::timeout_at(step, flushed).await.is_err() && tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+        }
     }
 }
 
@@ -234,6 +263,9 @@ mod tests {
         async fn retry(&self, l: &Lease, d: Duration, a: u32, f: DateTime<Utc>) -> Result<(), QueueError> {
             self.inner.retry(l, d, a, f).await
         }
+        async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+            self.inner.release(lease).await
+        }
         async fn reap(&self) -> Result<u64, QueueError> {
             self.inner.reap().await
         }
@@ -260,8 +292,9 @@ mod tests {
         // The task holds the first serial (stuck in enqueue); the other nine wait, once each.
         assert!(notifier.pending() <= 10, "pending grew to {}", notifier.pending());
         assert_eq!(queue.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(!notifier.flush(Duration::from_millis(100)).await, "the stalled queue holds the changes");
         queue.gate.add_permits(1_000);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(notifier.flush(Duration::from_secs(5)).await, "flushed once the queue answers");
         assert_eq!(notifier.pending(), 0);
         assert_eq!(queue.inner.depth().await.unwrap().waiting, 10, "every card reached the queue");
         assert!(queue.calls.load(std::sync::atomic::Ordering::SeqCst) <= 20, "not one enqueue per change");

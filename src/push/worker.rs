@@ -4,6 +4,7 @@
 //! [`Worker::try_execute_task`] runs one job and says what happened, so tests drive the worker
 //! step by step; [`Worker::run`] is the thin loop around it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -307,6 +308,8 @@ impl Worker {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut running = JoinSet::new();
+        // The lease of every job running, by task, to give back the unfinished ones at shutdown.
+        let mut in_hand: HashMap<tokio::task::Id, Lease> = HashMap::new();
         let mut last_reap = tokio::time::Instant::now() - Duration::from_secs(60);
         let reap_every = (self.settings.lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         loop {
@@ -321,7 +324,9 @@ impl Worker {
                     Err(e) => tracing::warn!(error = %error_chain(&e), "reaping push jobs failed"),
                 }
             }
-            while running.try_join_next().is_some() {}
+            while let Some(done) = running.try_join_next_with_id() {
+                in_hand.remove(&finished_id(&done));
+            }
             let slot = tokio::select! {
                 slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
                 _ = shutdown.changed() => break,
@@ -329,10 +334,12 @@ impl Worker {
             match self.queue.take(self.settings.lease).await {
                 Ok(Some(lease)) => {
                     let worker = self.clone();
-                    running.spawn(async move {
+                    let held = lease.clone();
+                    let task = running.spawn(async move {
                         let _slot = slot;
                         worker.handle(lease).await
                     });
+                    in_hand.insert(task.id(), held);
                 }
                 Ok(None) => {
                     drop(slot);
@@ -351,11 +358,49 @@ impl Worker {
                 }
             }
         }
-        let in_hand = running.len();
-        if in_hand > 0 {
-            tracing::info!(jobs = in_hand, "push worker stopping: finishing the jobs in hand");
+        self.finish_or_release(running, in_hand).await;
+    }
+
+    /// Lets the jobs in hand finish within the shutdown grace; the ones still running then are
+    /// stopped and their jobs given back to the queue, due now, for another worker. What such a
+    /// job already sent is recorded or not: a device whose delivery was not yet recorded is
+    /// pushed once more by the next worker (at most one duplicate per stop).
+    async fn finish_or_release(&self, mut running: JoinSet<TaskOutcome>, mut in_hand: HashMap<tokio::task::Id, Lease>) {
+        if running.is_empty() {
+            return;
         }
-        while running.join_next().await.is_some() {}
+        let grace = self.settings.shutdown_grace;
+        tracing::info!(
+            jobs = running.len(),
+            grace_secs = grace.as_secs(),
+            "push worker stopping: finishing the jobs in hand"
+        );
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                done = running.join_next_with_id() => match done {
+                    Some(done) => { in_hand.remove(&finished_id(&done)); }
+                    None => return,
+                },
+                () = &mut deadline => break,
+            }
+        }
+        running.abort_all();
+        while let Some(done) = running.join_next_with_id().await {
+            // A job that ended on its own settled its lease; an aborted one did not.
+            if let Ok((id, _)) = done {
+                in_hand.remove(&id);
+            }
+        }
+        for lease in in_hand.values() {
+            match self.queue.release(lease).await {
+                Ok(()) => tracing::info!(serial = %lease.serial, "push job given back to the queue at shutdown"),
+                Err(e) => {
+                    tracing::warn!(serial = %lease.serial, error = %error_chain(&e), "giving a push job back failed; its lease expires instead")
+                }
+            }
+        }
     }
 
     /// Pushes one card now, to every registered device, whether or not it is owed a push (the
@@ -403,6 +448,14 @@ pub async fn run_sweeper(
             () = tokio::time::sleep(settings.sweep_interval) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// The task id of a joined job, whether it finished or was aborted.
+fn finished_id(done: &Result<(tokio::task::Id, TaskOutcome), tokio::task::JoinError>) -> tokio::task::Id {
+    match done {
+        Ok((id, _)) => *id,
+        Err(e) => e.id(),
     }
 }
 

@@ -60,3 +60,24 @@ async fn readiness_fails_when_the_store_is_down() {
         assert_eq!(body["checks"]["store"]["status"], "down");
     }
 }
+
+/// `/readyz` names what a node keeps to itself: nothing with Redis and MongoDB; the queue, the
+/// rate limits and the data without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_says_what_is_node_local() {
+    let alone = spawn_app(StoreKind::Embedded).await;
+    let body: Value = alone.get_internal("/readyz").await.json().await.unwrap();
+    assert_eq!(body["status"], "ready", "node-local state is shown, never a reason to be unready");
+    let check = &body["checks"]["node_local"];
+    assert_eq!(check["status"], "node_local");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.contains("push queue") && detail.contains("LOY_REDIS_URL"), "{detail}");
+    assert!(detail.contains("LOY_MONGODB_URI"), "{detail}");
+
+    let (Some(redis), Some(mongo)) = (crate::helpers::redis_url(), StoreKind::mongo()) else { return };
+    let mut env = TestEnv::new(&mongo);
+    env.set("LOY_REDIS_URL", &redis);
+    let shared = spawn_app_in(env).await;
+    let body: Value = shared.get_internal("/readyz").await.json().await.unwrap();
+    assert_eq!(body["checks"]["node_local"], serde_json::json!({"status": "shared"}));
+}

@@ -19,6 +19,7 @@ mod admin_setup;
 mod admin_staff;
 mod admin_totp;
 
+mod apns_stand_in;
 mod apple_certs;
 mod apple_lint;
 mod apple_pass;
@@ -51,6 +52,7 @@ mod pos_rules;
 mod push;
 mod push_fake;
 mod rate_limits;
+mod shutdown;
 mod store_conformance;
 mod store_customers_conformance;
 mod store_outbox_conformance;

@@ -132,6 +132,14 @@ impl PushQueue for MemoryQueue {
         Ok(())
     }
 
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        let mut state = self.state();
+        if state.release(lease) {
+            state.schedule(lease.serial.as_str(), now_ms());
+        }
+        Ok(())
+    }
+
     async fn reap(&self) -> Result<u64, QueueError> {
         let now = now_ms();
         let mut state = self.state();

@@ -80,6 +80,10 @@ pub trait PushQueue: Send + Sync + 'static {
         first_failure: DateTime<Utc>,
     ) -> Result<(), QueueError>;
 
+    /// Gives a job back, due now, without counting an attempt: a worker that stops before it
+    /// finished the job lets another take it at once instead of after the lease.
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError>;
+
     /// Returns jobs whose lease expired to the queue; returns how many.
     async fn reap(&self) -> Result<u64, QueueError>;
 

@@ -31,6 +31,7 @@ pub struct RedisQueue {
     take: Script,
     ack: Script,
     retry: Script,
+    release: Script,
     reap: Script,
 }
 
@@ -83,6 +84,16 @@ impl RedisQueue {
                   redis.call('HDEL', KEYS[3], ARGV[1])
                   redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
                   redis.call('ZADD', KEYS[1], 'LT', now + tonumber(ARGV[3]), ARGV[1])
+                  return 1
+                end
+                return 0"
+            )),
+            release: Script::new(&format!(
+                "{NOW}
+                if redis.call('HGET', KEYS[3], ARGV[1]) == ARGV[2] then
+                  redis.call('ZREM', KEYS[2], ARGV[1])
+                  redis.call('HDEL', KEYS[3], ARGV[1])
+                  redis.call('ZADD', KEYS[1], 'LT', now, ARGV[1])
                   return 1
                 end
                 return 0"
@@ -173,6 +184,16 @@ impl PushQueue for RedisQueue {
             .arg(&lease.token)
             .arg(duration_ms(delay))
             .arg(format!("{attempts}:{}", first_failure.timestamp_millis()))
+            .invoke_async::<i64>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        self.invocation(&self.release)
+            .arg(lease.serial.as_str())
+            .arg(&lease.token)
             .invoke_async::<i64>(&mut conn)
             .await?;
         Ok(())
