@@ -17,9 +17,9 @@ use crate::store::{
 };
 
 /// How many recent entry ids a card remembers, to recognise a retried write after a crash.
-const RECENT_ENTRIES: i32 = 64;
+pub(in crate::store) const RECENT_ENTRIES: i32 = 64;
 
-fn record_id(key: &IdempotencyKey) -> String {
+pub(in crate::store) fn record_id(key: &IdempotencyKey) -> String {
     // Scopes (API key and webhook source ids) never contain ':'.
     format!("{}:{}", key.scope, key.key)
 }

@@ -17,6 +17,8 @@ mod phones;
 mod push;
 mod staff;
 
+pub(super) use ledger::{RECENT_ENTRIES, record_id};
+
 use std::sync::Arc;
 use std::time::Duration;
 
