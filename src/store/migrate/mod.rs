@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bson::{Document, doc};
 use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 
@@ -52,6 +53,9 @@ pub const TABLES: &[(&str, &str)] = &[
 
 /// Documents per `insert_many`.
 pub const BATCH: usize = 1000;
+
+/// `insert_many` calls in flight at once.
+const IN_FLIGHT: usize = 4;
 
 /// One table and what arrived of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,23 +116,30 @@ pub async fn to_mongodb(
     });
     let mut written: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut last_report = Instant::now();
-    let written_ok = async {
-        while let Some(batch) = incoming.recv().await {
-            let n = batch.docs.len() as u64;
-            db.collection::<Document>(batch.collection)
-                .insert_many(batch.docs)
-                .await
-                .with_context(|| format!("while inserting into {}", batch.collection))?;
-            let total = written.entry(batch.collection).or_default();
+    let batches = futures_util::stream::poll_fn(|cx| incoming.poll_recv(cx));
+    let written_ok = batches
+        .map(|batch| {
+            let collection = db.collection::<Document>(batch.collection);
+            async move {
+                let n = batch.docs.len() as u64;
+                collection
+                    .insert_many(batch.docs)
+                    .await
+                    .with_context(|| format!("while inserting into {}", batch.collection))?;
+                anyhow::Ok((batch.collection, n))
+            }
+        })
+        .buffered(IN_FLIGHT)
+        .try_for_each(|(collection, n)| {
+            let total = written.entry(collection).or_default();
             *total += n;
             if last_report.elapsed() >= Duration::from_secs(2) {
                 last_report = Instant::now();
-                progress(&format!("{}: {} documents copied", batch.collection, total));
+                progress(&format!("{collection}: {total} documents copied"));
             }
-        }
-        anyhow::Ok(())
-    }
-    .await;
+            std::future::ready(Ok(()))
+        })
+        .await;
     // Dropping the receiver stops the reader if the writing side failed.
     drop(incoming);
     let counts = reader.await.context("the reader stopped")?;
