@@ -332,3 +332,21 @@ async fn a_missing_store_is_refused_before_anything_is_written() {
     assert_eq!(code, 1);
     assert!(stderr.contains("there is no embedded store"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_store_with_a_table_the_migrator_does_not_know_is_refused() {
+    let old = spawn_app(StoreKind::Embedded).await;
+    old.new_card().await;
+    let env = old.stop().await;
+    let path = PathBuf::from(&env.vars["LOY_DATA_DIR"]).join("loy.sqlite3");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE loyalty_notes (id TEXT PRIMARY KEY)").unwrap();
+    drop(conn);
+
+    // Nothing listens on port 1: the refusal comes before any connection.
+    let (code, _, stderr) =
+        loy(&env.vars, &["migrate", "--to-mongodb", "mongodb://127.0.0.1:1/", "--database", "never_written"]);
+
+    assert_eq!(code, 1);
+    assert!(stderr.contains("tables loy migrate does not know how to copy: loyalty_notes"), "{stderr}");
+}
