@@ -78,7 +78,10 @@ pub fn read_all(
 ) -> anyhow::Result<SourceCounts> {
     conn.execute_batch("BEGIN")?;
     let result = read_in_transaction(conn, now_ms, send);
-    let _ = conn.execute_batch("COMMIT");
+    // Ending a read transaction changes nothing; if it fails, the connection is dropped next.
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        tracing::debug!(error = %e, "ending the read transaction failed");
+    }
     result
 }
 
@@ -99,7 +102,7 @@ fn read_in_transaction(
         counts.rows.insert(table, u64::try_from(n).unwrap_or(0));
     }
     let all_idempotency: i64 = conn.query_row("SELECT count(*) FROM idempotency", [], |r| r.get(0))?;
-    counts.expired_idempotency = u64::try_from(all_idempotency).unwrap_or(0) - counts.rows["idempotency"];
+    counts.expired_idempotency = u64::try_from(all_idempotency).unwrap_or(0).saturating_sub(counts.rows["idempotency"]);
     counts.balance_sum = conn.query_row("SELECT COALESCE(sum(balance), 0) FROM cards", [], |r| r.get(0))?;
 
     copy(conn, "SELECT id, doc FROM programs ORDER BY id", [], "programs", send, program_doc)?;
