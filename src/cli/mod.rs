@@ -2,6 +2,7 @@
 
 mod keys;
 mod ledger;
+mod migrate;
 mod ops;
 mod push;
 mod staff;
@@ -84,6 +85,16 @@ pub enum Command {
     Restore {
         /// The backup file.
         file: PathBuf,
+    },
+    /// Copy the embedded store of LOY_DATA_DIR into an empty MongoDB database and verify the
+    /// copy (counts, and every card's balance against its ledger). The store file is only read.
+    Migrate {
+        /// The MongoDB connection string to copy into.
+        #[arg(long = "to-mongodb", value_name = "URI")]
+        to_mongodb: String,
+        /// The database to fill; it must hold no documents.
+        #[arg(long, value_name = "NAME")]
+        database: String,
     },
     /// Ask the server on LOY_BIND whether it is ready: exit 0 if so (container health checks).
     Healthcheck {
@@ -168,6 +179,7 @@ pub fn main() -> ExitCode {
             }
             Command::Backup { file } => ops::backup(&settings, &file).await,
             Command::Restore { file } => ops::restore(&settings, &file).await,
+            Command::Migrate { to_mongodb, database } => migrate::migrate(&settings, &to_mongodb, &database).await,
             Command::Healthcheck { path } => ops::healthcheck(&settings, &path).await,
         }
     });

@@ -38,6 +38,9 @@ pub enum LogFormat {
     Text,
 }
 
+/// The embedded store's file name inside `LOY_DATA_DIR`.
+pub const EMBEDDED_FILE: &str = "loy.sqlite3";
+
 /// Where data lives.
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
@@ -233,7 +236,7 @@ impl Settings {
         }
         let store = match mongodb_uri {
             Some(uri) => StoreSettings::Mongo { uri, database },
-            None => StoreSettings::Embedded { path: data_dir.join("loy.sqlite3"), synchronous_full },
+            None => StoreSettings::Embedded { path: data_dir.join(EMBEDDED_FILE), synchronous_full },
         };
         let redis_url = raw.parse_opt("redis_url", |s| {
             if s.starts_with("redis://") || s.starts_with("rediss://") || s.starts_with("unix://") {
@@ -339,6 +342,15 @@ impl Settings {
     /// Whether the public address is HTTPS (console cookies are then `Secure`).
     pub fn https(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+
+    /// The embedded store's file: the configured one, or where it would be in `LOY_DATA_DIR`
+    /// (what `loy migrate` reads, also once LOY_MONGODB_URI is set).
+    pub fn embedded_store_path(&self) -> std::path::PathBuf {
+        match &self.store {
+            StoreSettings::Embedded { path, .. } => path.clone(),
+            StoreSettings::Mongo { .. } => self.data_dir.join(EMBEDDED_FILE),
+        }
     }
 
     /// A description of the store for logs, without credentials.

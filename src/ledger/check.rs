@@ -1,7 +1,7 @@
 //! `loy check ledger`: proves that every card's balance equals the sum of its ledger entries,
 //! finishing first any write a crash interrupted after its commit point.
 
-use crate::domain::{EntryKind, Program, SerialNumber};
+use crate::domain::{Card, EntryKind, LedgerEntry, Program, SerialNumber};
 use crate::ledger::{
     LedgerError, ensure_referrer_bonus, ensure_referrer_reversal, referral_entry_id, referral_reversal_id,
     referrer_entry_id, referrer_reversal_id,
@@ -47,36 +47,7 @@ pub async fn check_all(
             entries.reverse();
             report.cards += 1;
             report.entries += entries.len() as u64;
-            let mut problems = Vec::new();
-            let sum: i64 = entries.iter().map(|e| e.points).sum();
-            if sum != card.balance {
-                problems.push(format!("balance {} but its entries sum to {sum}", card.balance));
-            }
-            let mut running = 0;
-            for entry in &entries {
-                running += entry.points;
-                if entry.balance_after != running {
-                    problems.push(format!(
-                        "entry {} says balance {} but the running sum is {running}",
-                        entry.id, entry.balance_after
-                    ));
-                    break;
-                }
-            }
-            if entries.iter().any(|e| e.balance_after < 0) {
-                problems.push("the balance went below zero".into());
-            }
-            if entries.first().is_some_and(|e| !matches!(e.kind, EntryKind::Welcome | EntryKind::Import)) {
-                problems.push("the first entry is neither the welcome entry nor an import".into());
-            }
-            if let Some(last) = entries.last() {
-                if last.seq > card.version {
-                    problems.push(format!(
-                        "entry {} is newer ({}) than the card's version {}",
-                        last.id, last.seq, card.version
-                    ));
-                }
-            }
+            let problems = card_problems(&card, &entries);
             if let Some(inviter) = &card.referred_by {
                 // The inviting card follows the invited one: paid with its qualifying purchase,
                 // taken back with its refund.
@@ -100,4 +71,40 @@ pub async fn check_all(
         }
     }
     Ok(report)
+}
+
+/// What is wrong with one card against its ledger (`entries` oldest first): the balance is not
+/// the sum of the entries, a running balance is wrong or negative, the first entry does not
+/// open the card, or an entry is newer than the card. Empty when the card is sound. Shared by
+/// `loy check ledger` and the verification of `loy migrate`.
+pub fn card_problems(card: &Card, entries: &[LedgerEntry]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let sum: i64 = entries.iter().map(|e| e.points).sum();
+    if sum != card.balance {
+        problems.push(format!("balance {} but its entries sum to {sum}", card.balance));
+    }
+    let mut running = 0;
+    for entry in entries {
+        running += entry.points;
+        if entry.balance_after != running {
+            problems.push(format!(
+                "entry {} says balance {} but the running sum is {running}",
+                entry.id, entry.balance_after
+            ));
+            break;
+        }
+    }
+    if entries.iter().any(|e| e.balance_after < 0) {
+        problems.push("the balance went below zero".into());
+    }
+    if entries.first().is_some_and(|e| !matches!(e.kind, EntryKind::Welcome | EntryKind::Import)) {
+        problems.push("the first entry is neither the welcome entry nor an import".into());
+    }
+    if let Some(last) = entries.last() {
+        if last.seq > card.version {
+            problems
+                .push(format!("entry {} is newer ({}) than the card's version {}", last.id, last.seq, card.version));
+        }
+    }
+    problems
 }

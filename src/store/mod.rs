@@ -11,6 +11,7 @@
 pub mod customers;
 pub mod embedded;
 pub mod faults;
+pub mod migrate;
 pub mod mongo;
 mod outbox;
 mod records;

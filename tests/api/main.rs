@@ -43,6 +43,7 @@ mod import_export;
 mod input_phones;
 mod ledger_races;
 mod mail;
+mod migrate;
 mod openapi;
 mod passkit_abuse;
 mod pos_access;

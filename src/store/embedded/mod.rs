@@ -70,7 +70,7 @@ impl From<CommitFailure> for StoreError {
 const MAX_GROUP: usize = 128;
 
 /// Schema changes, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE programs (
     id TEXT PRIMARY KEY,

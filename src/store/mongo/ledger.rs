@@ -17,9 +17,9 @@ use crate::store::{
 };
 
 /// How many recent entry ids a card remembers, to recognise a retried write after a crash.
-const RECENT_ENTRIES: i32 = 64;
+pub(in crate::store) const RECENT_ENTRIES: i32 = 64;
 
-fn record_id(key: &IdempotencyKey) -> String {
+pub(in crate::store) fn record_id(key: &IdempotencyKey) -> String {
     // Scopes (API key and webhook source ids) never contain ':'.
     format!("{}:{}", key.scope, key.key)
 }
@@ -29,11 +29,35 @@ fn bson_date(t: DateTime<Utc>) -> bson::DateTime {
 }
 
 impl MongoStore {
-    /// An entry matching `field = value`, whether still pending on its card or settled. The
-    /// card's `pending` list is read first and the `ledger` collection second: settling inserts
-    /// into the collection before it pulls from `pending`, so an entry being settled is seen by
-    /// one read or the other, never missed.
+    /// An entry matching `field = value`, whether still pending on its card or settled.
+    ///
+    /// By reversed transaction (`reverses`), usually not found: the card's `pending` list is
+    /// read first and the `ledger` collection second. Settling inserts into the collection
+    /// before it pulls from `pending`, so an entry being settled is seen by one read or the
+    /// other, never missed.
+    ///
+    /// By id, usually found and long settled (the transaction a reversal names): the collection
+    /// first answers in one round trip. Not there, the entry is pending or not yet written: then
+    /// `pending`, then the collection once more — an entry that left `pending` between the
+    /// first two reads was inserted into the collection before it left, so the third finds it.
     async fn find_entry(&self, field: &str, value: &str) -> StoreResult<Option<LedgerEntry>> {
+        let settled_first = field == "_id";
+        if settled_first {
+            if let Some(found) = self.settled_entry(field, value).await? {
+                return Ok(Some(found));
+            }
+            self.faults.reached(points::READ_BETWEEN).await;
+        }
+        if let Some(found) = self.pending_entry(field, value).await? {
+            return Ok(Some(found));
+        }
+        if !settled_first {
+            self.faults.reached(points::READ_BETWEEN).await;
+        }
+        self.settled_entry(field, value).await
+    }
+
+    async fn pending_entry(&self, field: &str, value: &str) -> StoreResult<Option<LedgerEntry>> {
         self.faults.step()?;
         let card = self
             .cards
@@ -41,16 +65,15 @@ impl MongoStore {
             .projection(doc! { "pending": 1 })
             .await
             .map_err(mongo)?;
-        if let Some(card) = card {
-            let found = pending_entries(&card)?.into_iter().find(|e| match field {
-                "_id" => e.id == value,
-                _ => e.reverses.as_deref() == Some(value),
-            });
-            if let Some(found) = found {
-                return LedgerEntry::try_from(found).map(Some);
-            }
-        }
-        self.faults.reached(points::READ_BETWEEN).await;
+        let Some(card) = card else { return Ok(None) };
+        let found = pending_entries(&card)?.into_iter().find(|e| match field {
+            "_id" => e.id == value,
+            _ => e.reverses.as_deref() == Some(value),
+        });
+        found.map(LedgerEntry::try_from).transpose()
+    }
+
+    async fn settled_entry(&self, field: &str, value: &str) -> StoreResult<Option<LedgerEntry>> {
         self.faults.step()?;
         match self.ledger.find_one(doc! { field: value }).await.map_err(mongo)? {
             Some(record) => LedgerEntry::try_from(record).map(Some),

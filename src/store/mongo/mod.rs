@@ -18,6 +18,8 @@ mod push;
 mod staff;
 mod webhooks;
 
+pub(super) use ledger::{RECENT_ENTRIES, record_id};
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,0 +1,352 @@
+//! `loy migrate --to-mongodb`: an embedded store with every kind of data moves into an empty
+//! MongoDB database, and the server started on the copy carries on where the old one stopped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{Duration, Utc};
+use loy::domain::{ApiKey, DeviceLibraryId, Role, Scope, SerialNumber, WebhookSource};
+use loy::store::{CardLookup, DeadLetter, IdempotencyKey, IdempotencyRecord, MailState, OutboxMail, StoreResult};
+use serde_json::json;
+use sha2::Digest;
+
+use crate::admin_helpers::{PASSWORD, session_cookie};
+use crate::apple_support::{PASS_TYPE, apple_auth, new_pass, register, updated_serials};
+use crate::helpers::{Answer, StoreKind, TestApp, TestEnv, random_suffix, spawn_app, spawn_app_in};
+
+const DEVICE: &str = "0123456789abcdef0123456789abcdef";
+
+/// Runs `loy ARGS` with exactly the settings `vars`; returns (exit code, stdout, stderr).
+fn loy(vars: &std::collections::HashMap<String, String>, args: &[&str]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loy"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("LOY_")) {
+        command.env_remove(name);
+    }
+    command.envs(vars).args(args);
+    let output = command.output().expect("the loy binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// SHA-256 of the store file and of its write-ahead log unless empty (SQLite removes an empty
+/// log when the last connection closes).
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, String)> {
+    ["loy.sqlite3", "loy.sqlite3-wal"]
+        .iter()
+        .map(|name| dir.join(name))
+        .filter(|path| path.metadata().is_ok_and(|m| m.len() > 0))
+        .map(|path| {
+            let digest = sha2::Sha256::digest(std::fs::read(&path).unwrap());
+            (path, digest.iter().map(|b| format!("{b:02x}")).collect())
+        })
+        .collect()
+}
+
+/// The fingerprint once nothing has been written for a while (some writes a request starts,
+/// such as an API key's last use, finish after its answer).
+async fn settled_fingerprint(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut last = fingerprint(dir);
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = fingerprint(dir);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the embedded store keeps being written to after its server stopped");
+}
+
+fn mongo_uri() -> Option<String> {
+    match StoreKind::mongo()? {
+        StoreKind::Mongo { uri } => Some(uri),
+        StoreKind::Embedded => None,
+    }
+}
+
+/// What the old server had, to compare with the new one.
+struct Seeded {
+    staff_email: String,
+    totp_email: String,
+    session_cookie: String,
+    pos_key: String,
+    replay: (String, String, serde_json::Value, Answer),
+    reversed_transaction: String,
+    long_card: String,
+    device_serial: String,
+    mail_id: String,
+}
+
+async fn seed(app: &TestApp) -> Seeded {
+    let admin = app.api_key(Scope::Admin).await;
+    let pos_key = app.api_key(Scope::Pos).await;
+    // Expired points: an expiry run as of two days on, with a one-day expiry.
+    let expiring = app.new_card().await;
+    let mut program = app.store.program("default").await.unwrap().unwrap();
+    program.rules.expiry_days = Some(1);
+    let expired = loy::ledger::expiry::run(app.store.as_ref(), &program, app.clock_now() + Duration::days(2), None)
+        .await
+        .unwrap();
+    assert!(expired > 0, "the welcome points expired");
+    assert_eq!(app.balance(&expiring).await, 0);
+
+    // Earns, redeems, a reversal, and a request to replay after the move.
+    let number = app.card_with_balance(&admin, 1000).await;
+    let earn = format!("/api/v1/cards/{number}/earn");
+    let earned = app.pos_post(&earn, &pos_key, json!({"purchase_amount": 50_000})).await;
+    assert_eq!(earned.status, 200, "{earned:?}");
+    let redeemed = app.pos_post(format!("/api/v1/cards/{number}/redeem"), &pos_key, json!({"points": 300})).await;
+    assert_eq!(redeemed.status, 200, "{redeemed:?}");
+    let transaction = earned.body["transaction_id"].as_str().unwrap().to_owned();
+    let reversed = app
+        .pos_post(format!("/api/v1/transactions/{transaction}/reverse"), &pos_key, json!({"reason": "refund"}))
+        .await;
+    assert_eq!(reversed.status, 200, "{reversed:?}");
+    let key = random_suffix();
+    let body = json!({"purchase_amount": 12_000, "order_id": "before-the-move"});
+    let answer = app.pos(reqwest::Method::POST, &earn, Some(&pos_key), Some(&key), Some(&body)).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+
+    // A card with more entries than a MongoDB card remembers the ids of.
+    let long_card = app.new_card().await;
+    for i in 0..70 {
+        let answer = app
+            .pos_post(format!("/api/v1/cards/{long_card}/earn"), &pos_key, json!({"purchase_amount": 1000 + i}))
+            .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+
+    // A registered device.
+    let pass = new_pass(app).await;
+    let registered = register(app, DEVICE, &pass.serial(), Some(&apple_auth(&pass.token())), &"ab".repeat(32)).await;
+    assert_eq!(registered.status(), 201);
+
+    // Staff: an owner signed in (a session and audit entries), one with a second factor.
+    let owner = app.staff_account(Role::Owner).await;
+    let signed_in = app.admin_login(&owner.email, PASSWORD).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let (cookie, _) = session_cookie(&signed_in.headers).unwrap();
+    let mut with_totp = app.staff_account(Role::Manager).await;
+    with_totp.totp_secret = Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into());
+    with_totp.recovery_codes = vec!["hash-of-code-1".into(), "hash-of-code-2".into()];
+    assert!(app.store.update_staff(&with_totp).await.unwrap());
+
+    // The rest of what the store keeps.
+    let now = app.clock_now();
+    let (revoked, _) = ApiKey::generate("old till", Scope::Pos, now);
+    app.store.insert_api_key(&revoked).await.unwrap();
+    assert!(app.store.revoke_api_key(&revoked.id, now).await.unwrap());
+    let source = WebhookSource::generate("till system", now);
+    app.store.insert_webhook_source(&source).await.unwrap();
+    let serial = app.card(&number).await.serial;
+    let mail = OutboxMail {
+        id: format!("mail_{}", random_suffix()),
+        kind: "welcome".into(),
+        serial: serial.clone(),
+        recipient: "anna@example.com".into(),
+        locale: "ru".into(),
+        state: MailState::Pending,
+        attempts: 1,
+        next_attempt_at: now,
+        last_error: Some("451 try later".into()),
+        created_at: now,
+        updated_at: now,
+    };
+    app.store.enqueue_mail(&mail).await.unwrap();
+    let letter = DeadLetter {
+        id: format!("dl_{}", random_suffix()),
+        serial: serial.clone(),
+        version: 3,
+        target: "apns".into(),
+        reason: "BadDeviceToken".into(),
+        attempts: 5,
+        first_failure_at: now,
+        created_at: now,
+    };
+    app.store.insert_dead_letter(&letter).await.unwrap();
+    app.store.record_google_sync(&serial, 4, 1234, Some(now)).await.unwrap();
+    app.store.record_login_failure("someone@example.com", now, now - Duration::hours(1)).await.unwrap();
+    app.store.insert_setup_token("setup-token-hash", now + Duration::hours(1)).await.unwrap();
+    // An idempotency record past its window is not worth moving.
+    let old = IdempotencyRecord {
+        key: IdempotencyKey { scope: "k_old".into(), key: "old".into() },
+        request_hash: "h".into(),
+        entry_id: "tx_old".into(),
+        lease_until: now - Duration::days(3),
+        response: None,
+        created_at: now - Duration::days(3),
+        expires_at: now - Duration::days(2),
+    };
+    app.store.idempotency_start(&old).await.unwrap();
+
+    Seeded {
+        staff_email: owner.email,
+        totp_email: with_totp.email,
+        session_cookie: cookie,
+        pos_key,
+        replay: (earn, key, body, answer),
+        reversed_transaction: transaction,
+        long_card,
+        device_serial: pass.serial(),
+        mail_id: mail.id,
+    }
+}
+
+/// Every card's serial and balance.
+async fn balances(app: &TestApp) -> BTreeMap<String, i64> {
+    let cards = app.store.cards_after(None, 10_000).await.unwrap();
+    cards.into_iter().map(|c| (c.serial.as_str().to_owned(), c.balance)).collect()
+}
+
+async fn everything_else(app: &TestApp, mail_id: &str) -> StoreResult<String> {
+    let s = &app.store;
+    let staff = s.staff_list().await?;
+    let audit = s.audit_entries(&Default::default(), 1000).await?;
+    let keys = s.api_keys().await?;
+    let sources = s.webhook_sources().await?;
+    let mail = s.mail(mail_id).await?;
+    let letters = s.dead_letters(100).await?;
+    let serials: Vec<SerialNumber> =
+        s.cards_after(None, 10_000).await?.into_iter().map(|c| c.serial).collect::<Vec<_>>();
+    let mut google = Vec::new();
+    let mut registrations = Vec::new();
+    for serial in &serials {
+        google.push(s.google_sync(serial).await?);
+        registrations.push(s.card_registrations(serial).await?);
+    }
+    let failures = s.login_failures("someone@example.com", Utc::now() - Duration::days(1)).await?;
+    let setup = s.setup_token_valid("setup-token-hash", Utc::now()).await?;
+    let step = s.data_step_done(loy::enrollment::phones::STEP).await?;
+    Ok(format!(
+        "{staff:?}\n{audit:?}\n{keys:?}\n{sources:?}\n{mail:?}\n{letters:?}\n{google:?}\n{registrations:?}\n{failures:?}\n{setup}\n{step:?}"
+    ))
+}
+
+#[tokio::test]
+async fn an_embedded_store_moves_to_mongodb_and_the_server_carries_on_there() {
+    let Some(uri) = mongo_uri() else { return };
+    let old = spawn_app(StoreKind::Embedded).await;
+    let seeded = seed(&old).await;
+    let before_balances = balances(&old).await;
+    let before_rest = everything_else(&old, &seeded.mail_id).await.unwrap();
+    let entry_ids: Vec<String> = old.entries(&seeded.long_card).await.into_iter().map(|e| e.id).collect();
+    let env = old.stop().await;
+    let data_dir = PathBuf::from(&env.vars["LOY_DATA_DIR"]);
+    let fingerprint_before = settled_fingerprint(&data_dir).await;
+    let database = format!("loy_test_{}", random_suffix());
+
+    let (code, stdout, stderr) = loy(&env.vars, &["migrate", "--to-mongodb", &uri, "--database", &database]);
+
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("Verified:"), "{stdout}");
+    assert!(stdout.contains("1 idempotency records past their window were left behind"), "{stdout}");
+    assert!(stderr.contains("loy migrate:"), "progress goes to stderr: {stderr}");
+    assert_eq!(fingerprint(&data_dir), fingerprint_before, "the embedded store is only read");
+
+    let mut env = TestEnv { vars: env.vars, dir: env.dir };
+    env.set("LOY_MONGODB_URI", &uri).set("LOY_MONGODB_DATABASE", &database);
+    let new = spawn_app_in(env).await;
+    assert_eq!(new.store.backend(), loy::store::Backend::MongoDb);
+    assert_eq!(balances(&new).await, before_balances, "every card with its balance");
+    new.assert_ledger_consistent().await;
+    assert_eq!(everything_else(&new, &seeded.mail_id).await.unwrap(), before_rest);
+    let totp = new.store.staff_by_email(&seeded.totp_email).await.unwrap().unwrap();
+    assert_eq!(totp.totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"));
+    let mail = new.store.mail(&seeded.mail_id).await.unwrap().unwrap();
+    assert_eq!(mail.state, MailState::Pending);
+
+    // Staff sign in with their password; a session opened before the move is still valid.
+    new.sign_in(&seeded.staff_email, PASSWORD).await;
+    new.staff_with_cookie(&seeded.staff_email, seeded.session_cookie.clone()).await;
+    // The same API key; the replay of an earlier request gets its stored answer, once.
+    let (path, key, body, answer) = &seeded.replay;
+    let number = path.trim_start_matches("/api/v1/cards/").trim_end_matches("/earn");
+    let balance = new.balance(number).await;
+    let replayed = new.pos(reqwest::Method::POST, path, Some(&seeded.pos_key), Some(key), Some(body)).await;
+    assert_eq!(&replayed, answer, "the stored answer");
+    assert_eq!(new.balance(number).await, balance, "and nothing written again");
+    // A transaction reversed before the move cannot be reversed again.
+    let again = new
+        .pos_post(
+            format!("/api/v1/transactions/{}/reverse", seeded.reversed_transaction),
+            &seeded.pos_key,
+            json!({"reason": "twice"}),
+        )
+        .await;
+    assert_eq!((again.status, again.body["error"]["code"].as_str()), (409, Some("already_reversed")), "{again:?}");
+    // Every entry of a long ledger is recognised as committed, and a new one is not.
+    let long = new.card(&seeded.long_card).await;
+    for id in &entry_ids {
+        let read = new.store.card_for_write(CardLookup::Serial(&long.serial), id).await.unwrap().unwrap();
+        assert_eq!(read.existing.map(|e| e.id).as_deref(), Some(id.as_str()));
+    }
+    let fresh = new.store.card_for_write(CardLookup::Serial(&long.serial), "tx_new").await.unwrap().unwrap();
+    assert!(fresh.existing.is_none());
+    // New writes go on.
+    let earned = new
+        .pos_post(format!("/api/v1/cards/{}/earn", seeded.long_card), &seeded.pos_key, json!({"purchase_amount": 5000}))
+        .await;
+    assert_eq!(earned.status, 200, "{earned:?}");
+    // The registered device still gets its pass list.
+    let listed = updated_serials(&new, DEVICE, None).await;
+    assert_eq!(listed.status(), 200);
+    let listed: serde_json::Value = listed.json().await.unwrap();
+    assert_eq!(listed["serialNumbers"], json!([seeded.device_serial]));
+    let device = DeviceLibraryId::parse(DEVICE).unwrap();
+    let cards = new.store.device_cards(&device, &loy::domain::PassTypeId::parse(PASS_TYPE).unwrap()).await.unwrap();
+    assert_eq!(cards.len(), 1);
+    new.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn a_database_that_holds_documents_is_refused_and_left_as_it_was() {
+    let Some(uri) = mongo_uri() else { return };
+    let old = spawn_app(StoreKind::Embedded).await;
+    old.new_card().await;
+    let env = old.stop().await;
+    let target = spawn_app(StoreKind::Mongo { uri: uri.clone() }).await;
+    let number = target.new_card().await;
+    let database = target.env.vars["LOY_MONGODB_DATABASE"].clone();
+
+    let (code, stdout, stderr) = loy(&env.vars, &["migrate", "--to-mongodb", &uri, "--database", &database]);
+
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert!(stderr.contains("cards"), "names what is there: {stderr}");
+    assert_eq!(target.store.cards_after(None, 100).await.unwrap().len(), 1, "nothing was added");
+    assert_eq!(target.card(&number).await.balance, 100);
+}
+
+#[tokio::test]
+async fn a_missing_store_is_refused_before_anything_is_written() {
+    let Some(uri) = mongo_uri() else { return };
+    let env = TestEnv::new(&StoreKind::Embedded);
+    let database = format!("loy_test_{}", random_suffix());
+
+    let (code, _, stderr) = loy(&env.vars, &["migrate", "--to-mongodb", &uri, "--database", &database]);
+
+    assert_eq!(code, 1);
+    assert!(stderr.contains("there is no embedded store"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_store_with_a_table_the_migrator_does_not_know_is_refused() {
+    let old = spawn_app(StoreKind::Embedded).await;
+    old.new_card().await;
+    let env = old.stop().await;
+    let path = PathBuf::from(&env.vars["LOY_DATA_DIR"]).join("loy.sqlite3");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE loyalty_notes (id TEXT PRIMARY KEY)").unwrap();
+    drop(conn);
+
+    // Nothing listens on port 1: the refusal comes before any connection.
+    let (code, _, stderr) =
+        loy(&env.vars, &["migrate", "--to-mongodb", "mongodb://127.0.0.1:1/", "--database", "never_written"]);
+
+    assert_eq!(code, 1);
+    assert!(stderr.contains("tables loy migrate does not know how to copy: loyalty_notes"), "{stderr}");
+}
