@@ -293,6 +293,11 @@ CREATE TABLE mail_outbox (
 CREATE INDEX mail_outbox_due ON mail_outbox (state, next_attempt_at);
 CREATE INDEX mail_outbox_state_updated ON mail_outbox (state, updated_at);
 "#,
+    // A card's push generation (`store::PushStore::mark_card_pushed`): moved on whenever the card
+    // is made owed a push again, so that a job already running does not mark it pushed.
+    r#"
+ALTER TABLE cards ADD COLUMN push_generation INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Marks the migration after which the name keys of existing cards are computed in Rust.
