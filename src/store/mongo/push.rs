@@ -62,11 +62,8 @@ impl PushStore for MongoStore {
     async fn mark_card_pushed(&self, serial: &SerialNumber, version: i64, generation: i64) -> StoreResult<bool> {
         self.faults.step()?;
         // Cards written before push generations existed have none: generation 0.
-        let same_generation = if generation == 0 {
-            Bson::Document(doc! { "$in": [0_i64, Bson::Null] })
-        } else {
-            Bson::Int64(generation)
-        };
+        let same_generation =
+            if generation == 0 { Bson::Document(doc! { "$in": [0_i64, Bson::Null] }) } else { Bson::Int64(generation) };
         let done = self
             .cards
             .update_one(
