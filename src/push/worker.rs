@@ -136,6 +136,8 @@ impl Worker {
     /// Pushes what the card is owed now: APNs to every device behind its version, and its
     /// Google Wallet object when that is behind too.
     async fn run_job(&self, lease: &Lease) -> Result<JobResult, StoreError> {
+        // Read before anything else: a replay from here on makes the final mark a no-op.
+        let generation = self.store.push_generation(&lease.serial).await?;
         let Some(card) = self.store.find_card(CardLookup::Serial(&lease.serial)).await? else {
             return Ok(JobResult::NothingOwed);
         };
@@ -170,7 +172,7 @@ impl Worker {
         let first_failure = lease.first_failure.unwrap_or(now);
         let mut letters = self.give_up(&card, &permanent, attempts, first_failure).await?;
         if retryable.is_empty() {
-            self.store.mark_card_pushed(&card.serial, card.version).await?;
+            self.settle(&card, generation, &permanent).await?;
             if letters > 0 {
                 return Ok(JobResult::DeadLettered { letters });
             }
@@ -184,12 +186,34 @@ impl Worker {
         let too_long = (now - first_failure).to_std().unwrap_or_default() >= self.settings.max_age;
         if attempts >= self.settings.max_attempts || too_long {
             letters += self.give_up(&card, &retryable, attempts, first_failure).await?;
-            self.store.mark_card_pushed(&card.serial, card.version).await?;
+            let given_up: Vec<_> = permanent.into_iter().chain(retryable).collect();
+            self.settle(&card, generation, &given_up).await?;
             return Ok(JobResult::DeadLettered { letters });
         }
         let after = backoff(self.settings.backoff_base, attempts);
         tracing::info!(serial = %card.serial, failed = retryable.len(), attempts, retry_in_ms = after.as_millis() as u64, "push failed; retrying");
         Ok(JobResult::Retrying { attempts, after })
+    }
+
+    /// Marks the card pushed, unless it was made owed a push again since the job read its
+    /// `generation`: a dead letter this job wrote may have been replayed before the job marked
+    /// its target given up, which overwrote the replay's reset. The targets given up here are
+    /// then owed again, and the card stays owed; the replay queued it, so it runs again.
+    async fn settle(&self, card: &Card, generation: i64, given_up: &[(Target, PushOutcome)]) -> Result<(), StoreError> {
+        if self.store.mark_card_pushed(&card.serial, card.version, generation).await? {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        for (target, _) in given_up {
+            match target {
+                Target::Device(registration) => {
+                    self.store.mark_push_owed(&card.serial, Owed::Device(&registration.device_library_id), now).await?;
+                }
+                Target::Google => self.store.reset_google_sync(&card.serial).await?,
+            }
+        }
+        tracing::info!(serial = %card.serial, version = card.version, given_up = given_up.len(), "the card was made owed a push again while its job ran; it stays owed");
+        Ok(())
     }
 
     /// Updates the card's Google Wallet object; `None` when it went through.
@@ -292,6 +316,7 @@ impl Worker {
                 created_at: now,
             };
             self.store.insert_dead_letter(&letter).await?;
+            self.store.reached(crate::store::faults::points::PUSH_DEAD_LETTERED).await;
             self.metrics.dead_letters.inc();
             letters += 1;
             tracing::warn!(serial = %card.serial, target = %letter.target, reason, attempts, dead_letter = %letter.id, "push given up");
@@ -474,8 +499,10 @@ pub async fn replay(
             store.mark_push_owed(&letter.serial, Owed::Device(&device), now).await?;
         }
         None => {
-            store.reset_google_sync(&letter.serial).await?;
+            // The card's generation first, then the reset: a job still finishing either sees the
+            // new generation when it marks the card, or has written everything before the reset.
             store.mark_push_owed(&letter.serial, Owed::CardOnly, now).await?;
+            store.reset_google_sync(&letter.serial).await?;
         }
     }
     queue.enqueue(&letter.serial, Duration::ZERO).await?;

@@ -31,6 +31,9 @@ pub mod points {
     /// MongoDB: a reader of entries read the cards' `pending` lists and has not yet read the
     /// `ledger` collection.
     pub const READ_BETWEEN: &str = "read.between";
+    /// A push job wrote a dead letter and has not yet marked its target given up nor the card
+    /// pushed (a replay of that letter can come here).
+    pub const PUSH_DEAD_LETTERED: &str = "push.dead_lettered";
 }
 
 #[derive(Debug, Default)]

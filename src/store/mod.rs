@@ -375,9 +375,15 @@ pub trait PushStore: Send + Sync + 'static {
     /// Cards owed a push since `since` or earlier, oldest first (the sweeper's query).
     async fn cards_pending_push(&self, since: DateTime<Utc>, limit: usize) -> StoreResult<Vec<SerialNumber>>;
 
+    /// How many times the card was made owed a push again ([`PushStore::mark_push_owed`]); a
+    /// push job reads it before the card (0 for a card never made owed again, or none).
+    async fn push_generation(&self, serial: &SerialNumber) -> StoreResult<i64>;
+
     /// Records that `version` of a card reached every target: `pushed_version` moves up to it,
-    /// and the card stops being owed a push if it is still at that version.
-    async fn mark_card_pushed(&self, serial: &SerialNumber, version: i64) -> StoreResult<()>;
+    /// and the card stops being owed a push if it is still at that version. Only while the
+    /// card's push generation is still `generation`: a card made owed again since (a dead letter
+    /// replayed while its job was finishing) is left as it is, and `false` says so.
+    async fn mark_card_pushed(&self, serial: &SerialNumber, version: i64, generation: i64) -> StoreResult<bool>;
 
     /// Records that `version` reached these devices (their `pushed_version` moves up to it).
     async fn mark_devices_pushed(
@@ -388,7 +394,8 @@ pub trait PushStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// Makes a card owed a push again for one device (or all when `None`), at once: for an
-    /// operator's "push now" and dead-letter replays.
+    /// operator's "push now" and dead-letter replays. It moves the card's push generation on
+    /// (the card first, then its devices), so that a job already running cannot mark it pushed.
     async fn mark_push_owed(&self, serial: &SerialNumber, owed: Owed<'_>, now: DateTime<Utc>) -> StoreResult<bool>;
 
     /// What last reached Google Wallet for a card (nothing yet: version 0).

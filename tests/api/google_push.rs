@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use loy::domain::Scope;
 use loy::push::PushRuntime;
+use loy::store::CardLookup;
+use loy::store::faults::points;
 use serde_json::{Value, json};
 
 use crate::google_fake::{FakeGoogle, TestKey, google_env, object_id};
@@ -52,6 +54,7 @@ fn patches(fake: &FakeGoogle, serial: &str) -> Vec<Value> {
 crate::on_every_queue!(
     a_pos_earn_is_one_patch_with_the_new_balance_and_a_notification_then_silent_past_the_budget,
     a_google_outage_is_retried_and_a_refusal_becomes_a_dead_letter_with_googles_message,
+    a_dead_letter_replayed_before_its_job_finishes_is_still_pushed,
 );
 
 async fn a_pos_earn_is_one_patch_with_the_new_balance_and_a_notification_then_silent_past_the_budget(queue: QueueKind) {
@@ -124,5 +127,39 @@ async fn a_google_outage_is_retried_and_a_refusal_becomes_a_dead_letter_with_goo
             .is_some_and(|o| o["loyaltyPoints"]["balance"]["int"] == balance))
         .await
     );
+    runtime.stop().await;
+}
+
+/// An operator replays a dead letter while the job that wrote it has not yet marked its target
+/// given up nor the card pushed: the job finishing must not cover the replay.
+async fn a_dead_letter_replayed_before_its_job_finishes_is_still_pushed(queue: QueueKind) {
+    let (app, fake, runtime) = app_with_google(&queue, &[]).await;
+    let pos = app.api_key(Scope::Pos).await;
+    let (number, serial) = issued(&app, &fake).await;
+    let object_path = format!("loyaltyObject/{}", object_id(&serial));
+
+    let mut held = app.faults.pause_at(points::PUSH_DEAD_LETTERED);
+    fake.fail_next("PATCH", &object_path, 400, "Invalid loyalty points value.", 1);
+    app.pos_post(format!("/api/v1/cards/{number}/earn"), &pos, json!({"purchase_amount": 100_000})).await;
+    held.wait().await;
+    let letters = app.store.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    loy::push::worker::replay(&app.store, app.state.queue.as_ref(), &letters[0].id, chrono::Utc::now()).await.unwrap();
+    held.release();
+
+    let balance = app.balance(&number).await;
+    assert!(
+        eventually(WAIT, || fake
+            .object(&object_id(&serial))
+            .is_some_and(|o| o["loyaltyPoints"]["balance"]["int"] == balance))
+        .await,
+        "the replay is pushed after the job finishes: {:#?}",
+        fake.requests()
+    );
+    assert_eq!(patches(&fake, &serial).len(), 2, "the refused PATCH, then the replay's");
+    crate::push::wait_pushed(&app, &number).await;
+    let card = app.store.find_card(CardLookup::Serial(&letters[0].serial)).await.unwrap().unwrap();
+    assert_eq!(app.store.google_sync(&card.serial).await.unwrap().version, card.version);
+    assert!(app.store.dead_letters(10).await.unwrap().is_empty(), "nothing failed again");
     runtime.stop().await;
 }

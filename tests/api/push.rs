@@ -142,6 +142,7 @@ crate::on_every_queue!(
     a_dead_token_removes_its_registration_and_the_others_still_get_the_push,
     throttling_and_server_errors_are_retried_with_backoff_until_delivered,
     a_push_that_keeps_failing_becomes_a_dead_letter_and_replaying_it_delivers,
+    a_dead_letter_replayed_before_its_job_finishes_still_reaches_its_device,
     two_workers_on_one_queue_never_push_the_same_version_twice,
     shutdown_finishes_the_job_in_hand_and_takes_no_more,
     a_configuration_error_shows_in_readiness_until_a_push_goes_through,
@@ -330,6 +331,34 @@ async fn a_push_that_keeps_failing_becomes_a_dead_letter_and_replaying_it_delive
     assert!(eventually(WAIT, || apns.delivered_to(&tokens[0]) == 1).await, "the replay pushed it");
     assert!(app.store.dead_letters(10).await.unwrap().is_empty());
     assert_eq!(apns.delivered_to(&tokens[1]), 1, "the replay targets the failed device only");
+    workers.stop().await;
+}
+
+/// An operator replays a device's dead letter while the job that wrote it has not yet marked the
+/// device given up nor the card pushed: the job finishing must not cover the replay.
+async fn a_dead_letter_replayed_before_its_job_finishes_still_reaches_its_device(queue: QueueKind) {
+    let app = push_app(&queue, &[]).await;
+    let apns = Arc::new(FakeApns::default());
+    let workers = start_workers(&app, &apns, 1);
+    let pos = app.api_key(Scope::Pos).await;
+    let (number, _, tokens) = card_with_devices(&app, &["refused", "fine"]).await;
+    apns.script(&tokens[0], [PushOutcome::Rejected("BadExpirationDate (400)".into())]);
+
+    let mut held = app.faults.pause_at(loy::store::faults::points::PUSH_DEAD_LETTERED);
+    app.pos_post(format!("/api/v1/cards/{number}/earn"), &pos, json!({"purchase_amount": 100_000})).await;
+    held.wait().await;
+    let letters = app.store.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].target.starts_with("apns:refused"));
+    loy::push::worker::replay(&app.store, app.state.queue.as_ref(), &letters[0].id, Utc::now()).await.unwrap();
+    held.release();
+
+    assert!(eventually(WAIT, || apns.delivered_to(&tokens[0]) == 1).await, "the replay reached the device");
+    let card = wait_pushed(&app, &number).await;
+    let registrations = app.store.card_registrations(&card.serial).await.unwrap();
+    assert!(registrations.iter().all(|r| r.pushed_version == card.version), "{registrations:#?}");
+    assert!(app.store.dead_letters(10).await.unwrap().is_empty(), "nothing failed again");
+    assert_eq!(apns.delivered_to(&tokens[1]), 1, "the healthy device was pushed once");
     workers.stop().await;
 }
 

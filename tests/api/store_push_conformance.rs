@@ -14,6 +14,7 @@ on_both_stores!(
     devices_record_the_version_they_were_pushed_and_can_be_made_owed_again,
     what_reached_google_is_recorded_with_the_notifications_of_the_last_day,
     dead_letters_are_kept_newest_first_and_taken_once,
+    a_card_made_owed_again_is_not_marked_pushed_by_a_job_that_read_it_before,
 );
 
 async fn insert(t: &TestStore, phone: &str) -> Card {
@@ -50,18 +51,18 @@ async fn cards_owed_a_push_are_listed_oldest_first_until_their_version_is_pushed
 
     // A push of an older version leaves the card owed; the current version clears it.
     let b2 = change(&t, &b1, t0 + Duration::seconds(6)).await;
-    t.store.mark_card_pushed(&b.serial, b1.version).await.unwrap();
+    assert!(t.store.mark_card_pushed(&b.serial, b1.version, 0).await.unwrap());
     let after = stored(&t, &b).await;
     assert_eq!(after.pushed_version, b1.version);
     assert!(after.push_pending_since.is_some(), "version {} is still owed", b2.version);
-    t.store.mark_card_pushed(&b.serial, b2.version).await.unwrap();
+    assert!(t.store.mark_card_pushed(&b.serial, b2.version, 0).await.unwrap());
     let after = stored(&t, &b).await;
     assert_eq!((after.pushed_version, after.push_pending_since), (b2.version, None));
     // Recording an older push later never moves the pushed version back.
-    t.store.mark_card_pushed(&b.serial, b1.version).await.unwrap();
+    assert!(t.store.mark_card_pushed(&b.serial, b1.version, 0).await.unwrap());
     assert_eq!(stored(&t, &b).await.pushed_version, b2.version);
 
-    t.store.mark_card_pushed(&a.serial, a1.version).await.unwrap();
+    assert!(t.store.mark_card_pushed(&a.serial, a1.version, 0).await.unwrap());
     assert!(t.store.cards_pending_push(t0 + Duration::hours(1), 10).await.unwrap().is_empty());
 }
 
@@ -105,7 +106,7 @@ async fn devices_record_the_version_they_were_pushed_and_can_be_made_owed_again(
     t.store.mark_devices_pushed(&card.serial, card.version, std::slice::from_ref(&phone)).await.unwrap();
     assert_eq!(pushed_versions(&t, &card).await[0].1, next.version, "never moves back");
     t.store.mark_devices_pushed(&card.serial, next.version, &[]).await.unwrap();
-    t.store.mark_card_pushed(&card.serial, next.version).await.unwrap();
+    assert!(t.store.mark_card_pushed(&card.serial, next.version, 0).await.unwrap());
 
     // An operator's "push again" for one device, then for all.
     let now = Utc::now();
@@ -173,4 +174,33 @@ async fn dead_letters_are_kept_newest_first_and_taken_once(kind: StoreKind) {
     assert_eq!(t.store.take_dead_letter("dl_older").await.unwrap(), Some(older));
     assert_eq!(t.store.take_dead_letter("dl_older").await.unwrap(), None, "taken once");
     assert_eq!(t.store.dead_letters(10).await.unwrap(), vec![newer]);
+}
+
+async fn a_card_made_owed_again_is_not_marked_pushed_by_a_job_that_read_it_before(kind: StoreKind) {
+    let t = test_store(kind).await;
+    let card = insert(&t, "+79120000741").await;
+    assert_eq!(t.store.push_generation(&card.serial).await.unwrap(), 0, "never made owed again");
+    assert_eq!(t.store.push_generation(&SerialNumber::generate()).await.unwrap(), 0, "no such card");
+    let next = change(&t, &card, Utc::now()).await;
+
+    // A job reads the generation, then a replay makes the card owed again before the job's mark.
+    let read = t.store.push_generation(&card.serial).await.unwrap();
+    assert!(t.store.mark_push_owed(&card.serial, Owed::CardOnly, Utc::now()).await.unwrap());
+    let replayed = t.store.push_generation(&card.serial).await.unwrap();
+    assert_eq!(replayed, read + 1);
+    assert!(!t.store.mark_card_pushed(&card.serial, next.version, read).await.unwrap(), "the job's mark is refused");
+    let after = stored(&t, &card).await;
+    assert!(after.pushed_version < after.version && after.push_pending_since.is_some(), "still owed");
+
+    // The job that runs after the replay marks it pushed.
+    assert!(t.store.mark_card_pushed(&card.serial, next.version, replayed).await.unwrap());
+    let after = stored(&t, &card).await;
+    assert_eq!((after.pushed_version, after.push_pending_since), (next.version, None));
+    // A card that moved on meanwhile is marked as far as the job got, and stays owed.
+    let newer = change(&t, &next, Utc::now()).await;
+    assert!(t.store.mark_card_pushed(&card.serial, next.version, replayed).await.unwrap());
+    let after = stored(&t, &card).await;
+    assert_eq!(after.pushed_version, next.version);
+    assert!(after.push_pending_since.is_some(), "version {} is still owed", newer.version);
+    assert!(!t.store.mark_card_pushed(&SerialNumber::generate(), 3, 0).await.unwrap(), "no such card");
 }

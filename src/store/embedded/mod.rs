@@ -296,6 +296,11 @@ CREATE INDEX mail_outbox_state_updated ON mail_outbox (state, updated_at);
 "#,
     // Outgoing events: endpoints, the event outbox and deliveries (`store::webhooks`).
     webhooks::SCHEMA,
+    // A card's push generation (`store::PushStore::mark_card_pushed`): moved on whenever the card
+    // is made owed a push again, so that a job already running does not mark it pushed.
+    r#"
+ALTER TABLE cards ADD COLUMN push_generation INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Marks the migration after which the name keys of existing cards are computed in Rust.

@@ -50,16 +50,30 @@ impl PushStore for EmbeddedStore {
         serials.iter().map(|s| SerialNumber::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
     }
 
-    async fn mark_card_pushed(&self, serial: &SerialNumber, version: i64) -> StoreResult<()> {
+    async fn push_generation(&self, serial: &SerialNumber) -> StoreResult<i64> {
+        let serial = serial.as_str().to_owned();
+        let generation: Option<i64> = self
+            .read(move |conn| {
+                conn.query_row("SELECT push_generation FROM cards WHERE serial = ?1", [serial], |r| r.get(0))
+                    .optional()
+                    .map_err(sql)
+            })
+            .await?;
+        Ok(generation.unwrap_or(0))
+    }
+
+    async fn mark_card_pushed(&self, serial: &SerialNumber, version: i64, generation: i64) -> StoreResult<bool> {
         let serial = serial.as_str().to_owned();
         self.write(move |conn, _| {
-            conn.execute(
-                "UPDATE cards SET pushed_version = MAX(pushed_version, ?2), \
-                 push_pending_since = CASE WHEN version <= ?2 THEN NULL ELSE push_pending_since END WHERE serial = ?1",
-                params![serial, version],
-            )
-            .map_err(sql)?;
-            Ok(())
+            let marked = conn
+                .execute(
+                    "UPDATE cards SET pushed_version = MAX(pushed_version, ?2), \
+                     push_pending_since = CASE WHEN version <= ?2 THEN NULL ELSE push_pending_since END \
+                     WHERE serial = ?1 AND push_generation = ?3",
+                    params![serial, version, generation],
+                )
+                .map_err(sql)?;
+            Ok(marked == 1)
         })
         .await
     }
@@ -101,7 +115,8 @@ impl PushStore for EmbeddedStore {
             let card = conn
                 .execute(
                     "UPDATE cards SET pushed_version = MIN(pushed_version, version - 1), \
-                     push_pending_since = COALESCE(push_pending_since, ?2) WHERE serial = ?1",
+                     push_pending_since = COALESCE(push_pending_since, ?2), \
+                     push_generation = push_generation + 1 WHERE serial = ?1",
                     params![serial, millis(now)],
                 )
                 .map_err(sql)?;

@@ -48,24 +48,44 @@ impl PushStore for MongoStore {
             .collect()
     }
 
-    async fn mark_card_pushed(&self, serial: &SerialNumber, version: i64) -> StoreResult<()> {
+    async fn push_generation(&self, serial: &SerialNumber) -> StoreResult<i64> {
         self.faults.step()?;
+        let card = self
+            .cards
+            .find_one(doc! { "_id": serial.as_str() })
+            .projection(doc! { "push_generation": 1 })
+            .await
+            .map_err(mongo)?;
+        Ok(card.and_then(|c| c.get_i64("push_generation").ok()).unwrap_or(0))
+    }
+
+    async fn mark_card_pushed(&self, serial: &SerialNumber, version: i64, generation: i64) -> StoreResult<bool> {
+        self.faults.step()?;
+        // Cards written before push generations existed have none: generation 0.
+        let same_generation =
+            if generation == 0 { Bson::Document(doc! { "$in": [0_i64, Bson::Null] }) } else { Bson::Int64(generation) };
         let done = self
             .cards
             .update_one(
-                doc! { "_id": serial.as_str(), "version": { "$lte": version } },
+                doc! { "_id": serial.as_str(), "version": { "$lte": version }, "push_generation": same_generation.clone() },
                 doc! { "$max": { "pushed_version": version }, "$set": { "push_pending_since": Bson::Null } },
             )
             .await
             .map_err(mongo)?;
-        if done.matched_count == 0 {
-            // The card moved on meanwhile: it stays owed a push for its newer version.
-            self.cards
-                .update_one(doc! { "_id": serial.as_str() }, doc! { "$max": { "pushed_version": version } })
-                .await
-                .map_err(mongo)?;
+        if done.matched_count == 1 {
+            return Ok(true);
         }
-        Ok(())
+        // The card moved on meanwhile: it stays owed a push for its newer version.
+        self.faults.step()?;
+        let done = self
+            .cards
+            .update_one(
+                doc! { "_id": serial.as_str(), "push_generation": same_generation },
+                doc! { "$max": { "pushed_version": version } },
+            )
+            .await
+            .map_err(mongo)?;
+        Ok(done.matched_count == 1)
     }
 
     async fn mark_devices_pushed(
@@ -103,6 +123,7 @@ impl PushStore for MongoStore {
                     doc! {
                         "$min": { "pushed_version": card.version - 1 },
                         "$set": { "push_pending_since": pending },
+                        "$inc": { "push_generation": 1_i64 },
                     },
                 )
                 .await
