@@ -30,6 +30,9 @@ pub mod actions {
     pub const WEBHOOK_SOURCE_REVOKED: &str = "webhook_source_revoked";
     pub const MAIL_RETRIED: &str = "mail_retried";
     pub const CARD_LINK_MAILED: &str = "card_link_mailed";
+    pub const IMPORT_UPLOADED: &str = "data.import_uploaded";
+    pub const IMPORT_STARTED: &str = "data.import_started";
+    pub const IMPORT_LINKS_SENT: &str = "data.import_links_sent";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -50,6 +53,9 @@ pub mod actions {
         WEBHOOK_SOURCE_REVOKED,
         MAIL_RETRIED,
         CARD_LINK_MAILED,
+        IMPORT_UPLOADED,
+        IMPORT_STARTED,
+        IMPORT_LINKS_SENT,
         "earn",
         "redeem",
         "refund",

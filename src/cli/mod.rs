@@ -206,6 +206,8 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     if mail.is_none() {
         tracing::info!("LOY_SMTP_URL is not set: e-mail is off");
     }
+    // Console imports left by a node that stopped, or due again after a failed attempt.
+    let imports = tokio::spawn(crate::import::jobs::run_forever(state.clone(), std::time::Duration::from_secs(10)));
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -214,6 +216,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     });
     app.run_until_stopped().await?;
     maintenance.abort();
+    imports.abort();
     if let Some(mail) = mail {
         mail.abort();
     }

@@ -62,7 +62,8 @@ pub async fn import(settings: &Settings, command: ImportCommand) -> anyhow::Resu
             eprintln!();
         }
     };
-    let options = ImportOptions { region: settings.default_phone_region, dry_run, actor, now: SystemClock.now() };
+    let options =
+        ImportOptions { region: settings.default_phone_region, dry_run, actor, now: SystemClock.now(), job: None };
     let report = import_customers(store.as_ref(), &program, &bytes, &options, &progress).await?;
     print_report(&report);
     Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -11,6 +11,7 @@
 pub mod customers;
 pub mod embedded;
 pub mod faults;
+mod imports;
 pub mod mongo;
 mod outbox;
 mod records;
@@ -29,6 +30,7 @@ use crate::domain::{AuditEntry, AuditFilter, StaffAccount, StaffSessionRecord};
 
 pub use customers::{CustomerCursor, CustomerListQuery, CustomerSort, CustomerStore};
 pub use faults::Faults;
+pub use imports::{FILE_CHUNK_BYTES, ImportCounts, ImportJob, ImportState, ImportStore, MAX_KEPT_ERRORS};
 pub use outbox::{MailState, MailStore, OutboxMail};
 
 /// A shared handle to whichever backend is configured.
@@ -36,7 +38,16 @@ pub type DynStore = Arc<dyn Store>;
 
 /// Every storage capability; implemented by each backend through its parts.
 pub trait Store:
-    CardStore + LedgerStore + DeviceStore + PushStore + AccessStore + PhoneStore + StaffStore + CustomerStore + MailStore
+    CardStore
+    + LedgerStore
+    + DeviceStore
+    + PushStore
+    + AccessStore
+    + PhoneStore
+    + StaffStore
+    + CustomerStore
+    + MailStore
+    + ImportStore
 {
 }
 
@@ -49,7 +60,8 @@ impl<
         + PhoneStore
         + StaffStore
         + CustomerStore
-        + MailStore,
+        + MailStore
+        + ImportStore,
 > Store for T
 {
 }
@@ -231,6 +243,9 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// Marks that a task reached a named point of the write path (see [`faults::points`]);
     /// tests hold tasks there or make the next call fail. Nothing happens in production.
     async fn reached(&self, point: &'static str);
+
+    /// A checkpoint of a long task (see [`faults::points`]): fails only when a test armed it.
+    fn checkpoint(&self, point: &'static str) -> StoreResult<()>;
 
     /// A card's ledger, newest first: entries with `seq < before_seq` (all when `None`), at most
     /// `limit` of them.

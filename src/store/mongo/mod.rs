@@ -11,6 +11,7 @@ mod access;
 mod cards;
 mod customers;
 mod devices;
+mod imports;
 mod ledger;
 mod outbox;
 mod phones;
@@ -46,6 +47,8 @@ pub struct MongoStore {
     setup_tokens: Collection<Document>,
     audit: Collection<AuditRecord>,
     mail_outbox: Collection<Document>,
+    import_jobs: Collection<Document>,
+    import_files: Collection<Document>,
     faults: Arc<Faults>,
 }
 
@@ -85,6 +88,8 @@ impl MongoStore {
             setup_tokens: db.collection("setup_tokens"),
             audit: db.collection("audit"),
             mail_outbox: db.collection("mail_outbox"),
+            import_jobs: db.collection("import_jobs"),
+            import_files: db.collection("import_files"),
             db,
             faults,
         };
@@ -222,6 +227,7 @@ impl MongoStore {
                     .build(),
             ])
             .await?;
+        imports::create_indexes(&self.import_jobs, &self.import_files).await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
             .create_index(
