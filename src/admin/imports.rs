@@ -51,17 +51,17 @@ impl UploadProblem {
     }
 }
 
-/// An uploaded form: its CSRF field and its file.
+/// An uploaded file.
 struct Upload {
-    csrf: Option<String>,
     file_name: String,
     bytes: Vec<u8>,
 }
 
 /// Reads the multipart body, refusing a file over [`MAX_FILE_BYTES`] as soon as it passes it.
-async fn read_upload(req: &HttpRequest, payload: web::Payload) -> Result<Upload, UploadProblem> {
+/// The CSRF field (which the form sends before the file) is returned whatever the outcome.
+async fn read_upload(req: &HttpRequest, payload: web::Payload) -> (Option<String>, Result<Upload, UploadProblem>) {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let boundary = multer::parse_boundary(content_type).map_err(|_| UploadProblem::NotMultipart)?;
+    let Ok(boundary) = multer::parse_boundary(content_type) else { return (None, Err(UploadProblem::NotMultipart)) };
     let limits = multer::SizeLimit::new()
         .whole_stream(MAX_FILE_BYTES as u64 + FRAMING_BYTES)
         .for_field("file", MAX_FILE_BYTES as u64)
@@ -81,7 +81,8 @@ async fn read_upload(req: &HttpRequest, payload: web::Payload) -> Result<Upload,
         }
     };
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
-    let parse = async move {
+    let mut csrf = None;
+    let parse = async {
         let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
         let too_large = |e: multer::Error| match e {
             multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
@@ -89,10 +90,10 @@ async fn read_upload(req: &HttpRequest, payload: web::Payload) -> Result<Upload,
             }
             _ => UploadProblem::NotMultipart,
         };
-        let mut upload = Upload { csrf: None, file_name: String::new(), bytes: Vec::new() };
+        let mut upload = Upload { file_name: String::new(), bytes: Vec::new() };
         while let Some(field) = multipart.next_field().await.map_err(too_large)? {
             match field.name() {
-                Some("csrf") => upload.csrf = Some(field.text().await.map_err(too_large)?),
+                Some("csrf") => csrf = Some(field.text().await.map_err(too_large)?),
                 Some("file") => {
                     upload.file_name = field.file_name().unwrap_or("").chars().take(200).collect();
                     upload.bytes = field.bytes().await.map_err(too_large)?.to_vec();
@@ -103,15 +104,16 @@ async fn read_upload(req: &HttpRequest, payload: web::Payload) -> Result<Upload,
         Ok::<_, UploadProblem>(upload)
     };
     let ((), upload) = futures_util::future::join(feed, parse).await;
-    let upload = upload?;
-    let has_file = !upload.file_name.is_empty();
-    if !has_file {
-        return Err(UploadProblem::NoFile);
-    }
-    if upload.bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(UploadProblem::Empty);
-    }
-    Ok(upload)
+    let upload = upload.and_then(|upload| {
+        if upload.file_name.is_empty() {
+            Err(UploadProblem::NoFile)
+        } else if upload.bytes.iter().all(u8::is_ascii_whitespace) {
+            Err(UploadProblem::Empty)
+        } else {
+            Ok(upload)
+        }
+    });
+    (csrf, upload)
 }
 
 /// `POST /admin/data/import` (multipart: `csrf`, `file`): stores the file as a new job and
@@ -123,8 +125,8 @@ pub async fn upload(
     payload: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
     let header_token = req.headers().get(super::session::CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let upload = read_upload(&req, payload).await;
-    let presented = header_token.or_else(|| upload.as_ref().ok().and_then(|u| u.csrf.clone()));
+    let (field_token, upload) = read_upload(&req, payload).await;
+    let presented = header_token.or(field_token);
     if !presented.is_some_and(|p| session.csrf_matches(&p)) {
         tracing::warn!(path = req.path(), "a console upload came without its session's CSRF token");
         return Err(super::session::forbidden(&req, Some(&session.viewer()), "csrf_text"));

@@ -16,7 +16,7 @@ pub mod jobs;
 pub mod links;
 pub mod parse;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -59,6 +59,8 @@ enum Outcome {
     Updated,
     Skipped,
     Failed(LineError),
+    /// Not attempted: an earlier line's store call failed.
+    NotRun,
 }
 
 /// Who runs the import, for the ledger entries it writes.
@@ -104,26 +106,46 @@ pub async fn import_customers(
         ..ImportReport::default()
     };
     let done = AtomicU64::new(0);
+    // Progress about every 1 % of the file, and at least every 1000 lines.
+    let step = (total / 100).clamp(1, 1000);
+    // Once a line fails, no further line starts, and the lines in flight are let finish (a
+    // store call dropped halfway is the one thing the MongoDB driver does not take well); the
+    // first failure is then returned.
+    let stopping = AtomicBool::new(false);
     let mut outcomes = futures_util::stream::iter(parsed.rows)
         .map(|row| {
-            let done = &done;
+            let (done, stopping) = (&done, &stopping);
             async move {
+                if stopping.load(Ordering::SeqCst) {
+                    return Ok(Outcome::NotRun);
+                }
                 let outcome = import_row(store, program, row, dry_run, actor, job, now).await;
+                if outcome.is_err() {
+                    stopping.store(true, Ordering::SeqCst);
+                }
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 1000 == 0 || n == total {
+                if n % step == 0 || n == total {
                     progress(n, total);
                 }
                 outcome
             }
         })
         .buffer_unordered(CONCURRENCY);
+    let mut failure = None;
     while let Some(outcome) = outcomes.next().await {
-        match outcome? {
-            Outcome::Created => report.created += 1,
-            Outcome::Updated => report.updated += 1,
-            Outcome::Skipped => report.skipped += 1,
-            Outcome::Failed(e) => report.errors.push(e),
+        match outcome {
+            Ok(Outcome::Created) => report.created += 1,
+            Ok(Outcome::Updated) => report.updated += 1,
+            Ok(Outcome::Skipped) => report.skipped += 1,
+            Ok(Outcome::Failed(e)) => report.errors.push(e),
+            Ok(Outcome::NotRun) => {}
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
         }
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
     }
     report.errors.sort_by_key(|e| e.line);
     Ok(report)
