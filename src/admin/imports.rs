@@ -12,9 +12,9 @@ use super::AdminError;
 use super::audit::{self, actions};
 use super::data;
 use super::session::{CsrfForm, NoFields, Owner, StaffSession};
+use crate::import::LineError;
 use crate::import::jobs::{self, MAX_FILE_BYTES};
 use crate::import::links::{self, LinksSent};
-use crate::import::LineError;
 use crate::state::AppState;
 use crate::store::{ImportJob, ImportState};
 
@@ -238,10 +238,9 @@ pub async fn progress(
     let finished = !page.running;
     let mut response = session.page(&req, "import_progress.html", page);
     if finished && req.headers().contains_key("HX-Request") {
-        response.headers_mut().insert(
-            header::HeaderName::from_static("hx-refresh"),
-            header::HeaderValue::from_static("true"),
-        );
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("hx-refresh"), header::HeaderValue::from_static("true"));
     }
     Ok(response)
 }

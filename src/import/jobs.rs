@@ -187,7 +187,8 @@ async fn attempt(state: &AppState, job: &ImportJob, dry_run: bool) -> Result<Imp
     })?;
     let done = Arc::new(AtomicU64::new(0));
     let total = Arc::new(AtomicU64::new(0));
-    let saver = tokio::spawn(save_progress(state.store.clone(), state.clock.clone(), job.clone(), done.clone(), total.clone()));
+    let saver =
+        tokio::spawn(save_progress(state.store.clone(), state.clock.clone(), job.clone(), done.clone(), total.clone()));
     let progress = |n: u64, of: u64| {
         done.store(n, Ordering::Relaxed);
         total.store(of, Ordering::Relaxed);

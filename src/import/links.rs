@@ -61,8 +61,15 @@ pub async fn send_links(
             let Some(card) = card? else { continue };
             if crate::mail::email_of(&card).is_none() {
                 sent.without_email += 1;
-            } else if crate::mail::queue_once(store, mail, mail_id(&job.id, &card.serial), MailKind::CardLink, &card, now)
-                .await?
+            } else if crate::mail::queue_once(
+                store,
+                mail,
+                mail_id(&job.id, &card.serial),
+                MailKind::CardLink,
+                &card,
+                now,
+            )
+            .await?
             {
                 sent.queued += 1;
             } else {
@@ -81,5 +88,7 @@ async fn created_by(store: &dyn Store, card: &Card, job: &str) -> StoreResult<bo
     let Some(holder) = &card.holder else { return Ok(false) };
     let id = import_entry_id(&card.program_id, holder.phone.as_str());
     let Some(entry) = store.entry(&id).await? else { return Ok(false) };
-    Ok(entry.kind == EntryKind::Import && entry.serial == card.serial && written_by_job(entry.description.as_deref(), job))
+    Ok(entry.kind == EntryKind::Import
+        && entry.serial == card.serial
+        && written_by_job(entry.description.as_deref(), job))
 }

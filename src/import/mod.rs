@@ -257,7 +257,10 @@ pub fn entry_description(job: Option<&str>, line: u64) -> String {
 
 /// Whether an `import` entry's description names the console import `job`.
 pub fn written_by_job(description: Option<&str>, job: &str) -> bool {
-    description.and_then(|d| d.strip_prefix("CSV import ")).and_then(|d| d.strip_prefix(job)).is_some_and(|rest| rest.starts_with(','))
+    description
+        .and_then(|d| d.strip_prefix("CSV import "))
+        .and_then(|d| d.strip_prefix(job))
+        .is_some_and(|rest| rest.starts_with(','))
 }
 
 /// A new card for an imported line, with its opening balance as its first (`import`) entry.

@@ -108,7 +108,7 @@ pub struct ImportJob {
 impl ImportJob {
     /// Whole percent of the running pass (100 when it has nothing to do).
     pub fn percent(&self) -> u64 {
-        if self.total == 0 { 100 } else { (self.done.min(self.total) * 100) / self.total }
+        (self.done.min(self.total) * 100).checked_div(self.total).unwrap_or(100)
     }
 }
 

@@ -8,8 +8,8 @@ use loy::domain::{Phone, PhoneRegion, Role};
 use loy::import::jobs::{self, MAX_FILE_BYTES};
 use loy::mail::outbox::deliver_due;
 use loy::store::CardLookup;
-use loy::store::faults::points;
 use loy::store::ImportState;
+use loy::store::faults::points;
 use reqwest::header::{CONTENT_TYPE, COOKIE};
 
 use crate::admin_helpers::{Page, Staff, text_of_id};
@@ -155,7 +155,10 @@ async fn an_owner_uploads_checks_and_imports_a_file_and_sees_the_customers(kind:
     assert_eq!(app.store.count_cards().await.unwrap(), 0, "the dry run wrote nothing");
     let report = owner.get(&format!("{job}/errors.csv")).await;
     assert_eq!(report.headers["content-type"], "text/csv; charset=utf-8");
-    assert_eq!(report.body.trim_start_matches('\u{feff}').lines().collect::<Vec<_>>()[1], "42,the phone number is missing");
+    assert_eq!(
+        report.body.trim_start_matches('\u{feff}').lines().collect::<Vec<_>>()[1],
+        "42,the phone number is missing"
+    );
 
     let started = owner.post(&format!("{job}/import"), &[]).await;
     assert_eq!(started.location.as_deref(), Some(job.as_str()));
@@ -313,8 +316,16 @@ async fn card_links_go_once_to_each_customer_the_import_created_with_an_email(ki
     let received = sink.wait_for(welcome_mails + 3).await;
 
     assert_eq!(first.status, 303);
-    assert!(first_page.body.contains("3 mails queued; 0 customers had been sent theirs already; 3 have no e-mail"), "{}", first_page.body);
-    assert!(second_page.body.contains("0 mails queued; 3 customers had been sent theirs already"), "{}", second_page.body);
+    assert!(
+        first_page.body.contains("3 mails queued; 0 customers had been sent theirs already; 3 have no e-mail"),
+        "{}",
+        first_page.body
+    );
+    assert!(
+        second_page.body.contains("0 mails queued; 3 customers had been sent theirs already"),
+        "{}",
+        second_page.body
+    );
     assert_eq!(text_of_id(&second_page.body, "links-total").as_deref(), Some("3"));
     let mut to: Vec<String> = received[welcome_mails..].iter().flat_map(|m| m.to.clone()).collect();
     to.sort();
@@ -322,12 +333,8 @@ async fn card_links_go_once_to_each_customer_the_import_created_with_an_email(ki
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.received().len(), welcome_mails + 3, "pressing twice sent nothing twice");
     let second_phone = Phone::parse(&phone(2), PhoneRegion::RU).unwrap();
-    let card = app
-        .store
-        .find_card(CardLookup::Phone { program_id: "default", phone: &second_phone })
-        .await
-        .unwrap()
-        .unwrap();
+    let card =
+        app.store.find_card(CardLookup::Phone { program_id: "default", phone: &second_phone }).await.unwrap().unwrap();
     let mail = &received[welcome_mails..].iter().find(|m| m.to == ["c2@shop.test"]).unwrap().data;
     let message = mail_parser::MessageParser::default().parse(mail.as_bytes()).expect("the mail parses as MIME");
     let text = message.body_text(0).expect("a plain-text part");

@@ -39,7 +39,14 @@ impl ImportStore for EmbeddedStore {
             conn.execute(
                 "INSERT INTO import_jobs (id, state, attempts, lease_until, created_at, body) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![job.id, job.state.as_str(), job.attempts, millis(job.lease_until), millis(job.created_at), body],
+                params![
+                    job.id,
+                    job.state.as_str(),
+                    job.attempts,
+                    millis(job.lease_until),
+                    millis(job.created_at),
+                    body
+                ],
             )
             .map_err(sql)?;
             for (n, chunk) in file.chunks(FILE_CHUNK_BYTES).enumerate() {
@@ -85,7 +92,8 @@ impl ImportStore for EmbeddedStore {
     async fn import_file(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
         let id = id.to_owned();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT data FROM import_files WHERE job_id = ?1 ORDER BY n").map_err(sql)?;
+            let mut stmt =
+                conn.prepare_cached("SELECT data FROM import_files WHERE job_id = ?1 ORDER BY n").map_err(sql)?;
             let chunks = stmt.query_map([id], |r| r.get::<_, Vec<u8>>(0)).map_err(sql)?;
             let chunks = chunks.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)?;
             Ok((!chunks.is_empty()).then(|| chunks.concat()))

@@ -24,7 +24,9 @@ pub(super) async fn create_indexes(
         IndexModel::builder().keys(doc! { "created_at": -1 }).options(named("created")).build(),
     ])
     .await?;
-    files.create_index(IndexModel::builder().keys(doc! { "job_id": 1, "n": 1 }).options(named("job_chunks")).build()).await?;
+    files
+        .create_index(IndexModel::builder().keys(doc! { "job_id": 1, "n": 1 }).options(named("job_chunks")).build())
+        .await?;
     Ok(())
 }
 
