@@ -139,6 +139,7 @@ async fn run(state: &AppState, mut job: ImportJob) {
             job.problem = Some(why);
             job.state = ImportState::Failed;
             job.finished_at = Some(now);
+            finished = true;
         }
         Err(Failure::Again(why)) => {
             job.problem = Some(why);
