@@ -33,6 +33,9 @@ pub mod actions {
     pub const WEBHOOK_ENDPOINT_ADDED: &str = "webhook_endpoint_added";
     pub const WEBHOOK_ENDPOINT_REMOVED: &str = "webhook_endpoint_removed";
     pub const WEBHOOK_REPLAYED: &str = "webhook_replayed";
+    pub const IMPORT_UPLOADED: &str = "data.import_uploaded";
+    pub const IMPORT_STARTED: &str = "data.import_started";
+    pub const IMPORT_LINKS_SENT: &str = "data.import_links_sent";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -56,6 +59,9 @@ pub mod actions {
         WEBHOOK_ENDPOINT_ADDED,
         WEBHOOK_ENDPOINT_REMOVED,
         WEBHOOK_REPLAYED,
+        IMPORT_UPLOADED,
+        IMPORT_STARTED,
+        IMPORT_LINKS_SENT,
         "earn",
         "redeem",
         "refund",

@@ -1,6 +1,6 @@
 //! `/admin/data`: owners download the customers and the transactions of a period as CSV,
 //! streamed from the store as it is read; every download is recorded in the audit log. The
-//! import is run with `loy import customers` on the server (an upload form is not built yet).
+//! same page uploads a file to import (see [`super::imports`]) and lists the latest imports.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -14,11 +14,45 @@ use crate::import::export::{self, Period};
 use crate::state::AppState;
 
 #[derive(Serialize)]
-struct DataPage {}
+pub struct DataPage {
+    /// Why the last upload was refused (a key of the catalog's `data` table).
+    upload_error: Option<&'static str>,
+    max_megabytes: usize,
+    imports: Vec<ImportRow>,
+}
+
+#[derive(Serialize)]
+struct ImportRow {
+    id: String,
+    file_name: String,
+    state: &'static str,
+    created_at: String,
+    percent: u64,
+}
+
+/// The data page's content.
+pub async fn page(state: &AppState, upload_error: Option<&'static str>) -> Result<DataPage, AdminError> {
+    let imports = super::imports::recent(state)
+        .await?
+        .into_iter()
+        .map(|job| ImportRow {
+            percent: if job.state.runnable() && job.total == 0 { 0 } else { job.percent() },
+            id: job.id,
+            file_name: job.file_name,
+            state: job.state.as_str(),
+            created_at: job.created_at.format("%Y-%m-%d %H:%M").to_string(),
+        })
+        .collect();
+    Ok(DataPage { upload_error, max_megabytes: crate::import::jobs::MAX_FILE_BYTES / (1024 * 1024), imports })
+}
 
 /// `GET /admin/data`.
-pub async fn show(session: StaffSession<Owner>, req: HttpRequest) -> Result<HttpResponse, AdminError> {
-    Ok(session.page(&req, "data.html", DataPage {}))
+pub async fn show(
+    state: web::Data<AppState>,
+    session: StaffSession<Owner>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AdminError> {
+    Ok(session.page(&req, "data.html", page(&state, None).await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,6 +17,7 @@ pub mod customer_data;
 pub mod customers;
 pub mod data;
 pub mod home;
+pub mod imports;
 pub mod keys;
 pub mod login;
 pub mod mail;
@@ -66,6 +67,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/data").route(web::get().to(data::show)).default_service(not_allowed("GET, HEAD")))
             .service(get_only("/data/customers.csv", web::get().to(data::customers)))
             .service(get_only("/data/transactions.csv", web::get().to(data::transactions)))
+            .service(post_only("/data/import", web::post().to(imports::upload)))
+            .service(get_only("/data/imports/{id}", web::get().to(imports::show)))
+            .service(get_only("/data/imports/{id}/progress", web::get().to(imports::progress)))
+            .service(get_only("/data/imports/{id}/errors.csv", web::get().to(imports::errors)))
+            .service(post_only("/data/imports/{id}/import", web::post().to(imports::confirm)))
+            .service(post_only("/data/imports/{id}/links", web::post().to(imports::send_links)))
             .service(post_only("/account/totp", web::post().to(account::enable_totp)))
             .service(post_only("/account/totp/disable", web::post().to(account::disable_totp)))
             .service(

@@ -102,7 +102,7 @@ fn deny(response: HttpResponse) -> actix_web::Error {
     InternalError::from_response("staff session", response).into()
 }
 
-fn forbidden(req: &HttpRequest, viewer: Option<&Viewer>, text: &str) -> actix_web::Error {
+pub(super) fn forbidden(req: &HttpRequest, viewer: Option<&Viewer>, text: &str) -> actix_web::Error {
     deny(page::notice(
         req,
         viewer,
@@ -245,6 +245,14 @@ pub fn removal_cookie(state: &AppState) -> Cookie<'static> {
     let mut cookie = session_cookie(state, String::new());
     cookie.make_removal();
     cookie
+}
+
+impl<R: RoleRequirement> StaffSession<R> {
+    /// Whether `presented` is this session's CSRF token (for forms [`CsrfForm`] cannot read,
+    /// such as file uploads).
+    pub fn csrf_matches(&self, presented: &str) -> bool {
+        bool::from(self.csrf.as_bytes().ct_eq(presented.as_bytes()))
+    }
 }
 
 /// A form body of type `T` whose CSRF token (the `csrf` field, or the `X-CSRF-Token` header for

@@ -224,6 +224,8 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         tracing::info!("LOY_SMTP_URL is not set: e-mail is off");
     }
     let webhooks = tokio::spawn(crate::webhooks::delivery::run_forever(state.clone()));
+    // Console imports left by a node that stopped, or due again after a failed attempt.
+    let imports = tokio::spawn(crate::import::jobs::run_forever(state.clone(), std::time::Duration::from_secs(10)));
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -237,6 +239,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     }
     maintenance.abort();
     webhooks.abort();
+    imports.abort();
     if let Some(mail) = mail {
         mail.abort();
     }

@@ -57,12 +57,14 @@ pub async fn import(settings: &Settings, command: ImportCommand) -> anyhow::Resu
     let (store, program) = open_for_tool(settings).await?;
     let actor = ImportActor { source: EntrySource::System, id: None };
     let progress = |done: u64, total: u64| {
-        eprint!("\r{} {done}/{total} lines", if dry_run { "checked" } else { "imported" });
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
+        eprint!("\r{} {done}/{total} lines ({percent} %)", if dry_run { "checked" } else { "imported" });
         if done == total {
             eprintln!();
         }
     };
-    let options = ImportOptions { region: settings.default_phone_region, dry_run, actor, now: SystemClock.now() };
+    let options =
+        ImportOptions { region: settings.default_phone_region, dry_run, actor, now: SystemClock.now(), job: None };
     let report = import_customers(store.as_ref(), &program, &bytes, &options, &progress).await?;
     print_report(&report);
     Ok(if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

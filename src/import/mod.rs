@@ -7,11 +7,16 @@
 //! program and the phone, and a phone that already has a card is skipped, so running the same
 //! file again changes nothing, and running it again after a crash finishes the lines the crash
 //! left without writing any twice.
+//!
+//! From the console, a file is uploaded and checked and imported in the background
+//! ([`jobs`]); the customers an import created can then be sent their card link ([`links`]).
 
 pub mod export;
+pub mod jobs;
+pub mod links;
 pub mod parse;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -22,6 +27,7 @@ use crate::domain::{
     AuthToken, BarcodeValue, Card, CardKey, CardNumber, Customer, EntryKind, EntrySource, LastEntry, LedgerEntry,
     PhoneRegion, Program, ReferralCode, SerialNumber,
 };
+use crate::store::faults::points;
 use crate::store::{CardLookup, Store, StoreError, StoreResult, UniqueKey};
 
 pub use parse::{FileError, FileShape, ImportRow, LineError, ParsedFile, parse_file};
@@ -53,6 +59,8 @@ enum Outcome {
     Updated,
     Skipped,
     Failed(LineError),
+    /// Not attempted: an earlier line's store call failed.
+    NotRun,
 }
 
 /// Who runs the import, for the ledger entries it writes.
@@ -72,6 +80,9 @@ pub struct ImportOptions {
     pub dry_run: bool,
     pub actor: ImportActor,
     pub now: DateTime<Utc>,
+    /// The console import this run belongs to: named in each `import` entry's description, so
+    /// the customers it created can be found again (to send them their card link).
+    pub job: Option<String>,
 }
 
 /// Imports (or, with `dry_run`, only checks) a customer CSV file. `progress` is called with
@@ -83,7 +94,8 @@ pub async fn import_customers(
     options: &ImportOptions,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<ImportReport, ImportError> {
-    let ImportOptions { region, dry_run, ref actor, now } = *options;
+    let ImportOptions { region, dry_run, ref actor, now, ref job } = *options;
+    let job = job.as_deref();
     let parsed = parse_file(bytes, program, region, now)?;
     let total = parsed.rows.len() as u64;
     let mut report = ImportReport {
@@ -94,26 +106,46 @@ pub async fn import_customers(
         ..ImportReport::default()
     };
     let done = AtomicU64::new(0);
+    // Progress about every 1 % of the file, and at least every 1000 lines.
+    let step = (total / 100).clamp(1, 1000);
+    // Once a line fails, no further line starts, and the lines in flight are let finish (a
+    // store call dropped halfway is the one thing the MongoDB driver does not take well); the
+    // first failure is then returned.
+    let stopping = AtomicBool::new(false);
     let mut outcomes = futures_util::stream::iter(parsed.rows)
         .map(|row| {
-            let done = &done;
+            let (done, stopping) = (&done, &stopping);
             async move {
-                let outcome = import_row(store, program, row, dry_run, actor, now).await;
+                if stopping.load(Ordering::SeqCst) {
+                    return Ok(Outcome::NotRun);
+                }
+                let outcome = import_row(store, program, row, dry_run, actor, job, now).await;
+                if outcome.is_err() {
+                    stopping.store(true, Ordering::SeqCst);
+                }
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 1000 == 0 || n == total {
+                if n % step == 0 || n == total {
                     progress(n, total);
                 }
                 outcome
             }
         })
         .buffer_unordered(CONCURRENCY);
+    let mut failure = None;
     while let Some(outcome) = outcomes.next().await {
-        match outcome? {
-            Outcome::Created => report.created += 1,
-            Outcome::Updated => report.updated += 1,
-            Outcome::Skipped => report.skipped += 1,
-            Outcome::Failed(e) => report.errors.push(e),
+        match outcome {
+            Ok(Outcome::Created) => report.created += 1,
+            Ok(Outcome::Updated) => report.updated += 1,
+            Ok(Outcome::Skipped) => report.skipped += 1,
+            Ok(Outcome::Failed(e)) => report.errors.push(e),
+            Ok(Outcome::NotRun) => {}
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
         }
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
     }
     report.errors.sort_by_key(|e| e.line);
     Ok(report)
@@ -133,6 +165,7 @@ async fn import_row(
     row: ImportRow,
     dry_run: bool,
     actor: &ImportActor,
+    job: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<Outcome> {
     let line = row.line;
@@ -149,10 +182,11 @@ async fn import_row(
         }
         return Ok(Outcome::Created);
     }
+    store.checkpoint(points::IMPORT_LINE)?;
     // Most lines are new customers: insert first (one store call) and look the phone up only
     // when it turns out to have a card already.
     let holder = row.holder.clone();
-    let (card, entry) = imported_card(program, row, actor, now);
+    let (card, entry) = imported_card(program, row, actor, job, now);
     match store.insert_card(&card, &entry).await {
         Ok(()) => Ok(Outcome::Created),
         Err(StoreError::Duplicate(UniqueKey::Phone)) => {
@@ -212,11 +246,29 @@ pub fn import_entry_id(program_id: &str, phone: &str) -> String {
     format!("tx_imp_{}", &hex::encode(digest)[..32])
 }
 
+/// The description of the `import` entry of a line: `CSV import, line 12`, or with the console
+/// import's id, `CSV import imp_…, line 12`.
+pub fn entry_description(job: Option<&str>, line: u64) -> String {
+    match job {
+        Some(job) => format!("CSV import {job}, line {line}"),
+        None => format!("CSV import, line {line}"),
+    }
+}
+
+/// Whether an `import` entry's description names the console import `job`.
+pub fn written_by_job(description: Option<&str>, job: &str) -> bool {
+    description
+        .and_then(|d| d.strip_prefix("CSV import "))
+        .and_then(|d| d.strip_prefix(job))
+        .is_some_and(|rest| rest.starts_with(','))
+}
+
 /// A new card for an imported line, with its opening balance as its first (`import`) entry.
 pub fn imported_card(
     program: &Program,
     row: ImportRow,
     actor: &ImportActor,
+    job: Option<&str>,
     now: DateTime<Utc>,
 ) -> (Card, LedgerEntry) {
     let now = stored_precision(now);
@@ -234,7 +286,7 @@ pub fn imported_card(
         lifetime_after: row.lifetime,
         tier_after: row.tier.clone(),
         order_id: None,
-        description: Some(format!("CSV import, line {}", row.line)),
+        description: Some(entry_description(job, row.line)),
         source: actor.source,
         actor: actor.id.clone(),
         idempotency_key: None,
@@ -265,9 +317,3 @@ pub fn imported_card(
     };
     (card, entry)
 }
-
-/// Sending imported customers their card link by e-mail: not offered yet. The card page link
-/// is `{public_url}/c/{card_key}` (see `card_page`); once the outgoing mail outbox exists, an
-/// owner's "send the link to imported customers" action pages through the cards whose first
-/// entry is an `import` entry and queues one mail each.
-pub const SEND_LINKS_AVAILABLE: bool = false;

@@ -94,7 +94,7 @@ pub enum FileError {
 }
 
 /// A line that cannot be imported, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LineError {
     /// The line's number in the file (the header is line 1).
     pub line: u64,

@@ -78,10 +78,42 @@ pub async fn queue(
     card: &Card,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<Email>> {
-    let (Some(mail), Some(holder)) = (mail, card.holder.as_ref()) else { return Ok(None) };
-    let Some(email) = holder.email.clone() else { return Ok(None) };
-    let row = OutboxMail {
-        id: format!("ml_{}", crate::domain::tokens::random_string(b"abcdefghijkmnpqrstuvwxyz23456789", 20)),
+    let Some(mail) = mail else { return Ok(None) };
+    let id = format!("ml_{}", crate::domain::tokens::random_string(b"abcdefghijkmnpqrstuvwxyz23456789", 20));
+    let Some(row) = outbox_row(id, kind, card, now) else { return Ok(None) };
+    store.enqueue_mail(&row).await?;
+    tracing::info!(serial = %card.serial, mail = %row.id, kind = kind.as_str(), "mail queued");
+    mail.wake.notify_one();
+    Ok(email_of(card).cloned())
+}
+
+/// Adds a mail of `kind` for `card` to the outbox under `id`, once: `false` when the card has no
+/// address or a mail with this id was queued before (so repeating an action sends nothing twice).
+pub async fn queue_once(
+    store: &dyn Store,
+    mail: &Mail,
+    id: String,
+    kind: MailKind,
+    card: &Card,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let Some(row) = outbox_row(id, kind, card, now) else { return Ok(false) };
+    match store.enqueue_mail(&row).await {
+        Ok(()) => {}
+        Err(crate::store::StoreError::Duplicate(_)) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    tracing::info!(serial = %card.serial, mail = %row.id, kind = kind.as_str(), "mail queued");
+    mail.wake.notify_one();
+    Ok(true)
+}
+
+/// The outbox row of a mail to the holder of `card`; `None` when it has no address.
+fn outbox_row(id: String, kind: MailKind, card: &Card, now: DateTime<Utc>) -> Option<OutboxMail> {
+    let holder = card.holder.as_ref()?;
+    let email = holder.email.as_ref()?;
+    Some(OutboxMail {
+        id,
         kind: kind.as_str().to_owned(),
         serial: card.serial.clone(),
         recipient: email.as_str().to_owned(),
@@ -92,11 +124,7 @@ pub async fn queue(
         last_error: None,
         created_at: now,
         updated_at: now,
-    };
-    store.enqueue_mail(&row).await?;
-    tracing::info!(serial = %card.serial, mail = %row.id, kind = kind.as_str(), "mail queued");
-    mail.wake.notify_one();
-    Ok(Some(email))
+    })
 }
 
 /// An address with most of its local part hidden: `a***@mail.ru`.

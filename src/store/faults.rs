@@ -34,6 +34,8 @@ pub mod points {
     /// A push job wrote a dead letter and has not yet marked its target given up nor the card
     /// pushed (a replay of that letter can come here).
     pub const PUSH_DEAD_LETTERED: &str = "push.dead_lettered";
+    /// An import is about to write one line of its file (a checkpoint: see [`Faults::stop_at`]).
+    pub const IMPORT_LINE: &str = "import.line";
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +46,8 @@ pub struct Faults {
     /// Whether any named point is armed (the fast path of [`Faults::reached`]).
     armed: AtomicBool,
     at_points: Mutex<Vec<(&'static str, Action)>>,
+    /// Checkpoints armed to fail: the point and how many more passes succeed before it fails.
+    stops: Mutex<Vec<(&'static str, u64)>>,
 }
 
 #[derive(Debug)]
@@ -105,6 +109,7 @@ impl Faults {
 
     pub fn disarm(&self) {
         self.fail_at.store(0, Ordering::SeqCst);
+        self.stops.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.lock().clear();
         self.armed.store(false, Ordering::SeqCst);
     }
@@ -150,7 +155,8 @@ impl Faults {
         let action = {
             let mut armed = self.lock();
             let found = armed.iter().position(|(p, _)| *p == point).map(|i| armed.remove(i).1);
-            self.armed.store(!armed.is_empty(), Ordering::SeqCst);
+            let stops = !self.stops.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+            self.armed.store(!armed.is_empty() || stops, Ordering::SeqCst);
             found
         };
         match action {
@@ -161,6 +167,29 @@ impl Faults {
                 let _ = release.await;
             }
         }
+    }
+
+    /// Makes the `nth` pass (1 = the next) through the checkpoint `point` fail, once: the task
+    /// that gets there stops as if the process died at that moment, whatever the backend's
+    /// round trips around it.
+    pub fn stop_at(&self, point: &'static str, nth: u64) {
+        self.stops.lock().unwrap_or_else(|p| p.into_inner()).push((point, nth.max(1)));
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// A checkpoint: fails when [`Faults::stop_at`] armed this pass.
+    pub fn checkpoint(&self, point: &'static str) -> Result<(), StoreError> {
+        if !self.armed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut stops = self.stops.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(i) = stops.iter().position(|(p, _)| *p == point) else { return Ok(()) };
+        stops[i].1 -= 1;
+        if stops[i].1 > 0 {
+            return Ok(());
+        }
+        stops.remove(i);
+        Err(StoreError::Injected(0))
     }
 
     fn arm(&self, point: &'static str, action: Action) {

@@ -12,6 +12,7 @@ pub mod customers;
 pub mod embedded;
 pub mod faults;
 pub mod migrate;
+mod imports;
 pub mod mongo;
 mod outbox;
 mod records;
@@ -31,6 +32,7 @@ use crate::domain::{AuditEntry, AuditFilter, StaffAccount, StaffSessionRecord};
 
 pub use customers::{CustomerCursor, CustomerListQuery, CustomerSort, CustomerStore};
 pub use faults::Faults;
+pub use imports::{FILE_CHUNK_BYTES, ImportCounts, ImportJob, ImportState, ImportStore, MAX_KEPT_ERRORS};
 pub use outbox::{MailState, MailStore, OutboxMail};
 pub use webhooks::{DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookStore};
 
@@ -49,6 +51,7 @@ pub trait Store:
     + CustomerStore
     + MailStore
     + WebhookStore
+    + ImportStore
 {
 }
 
@@ -62,7 +65,8 @@ impl<
         + StaffStore
         + CustomerStore
         + MailStore
-        + WebhookStore,
+        + WebhookStore
+        + ImportStore,
 > Store for T
 {
 }
@@ -244,6 +248,9 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// Marks that a task reached a named point of the write path (see [`faults::points`]);
     /// tests hold tasks there or make the next call fail. Nothing happens in production.
     async fn reached(&self, point: &'static str);
+
+    /// A checkpoint of a long task (see [`faults::points`]): fails only when a test armed it.
+    fn checkpoint(&self, point: &'static str) -> StoreResult<()>;
 
     /// A card's ledger, newest first: entries with `seq < before_seq` (all when `None`), at most
     /// `limit` of them.

@@ -143,7 +143,7 @@ impl TestApp {
 }
 
 impl Staff<'_> {
-    fn cookie_header(&self) -> String {
+    pub fn cookie_header(&self) -> String {
         format!("loy_admin={}", self.cookie)
     }
 

@@ -139,6 +139,10 @@ impl LedgerStore for EmbeddedStore {
         self.inner.faults.reached(point).await;
     }
 
+    fn checkpoint(&self, point: &'static str) -> StoreResult<()> {
+        self.inner.faults.checkpoint(point)
+    }
+
     async fn card_entries(
         &self,
         serial: &SerialNumber,

@@ -12,6 +12,7 @@ pub mod backup;
 mod cards;
 mod customers;
 mod devices;
+mod imports;
 mod ledger;
 mod outbox;
 mod phones;
@@ -300,6 +301,26 @@ CREATE INDEX mail_outbox_state_updated ON mail_outbox (state, updated_at);
     // is made owed a push again, so that a job already running does not mark it pushed.
     r#"
 ALTER TABLE cards ADD COLUMN push_generation INTEGER NOT NULL DEFAULT 0;
+"#,
+    // Imports started from the console (`store::imports`): the job (its report as JSON) and the
+    // uploaded file in chunks until the import is done.
+    r#"
+CREATE TABLE import_jobs (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX import_jobs_due ON import_jobs (state, lease_until);
+CREATE INDEX import_jobs_created ON import_jobs (created_at);
+CREATE TABLE import_files (
+    job_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, n)
+);
 "#,
 ];
 

@@ -208,6 +208,10 @@ impl LedgerStore for MongoStore {
         self.faults.reached(point).await;
     }
 
+    fn checkpoint(&self, point: &'static str) -> StoreResult<()> {
+        self.faults.checkpoint(point)
+    }
+
     async fn card_entries(
         &self,
         serial: &SerialNumber,

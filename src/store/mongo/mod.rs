@@ -11,6 +11,7 @@ mod access;
 mod cards;
 mod customers;
 mod devices;
+mod imports;
 mod ledger;
 mod outbox;
 mod phones;
@@ -51,6 +52,8 @@ pub struct MongoStore {
     mail_outbox: Collection<Document>,
     webhook_endpoints: Collection<Document>,
     webhook_deliveries: Collection<Document>,
+    import_jobs: Collection<Document>,
+    import_files: Collection<Document>,
     faults: Arc<Faults>,
 }
 
@@ -92,6 +95,8 @@ impl MongoStore {
             mail_outbox: db.collection("mail_outbox"),
             webhook_endpoints: db.collection("webhook_endpoints"),
             webhook_deliveries: db.collection("webhook_deliveries"),
+            import_jobs: db.collection("import_jobs"),
+            import_files: db.collection("import_files"),
             db,
             faults,
         };
@@ -230,6 +235,7 @@ impl MongoStore {
                     .build(),
             ])
             .await?;
+        imports::create_indexes(&self.import_jobs, &self.import_files).await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
             .create_index(
