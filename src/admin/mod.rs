@@ -13,6 +13,7 @@
 pub mod account;
 pub mod audit;
 pub mod cashier;
+pub mod customer_actions;
 pub mod customer_data;
 pub mod customers;
 pub mod data;
