@@ -11,8 +11,8 @@
 pub mod customers;
 pub mod embedded;
 pub mod faults;
-pub mod migrate;
 mod imports;
+pub mod migrate;
 pub mod mongo;
 mod outbox;
 mod records;
