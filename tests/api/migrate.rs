@@ -1,5 +1,6 @@
 //! `loy migrate --to-mongodb`: an embedded store with every kind of data moves into an empty
-//! MongoDB database, and the server started on the copy carries on where the old one stopped.
+//! MongoDB database, and the server started on the copy carries on where the old one stopped:
+//! outgoing events pending at the move are delivered after it, signed with the same secret.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,13 +8,18 @@ use std::process::Command;
 
 use chrono::{Duration, Utc};
 use loy::domain::{ApiKey, DeviceLibraryId, Role, Scope, SerialNumber, WebhookSource};
-use loy::store::{CardLookup, DeadLetter, IdempotencyKey, IdempotencyRecord, MailState, OutboxMail, StoreResult};
+use loy::store::{
+    CardLookup, DeadLetter, DeliveryState, FILE_CHUNK_BYTES, IdempotencyKey, IdempotencyRecord, ImportCounts,
+    ImportJob, ImportState, MailState, OutboxMail, StoreResult, WebhookEndpoint, WebhookEvent,
+};
+use loy::webhooks::delivery::deliver_due;
 use serde_json::json;
 use sha2::Digest;
 
 use crate::admin_helpers::{PASSWORD, session_cookie};
 use crate::apple_support::{PASS_TYPE, apple_auth, new_pass, register, updated_serials};
 use crate::helpers::{Answer, StoreKind, TestApp, TestEnv, random_suffix, spawn_app, spawn_app_in};
+use crate::webhook_receiver::{Receiver, signature_valid};
 
 const DEVICE: &str = "0123456789abcdef0123456789abcdef";
 
@@ -79,9 +85,133 @@ struct Seeded {
     long_card: String,
     device_serial: String,
     mail_id: String,
+    outgoing: Outgoing,
 }
 
-async fn seed(app: &TestApp) -> Seeded {
+/// The outgoing events and console import seeded before the move.
+struct Outgoing {
+    endpoint: WebhookEndpoint,
+    failed_delivery: String,
+    import: ImportJob,
+    import_file: Vec<u8>,
+}
+
+/// An endpoint (of `card.created` only) with a delivered and a failed delivery, and an import
+/// job checked and waiting for the owner, with a file of three chunks. Every card created after
+/// this leaves a `card.created` event pending: the old server's sender is never run again.
+async fn seed_outgoing(app: &TestApp, receiver: &Receiver) -> Outgoing {
+    let now = app.clock_now();
+    let endpoint = loy::webhooks::endpoints::add(
+        app.store.as_ref(),
+        &app.state.settings.webhooks,
+        &receiver.url,
+        "card.created",
+        now,
+    )
+    .await
+    .expect("the endpoint is accepted");
+    receiver.otherwise(200);
+    let number = app.new_card().await;
+    for _ in 0..500 {
+        deliver_due(&app.state).await.unwrap();
+        if !receiver.accepted().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let delivered = app.store.endpoint_deliveries(&endpoint.id, None, 10).await.unwrap().remove(0);
+    assert_eq!(delivered.state, DeliveryState::Delivered);
+    let serial = app.card(&number).await.serial;
+    let event = WebhookEvent {
+        id: format!("evt_{}", random_suffix()),
+        serial,
+        kind: "card.created".into(),
+        position: delivered.position + 1,
+        created_at: now,
+        body: delivered.body.clone(),
+    };
+    let failed = loy::store::WebhookDelivery {
+        id: format!("dlv_{}", random_suffix()),
+        event_id: event.id.clone(),
+        state: DeliveryState::Failed,
+        attempts: 7,
+        position: event.position,
+        last_status: Some(500),
+        last_error: Some("HTTP 500".into()),
+        ..delivered
+    };
+    app.store.fan_out(&[(event, vec![failed.clone()])]).await.unwrap();
+
+    let file: Vec<u8> = (0..FILE_CHUNK_BYTES * 2 + 17).map(|i| (i % 251) as u8).collect();
+    let now = loy::domain::card::stored_precision(now);
+    let mut import = loy::import::jobs::new_job("default", "staff_1", "клиенты.csv", file.len() as u64, now);
+    import.state = ImportState::Checked;
+    import.attempts = 1;
+    import.lines = 3;
+    import.total = 3;
+    import.checked = Some(ImportCounts { created: 3, updated: 0, skipped: 0, bad: 0 });
+    app.store.insert_import_job(&import, &file).await.unwrap();
+    Outgoing { endpoint, failed_delivery: failed.id, import, import_file: file }
+}
+
+/// On the new server: the endpoint, its deliveries and the import are as they were; the events
+/// pending at the move and the replayed failed delivery arrive signed with the same secret.
+async fn check_outgoing(new: &TestApp, receiver: &Receiver, seeded: &Outgoing, before: &OutgoingState) {
+    assert_eq!(new.store.import_file(&seeded.import.id).await.unwrap().as_deref(), Some(&seeded.import_file[..]));
+    let owner = new.signed_in(Role::Owner).await;
+    let data = owner.get("/admin/data").await;
+    assert_eq!(data.status, 200);
+    assert!(data.body.contains(&format!("/admin/data/imports/{}", seeded.import.id)), "{}", data.body);
+
+    let endpoint = &seeded.endpoint;
+    let replay = format!("/admin/webhooks/{}/deliveries/{}/replay", endpoint.id, seeded.failed_delivery);
+    assert_eq!(owner.post(&replay, &[]).await.status, 303);
+    let pending: Vec<&WebhookEvent> = before.events.iter().filter(|e| e.kind == "card.created").collect();
+    assert!(pending.len() >= 3, "cards created after the first delivery left events: {pending:?}");
+    let already = receiver.accepted().len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while receiver.accepted().len() < already + pending.len() + 1 {
+        assert!(std::time::Instant::now() < deadline, "only got {:?}", receiver.received());
+        deliver_due(&new.state).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let arrived = receiver.accepted().split_off(already);
+    assert!(arrived.iter().all(|r| signature_valid(&endpoint.secret, &r.signature, &r.body)), "the same secret");
+    let mut got: Vec<&str> = arrived.iter().map(|r| r.event_id.as_str()).collect();
+    got.sort_unstable();
+    let failed = before.deliveries.iter().find(|d| d.id == seeded.failed_delivery).unwrap();
+    let mut expected: Vec<&str> = pending.iter().map(|e| e.id.as_str()).chain([failed.event_id.as_str()]).collect();
+    expected.sort_unstable();
+    assert_eq!(got, expected, "every pending event and the replay, once");
+    assert!(new.store.events_to_fan_out(1000).await.unwrap().is_empty());
+    let deliveries = new.store.endpoint_deliveries(&endpoint.id, None, 1000).await.unwrap();
+    assert!(deliveries.iter().all(|d| d.state == DeliveryState::Delivered), "{deliveries:?}");
+}
+
+/// What the store holds of outgoing events and the import, in an order both stores agree on.
+#[derive(Debug, PartialEq)]
+struct OutgoingState {
+    endpoint: Option<WebhookEndpoint>,
+    events: Vec<WebhookEvent>,
+    deliveries: Vec<loy::store::WebhookDelivery>,
+    import: Option<ImportJob>,
+}
+
+async fn outgoing_state(app: &TestApp, seeded: &Outgoing) -> OutgoingState {
+    let mut events = app.store.events_to_fan_out(100_000).await.unwrap();
+    events.sort_by(|a, b| (a.position, &a.id).cmp(&(b.position, &b.id)));
+    let mut deliveries = app.store.endpoint_deliveries(&seeded.endpoint.id, None, 1000).await.unwrap();
+    deliveries.sort_by(|a, b| a.id.cmp(&b.id));
+    OutgoingState {
+        endpoint: app.store.webhook_endpoint(&seeded.endpoint.id).await.unwrap(),
+        events,
+        deliveries,
+        import: app.store.import_job(&seeded.import.id).await.unwrap(),
+    }
+}
+
+async fn seed(app: &TestApp, receiver: &Receiver) -> Seeded {
+    let outgoing = seed_outgoing(app, receiver).await;
     let admin = app.api_key(Scope::Admin).await;
     let pos_key = app.api_key(Scope::Pos).await;
     // Expired points: an expiry run as of two days on, with a one-day expiry.
@@ -193,6 +323,7 @@ async fn seed(app: &TestApp) -> Seeded {
         long_card,
         device_serial: pass.serial(),
         mail_id: mail.id,
+        outgoing,
     }
 }
 
@@ -214,25 +345,30 @@ async fn everything_else(app: &TestApp, mail_id: &str) -> StoreResult<String> {
         s.cards_after(None, 10_000).await?.into_iter().map(|c| c.serial).collect::<Vec<_>>();
     let mut google = Vec::new();
     let mut registrations = Vec::new();
+    let mut push_generations = Vec::new();
     for serial in &serials {
         google.push(s.google_sync(serial).await?);
         registrations.push(s.card_registrations(serial).await?);
+        push_generations.push(s.push_generation(serial).await?);
     }
     let failures = s.login_failures("someone@example.com", Utc::now() - Duration::days(1)).await?;
     let setup = s.setup_token_valid("setup-token-hash", Utc::now()).await?;
     let step = s.data_step_done(loy::enrollment::phones::STEP).await?;
     Ok(format!(
-        "{staff:?}\n{audit:?}\n{keys:?}\n{sources:?}\n{mail:?}\n{letters:?}\n{google:?}\n{registrations:?}\n{failures:?}\n{setup}\n{step:?}"
+        "{staff:?}\n{audit:?}\n{keys:?}\n{sources:?}\n{mail:?}\n{letters:?}\n{google:?}\n{registrations:?}\n\
+         {push_generations:?}\n{failures:?}\n{setup}\n{step:?}"
     ))
 }
 
 #[tokio::test]
 async fn an_embedded_store_moves_to_mongodb_and_the_server_carries_on_there() {
     let Some(uri) = mongo_uri() else { return };
+    let receiver = Receiver::start().await;
     let old = spawn_app(StoreKind::Embedded).await;
-    let seeded = seed(&old).await;
+    let seeded = seed(&old, &receiver).await;
     let before_balances = balances(&old).await;
     let before_rest = everything_else(&old, &seeded.mail_id).await.unwrap();
+    let before_outgoing = outgoing_state(&old, &seeded.outgoing).await;
     let entry_ids: Vec<String> = old.entries(&seeded.long_card).await.into_iter().map(|e| e.id).collect();
     let env = old.stop().await;
     let data_dir = PathBuf::from(&env.vars["LOY_DATA_DIR"]);
@@ -254,6 +390,7 @@ async fn an_embedded_store_moves_to_mongodb_and_the_server_carries_on_there() {
     assert_eq!(balances(&new).await, before_balances, "every card with its balance");
     new.assert_ledger_consistent().await;
     assert_eq!(everything_else(&new, &seeded.mail_id).await.unwrap(), before_rest);
+    assert_eq!(outgoing_state(&new, &seeded.outgoing).await, before_outgoing, "events, deliveries, the import");
     let totp = new.store.staff_by_email(&seeded.totp_email).await.unwrap().unwrap();
     assert_eq!(totp.totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"));
     let mail = new.store.mail(&seeded.mail_id).await.unwrap().unwrap();
@@ -299,7 +436,9 @@ async fn an_embedded_store_moves_to_mongodb_and_the_server_carries_on_there() {
     let device = DeviceLibraryId::parse(DEVICE).unwrap();
     let cards = new.store.device_cards(&device, &loy::domain::PassTypeId::parse(PASS_TYPE).unwrap()).await.unwrap();
     assert_eq!(cards.len(), 1);
+    check_outgoing(&new, &receiver, &seeded.outgoing, &before_outgoing).await;
     new.assert_ledger_consistent().await;
+    receiver.stop().await;
 }
 
 #[tokio::test]

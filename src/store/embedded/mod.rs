@@ -31,6 +31,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, Row, params};
 
+pub(super) use webhooks::{DELIVERY_COLUMNS, ENDPOINT_COLUMNS, delivery, delivery_row, endpoint, endpoint_row};
+
 use super::records::{CardRecord, EntryRecord, RegistrationRecord};
 use super::{Faults, StoreError, StoreResult, UniqueKey};
 

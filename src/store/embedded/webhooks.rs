@@ -68,13 +68,13 @@ pub(super) fn insert_event_rows(conn: &Connection, events: &[WebhookEvent]) -> S
     Ok(())
 }
 
-const ENDPOINT_COLUMNS: &str = "id, url, events, secret, enabled, created_at";
+pub(in crate::store) const ENDPOINT_COLUMNS: &str = "id, url, events, secret, enabled, created_at";
 
-fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, bool, i64)> {
+pub(in crate::store) fn endpoint_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, bool, i64)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
 
-fn endpoint(
+pub(in crate::store) fn endpoint(
     (id, url, events, secret, enabled, created): (String, String, String, String, bool, i64),
 ) -> StoreResult<WebhookEndpoint> {
     Ok(WebhookEndpoint {
@@ -87,10 +87,10 @@ fn endpoint(
     })
 }
 
-const DELIVERY_COLUMNS: &str = "id, event_id, endpoint_id, serial, type, position, body, state, attempts, \
+pub(in crate::store) const DELIVERY_COLUMNS: &str = "id, event_id, endpoint_id, serial, type, position, body, state, attempts, \
     next_attempt_at, give_up_at, last_status, last_error, created_at, updated_at";
 
-struct DeliveryRow {
+pub(in crate::store) struct DeliveryRow {
     id: String,
     event_id: String,
     endpoint_id: String,
@@ -108,7 +108,7 @@ struct DeliveryRow {
     updated: i64,
 }
 
-fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+pub(in crate::store) fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
         id: r.get(0)?,
         event_id: r.get(1)?,
@@ -128,7 +128,7 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
-fn delivery(r: DeliveryRow) -> StoreResult<WebhookDelivery> {
+pub(in crate::store) fn delivery(r: DeliveryRow) -> StoreResult<WebhookDelivery> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("delivery {}: {what}", r.id));
     Ok(WebhookDelivery {
         serial: SerialNumber::parse(&r.serial).map_err(|e| corrupt(&e.to_string()))?,

@@ -7,6 +7,7 @@
 //! so the unique keys are enforced while the documents go in. Documents go in with
 //! `insert_many`, [`BATCH`] at a time, while the next batch is being read.
 
+mod outgoing;
 mod read;
 mod verify;
 
@@ -31,7 +32,8 @@ use super::mongo::MongoStore;
 /// Every table of the embedded store and the MongoDB collection it is copied into. A table not
 /// listed here would be left behind: the migrator refuses a store with a table it does not
 /// know, and a test compares this list with the tables of a freshly created embedded store.
-/// `data_steps` become `step:` documents of `meta`, as the MongoDB store keeps them.
+/// `data_steps` become `step:` documents of `meta`, as the MongoDB store keeps them, and
+/// `webhook_events` (events not fanned out yet) go onto their cards' `events` lists.
 pub const TABLES: &[(&str, &str)] = &[
     ("programs", "programs"),
     ("cards", "cards"),
@@ -49,6 +51,11 @@ pub const TABLES: &[(&str, &str)] = &[
     ("setup_tokens", "setup_tokens"),
     ("audit", "audit"),
     ("mail_outbox", "mail_outbox"),
+    ("webhook_endpoints", "webhook_endpoints"),
+    ("webhook_events", "cards"),
+    ("webhook_deliveries", "webhook_deliveries"),
+    ("import_jobs", "import_jobs"),
+    ("import_files", "import_files"),
 ];
 
 /// Documents per `insert_many`.
@@ -153,6 +160,8 @@ pub async fn to_mongodb(
     for (table, collection) in TABLES {
         let target = if *collection == "meta" {
             db.collection::<Document>("meta").count_documents(doc! { "done_at": { "$exists": true } }).await?
+        } else if *table == "webhook_events" {
+            verify::card_events(&db).await?
         } else {
             db.collection::<Document>(collection).count_documents(doc! {}).await?
         };

@@ -11,14 +11,14 @@ use bson::{Bson, Document, doc};
 use rusqlite::{Connection, OpenFlags, Row};
 
 use super::{BATCH, TABLES};
-use crate::domain::Program;
+use crate::domain::{Program, SerialNumber};
 use crate::store::embedded::{
     CARD_COLUMNS, ENTRY_COLUMNS, MIGRATIONS, REGISTRATION_COLUMNS, card_from_row, entry_from_row, registration_from_row,
 };
-use crate::store::mongo::{RECENT_ENTRIES, record_id};
-use crate::store::records::{ApiKeyRecord, EntryRecord, WebhookSourceRecord};
+use crate::store::mongo::{RECENT_ENTRIES, event_doc, record_id};
+use crate::store::records::{ApiKeyRecord, EntryRecord, WebhookSourceRecord, from_millis};
 use crate::store::staff_records::{AuditRecord, SessionRecord, StaffRecord};
-use crate::store::{IdempotencyKey, StoreError};
+use crate::store::{IdempotencyKey, StoreError, WebhookEvent};
 
 /// Documents for one collection.
 pub struct Batch {
@@ -185,6 +185,8 @@ fn read_in_transaction(
         Ok(doc! { "_id": format!("step:{}", r.get::<_, String>(0)?), "done_at": r.get::<_, i64>(1)? })
     })?;
     staff_tables(conn, send)?;
+    super::outgoing::webhooks(conn, send)?;
+    super::outgoing::imports(conn, send)?;
     copy(
         conn,
         "SELECT id, kind, serial, recipient, locale, state, attempts, next_attempt_at, last_error, created_at, \
@@ -207,7 +209,7 @@ fn read_in_transaction(
 }
 
 /// Runs `sql` and sends one document per row, `BATCH` at a time.
-fn copy<P: rusqlite::Params>(
+pub(super) fn copy<P: rusqlite::Params>(
     conn: &Connection,
     sql: &str,
     params: P,
@@ -262,20 +264,29 @@ fn idempotency_doc(r: &Row<'_>) -> anyhow::Result<Document> {
 /// Cards with their ledgers, read side by side in serial order. A card document carries what
 /// the MongoDB store's guarded commit needs: no pending entries, the ids of its last entries
 /// (`recent`, which tells a retried write whether it was committed) and the transactions
-/// reversed on it (`reversed`, which keeps a second reversal out).
+/// reversed on it (`reversed`, which keeps a second reversal out), its push generation, and the
+/// outgoing events not fanned out yet (`events`, where the MongoDB store keeps them until the
+/// sender moves them into deliveries; the embedded store keeps them in `webhook_events`).
 fn cards_and_ledger(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    let mut card_statement =
-        conn.prepare(&format!("SELECT {CARD_COLUMNS}, name_key, surname_key, activity_at FROM cards ORDER BY serial"))?;
+    let mut card_statement = conn.prepare(&format!(
+        "SELECT {CARD_COLUMNS}, name_key, surname_key, activity_at, push_generation FROM cards ORDER BY serial"
+    ))?;
     let mut entry_statement = conn.prepare(&format!("SELECT {ENTRY_COLUMNS} FROM ledger ORDER BY serial, seq"))?;
+    let mut event_statement = conn.prepare(
+        "SELECT id, serial, type, position, created_at, body FROM webhook_events ORDER BY serial, position, id",
+    )?;
     let mut cards = card_statement.query([])?;
     let mut entries = entry_statement.query([])?;
+    let mut events = event_statement.query([])?;
     let mut next_entry: Option<EntryRecord> = entries.next()?.map(entry_from_row).transpose()?;
+    let mut next_event: Option<WebhookEvent> = events.next()?.map(event_from_row).transpose()?;
     let (mut card_docs, mut entry_docs) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
     while let Some(row) = cards.next()? {
         let mut card = card_from_row(row)?;
         card.name_key = row.get(28)?;
         card.surname_key = row.get(29)?;
         card.activity_at = row.get(30)?;
+        let push_generation: i64 = row.get(31)?;
         let mut ids = Vec::new();
         let mut reversed = Vec::new();
         while let Some(entry) = next_entry.take() {
@@ -299,12 +310,28 @@ fn cards_and_ledger(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Re
             }
             next_entry = entries.next()?.map(entry_from_row).transpose()?;
         }
+        let mut pending_events = Vec::new();
+        while let Some(event) = next_event.take() {
+            if event.serial.as_str() < card.serial.as_str() {
+                bail!("outgoing event {} belongs to no card ({})", event.id, event.serial);
+            }
+            if event.serial.as_str() > card.serial.as_str() {
+                next_event = Some(event);
+                break;
+            }
+            pending_events.push(event_doc(&event));
+            next_event = events.next()?.map(event_from_row).transpose()?;
+        }
         let recent = ids.split_off(ids.len().saturating_sub(RECENT_ENTRIES as usize));
         let mut document = serialise(&card)?;
         document.insert("pending", Bson::Array(Vec::new()));
         document.insert("recent", recent);
         if !reversed.is_empty() {
             document.insert("reversed", reversed);
+        }
+        document.insert("push_generation", push_generation);
+        if !pending_events.is_empty() {
+            document.insert("events", pending_events);
         }
         card_docs.push(document);
         if card_docs.len() == BATCH {
@@ -314,6 +341,9 @@ fn cards_and_ledger(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Re
     if let Some(entry) = next_entry {
         bail!("ledger entry {} belongs to no card ({})", entry.id, entry.serial);
     }
+    if let Some(event) = next_event {
+        bail!("outgoing event {} belongs to no card ({})", event.id, event.serial);
+    }
     if !card_docs.is_empty() {
         send(Batch { collection: "cards", docs: card_docs })?;
     }
@@ -321,6 +351,19 @@ fn cards_and_ledger(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Re
         send(Batch { collection: "ledger", docs: entry_docs })?;
     }
     Ok(())
+}
+
+fn event_from_row(r: &Row<'_>) -> anyhow::Result<WebhookEvent> {
+    let id: String = r.get(0)?;
+    let serial: String = r.get(1)?;
+    Ok(WebhookEvent {
+        serial: SerialNumber::parse(&serial).with_context(|| format!("outgoing event {id}"))?,
+        kind: r.get(2)?,
+        position: r.get(3)?,
+        created_at: from_millis(r.get(4)?)?,
+        body: r.get(5)?,
+        id,
+    })
 }
 
 /// Device registrations. The MongoDB store holds its cap on devices per pass by `_id` slots

@@ -87,3 +87,19 @@ fn orphan(entry: &EntryRecord) -> anyhow::Result<Mismatch> {
         problem: format!("ledger entry {} belongs to no card", entry.id),
     })
 }
+
+/// Outgoing events waiting on the cards' `events` lists.
+pub async fn card_events(db: &Database) -> anyhow::Result<u64> {
+    let mut cards = db
+        .collection::<Document>("cards")
+        .find(doc! { "events": { "$exists": true } })
+        .projection(doc! { "events": 1 })
+        .batch_size(2000)
+        .await
+        .context("while counting the migrated outgoing events")?;
+    let mut total = 0;
+    while let Some(card) = cards.try_next().await? {
+        total += card.get_array("events").map_or(0, Vec::len) as u64;
+    }
+    Ok(total)
+}

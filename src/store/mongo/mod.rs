@@ -20,6 +20,7 @@ mod staff;
 mod webhooks;
 
 pub(super) use ledger::{RECENT_ENTRIES, record_id};
+pub(super) use webhooks::{delivery_doc, endpoint_doc, event_doc};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -19,7 +19,7 @@ use crate::store::{
 };
 
 /// An event as it sits in a card's `events` list.
-pub(super) fn event_doc(e: &WebhookEvent) -> Bson {
+pub(in crate::store) fn event_doc(e: &WebhookEvent) -> Bson {
     Bson::Document(doc! {
         "_id": &e.id,
         "serial": e.serial.as_str(),
@@ -50,7 +50,7 @@ fn event_from(d: &Document) -> StoreResult<WebhookEvent> {
     })
 }
 
-fn endpoint_doc(e: &WebhookEndpoint) -> Document {
+pub(in crate::store) fn endpoint_doc(e: &WebhookEndpoint) -> Document {
     doc! {
         "_id": &e.id,
         "url": &e.url,
@@ -73,7 +73,7 @@ fn endpoint_from(d: &Document) -> StoreResult<WebhookEndpoint> {
     })
 }
 
-fn delivery_doc(d: &WebhookDelivery) -> Document {
+pub(in crate::store) fn delivery_doc(d: &WebhookDelivery) -> Document {
     doc! {
         "_id": &d.id,
         "event_id": &d.event_id,

@@ -1,0 +1,69 @@
+//! Reading outgoing events and console imports for `loy migrate`: webhook endpoints and
+//! deliveries become the documents the MongoDB store writes (through its own document
+//! functions), and import jobs with their file chunks. Events not yet fanned out are not here:
+//! the MongoDB store keeps them on their card's document, so they travel with the cards.
+
+use bson::spec::BinarySubtype;
+use bson::{Binary, doc};
+use rusqlite::Connection;
+
+use super::read::{Batch, copy};
+use crate::store::embedded::{DELIVERY_COLUMNS, ENDPOINT_COLUMNS, delivery, delivery_row, endpoint, endpoint_row};
+use crate::store::mongo::{delivery_doc, endpoint_doc};
+
+/// File chunks per `insert_many` are bounded by their size, not their count (a chunk is up to
+/// [`crate::store::FILE_CHUNK_BYTES`]).
+const FILE_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+pub fn webhooks(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    copy(
+        conn,
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY id"),
+        [],
+        "webhook_endpoints",
+        send,
+        |r| Ok(endpoint_doc(&endpoint(endpoint_row(r)?)?)),
+    )?;
+    copy(
+        conn,
+        &format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries ORDER BY id"),
+        [],
+        "webhook_deliveries",
+        send,
+        |r| Ok(delivery_doc(&delivery(delivery_row(r)?)?)),
+    )
+}
+
+/// Import jobs (state, attempts and lease as fields, the rest as the same JSON) and their files.
+pub fn imports(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    copy(
+        conn,
+        "SELECT id, state, attempts, lease_until, created_at, body FROM import_jobs ORDER BY id",
+        [],
+        "import_jobs",
+        send,
+        |r| {
+            Ok(doc! {
+                "_id": r.get::<_, String>(0)?, "state": r.get::<_, String>(1)?, "attempts": r.get::<_, i64>(2)?,
+                "lease_until": r.get::<_, i64>(3)?, "created_at": r.get::<_, i64>(4)?, "body": r.get::<_, String>(5)?,
+            })
+        },
+    )?;
+    let mut statement = conn.prepare("SELECT job_id, n, data FROM import_files ORDER BY job_id, n")?;
+    let mut rows = statement.query([])?;
+    let (mut docs, mut bytes) = (Vec::new(), 0);
+    while let Some(r) = rows.next()? {
+        let (job_id, n, data): (String, i64, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        bytes += data.len();
+        let data = Binary { subtype: BinarySubtype::Generic, bytes: data };
+        docs.push(doc! { "_id": format!("{job_id}:{n}"), "job_id": job_id, "n": n, "data": data });
+        if bytes >= FILE_BATCH_BYTES {
+            send(Batch { collection: "import_files", docs: std::mem::take(&mut docs) })?;
+            bytes = 0;
+        }
+    }
+    if !docs.is_empty() {
+        send(Batch { collection: "import_files", docs })?;
+    }
+    Ok(())
+}
