@@ -19,6 +19,7 @@ pub mod mail;
 pub mod maintenance;
 pub mod metrics;
 pub mod pos;
+pub mod programs;
 pub mod push;
 pub mod rate_limit;
 pub mod routes;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::domain::DEFAULT_PROGRAM_ID;
 use crate::ledger::expiry;
 use crate::push::ChangeNotifier;
 use crate::store::DynStore;
@@ -20,20 +19,23 @@ pub async fn run_once(store: &DynStore, clock: &dyn Clock, notify: &ChangeNotifi
         Ok(n) => tracing::info!(records = n, "expired idempotency records deleted"),
         Err(e) => tracing::warn!(error = %error_chain(&e), "purging idempotency records failed"),
     }
-    match store.program(DEFAULT_PROGRAM_ID).await {
-        Ok(Some(program)) => match program.rules.validate() {
+    let programs = match store.programs().await {
+        Ok(programs) => programs,
+        Err(e) => return tracing::warn!(error = %error_chain(&e), "loading the programs for maintenance failed"),
+    };
+    for program in programs {
+        match program.rules.validate() {
             Err(why) => tracing::error!(
+                program = %program.id,
                 problem = %why,
                 "the loyalty program's rules are invalid; points are not expired until they are corrected"
             ),
             Ok(()) => match expiry::run(store.as_ref(), &program, now, Some(notify)).await {
                 Ok(0) => {}
-                Ok(points) => tracing::info!(points, "points expired"),
+                Ok(points) => tracing::info!(program = %program.id, points, "points expired"),
                 Err(e) => tracing::warn!(error = %error_chain(&e), "expiring points failed"),
             },
-        },
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %error_chain(&e), "loading the program for maintenance failed"),
+        }
     }
 }
 

@@ -124,6 +124,9 @@ impl Application {
         crate::enrollment::phones::migrate_once(store.as_ref(), settings.default_phone_region, clock.now())
             .await
             .context("while re-normalising stored phone numbers")?;
+        crate::programs::publish::finish_fan_outs(&store, clock.now())
+            .await
+            .context("while finishing an interrupted design publish")?;
         let google = GoogleWallet::from_settings(&settings, clock.clone()).await?;
         if let Some(google) = &google {
             google.prepare_in_background(program);
@@ -165,7 +168,9 @@ impl Application {
         };
         let workers = settings.http_workers;
         let grace = settings.push.shutdown_grace.as_secs();
+        let programs = crate::programs::ProgramCache::new(settings.program_cache);
         let state = web::Data::new(AppState {
+            programs,
             settings: Arc::new(settings),
             store,
             clock,

@@ -41,6 +41,8 @@ pub struct AppState {
     pub mail: Option<Arc<crate::mail::Mail>>,
     /// Outgoing events: the sender's settings, queue and HTTP client.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Programs as this node last read them (`crate::programs`).
+    pub programs: crate::programs::ProgramCache,
 }
 
 impl AppState {
@@ -52,9 +54,9 @@ impl AppState {
     /// The program `id`, checked: a program that is missing, unreadable or whose rules fail
     /// validation is answered 503 with a message (and logged), never used half-broken.
     pub async fn program_by_id(&self, id: &str) -> Result<Program, ApiError> {
-        let problem = match self.store.program(id).await {
+        let problem = match self.programs.get(&self.store, id).await {
             Ok(Some(program)) => match program.rules.validate() {
-                Ok(()) => return Ok(program),
+                Ok(()) => return Ok(Program::clone(&program)),
                 Err(why) => format!("its rules are invalid: {why}"),
             },
             Ok(None) => "it is missing".to_owned(),
@@ -110,6 +112,14 @@ impl AppState {
     /// The absolute address of a card's page.
     pub fn card_url(&self, card: &Card) -> String {
         self.settings.url(&format!("/c/{}", card.card_key.expose()))
+    }
+
+    /// Saves an edited program if nobody saved it in between (`false` then), and drops this
+    /// node's cached copy so the change shows at once.
+    pub async fn save_program(&self, program: &Program, expected_version: i64) -> Result<bool, StoreError> {
+        let saved = self.store.update_program(program, expected_version).await?;
+        self.programs.invalidate(&program.id).await;
+        Ok(saved)
     }
 
     /// A 404 page saying `title_key` and `text_key` (catalog keys), with a way back to the form.

@@ -11,7 +11,7 @@ use super::certs::SigningIdentity;
 use super::rules::{self, Mode, Severity};
 use super::signer;
 use super::template::{Template, Values};
-use crate::domain::{Card, Locale, Program};
+use crate::domain::{Card, Program};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
@@ -89,11 +89,8 @@ impl PassBuilder<'_> {
 /// program follow the holder's language; labels are localised by Wallet through `pass.strings`.
 pub fn values(card: &Card, program: &Program, public_url: &str) -> Values {
     let design = &program.design;
-    let tier = program
-        .rules
-        .tier(&card.tier)
-        .map(|t| if card.locale() == Locale::Ru { t.name_ru.clone() } else { t.name_en.clone() })
-        .unwrap_or_else(|| card.tier.clone());
+    let locale = card.locale();
+    let tier = program.tier_name(&card.tier, locale);
     let or_key = |text: &str, key: &str| if text.trim().is_empty() { key.to_owned() } else { text.to_owned() };
     let (last, last_label, last_date) = match &card.last_entry {
         Some(entry) => (
@@ -115,9 +112,9 @@ pub fn values(card: &Card, program: &Program, public_url: &str) -> Values {
         ("background_color", Value::from(design.background_color.as_str())),
         ("foreground_color", Value::from(design.foreground_color.as_str())),
         ("label_color", Value::from(design.label_color.as_str())),
-        ("terms", Value::from(or_key(&design.terms, "TERMS_TEXT"))),
-        ("how_to_earn", Value::from(or_key(&design.how_to_earn, "HOW_TO_EARN_TEXT"))),
-        ("contacts", Value::from(design.contacts.as_str())),
+        ("terms", Value::from(or_key(design.terms.get(locale), "TERMS_TEXT"))),
+        ("how_to_earn", Value::from(or_key(design.how_to_earn.get(locale), "HOW_TO_EARN_TEXT"))),
+        ("contacts", Value::from(design.contacts.get(locale))),
         ("last_transaction", Value::from(last)),
         ("last_transaction_label", Value::from(last_label)),
         ("last_transaction_date", Value::from(last_date)),

@@ -76,6 +76,9 @@ pub struct Settings {
     pub welcome_at_first_purchase: bool,
     /// How often `serve` expires due points and purges old idempotency records.
     pub maintenance_interval: std::time::Duration,
+    /// How long a node keeps a program it read from the store (`LOY_PROGRAM_CACHE_MS`, default
+    /// 2000): a change saved on another node is seen within this time; 0 reads the store every time.
+    pub program_cache: std::time::Duration,
     pub push: push::PushSettings,
     /// Google Wallet, when configured (`None` = off: no button, no calls).
     pub google: Option<GoogleSettings>,
@@ -122,6 +125,7 @@ pub const KEYS: &[&str] = &[
     "consent_text",
     "welcome_bonus_at",
     "maintenance_interval_secs",
+    "program_cache_ms",
     "workers",
     "push_concurrency",
     "push_coalesce_ms",
@@ -284,6 +288,8 @@ impl Settings {
             3600,
             parse::number(10, 86_400),
         )?);
+        let program_cache =
+            std::time::Duration::from_millis(raw.parse_or("program_cache_ms", 2000, parse::number(0, 60_000))?);
         let google = GoogleSettings::from_raw(raw, environment)?;
         let apple = apple::from_raw(raw)?;
         let security = security::from_raw(raw)?;
@@ -323,6 +329,7 @@ impl Settings {
             consent_text,
             welcome_at_first_purchase,
             maintenance_interval,
+            program_cache,
             push,
             google,
             apple,

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Locale;
+pub use super::design::ProgramDesign;
+
 /// The program every install starts with.
 pub const DEFAULT_PROGRAM_ID: &str = "default";
 
@@ -12,7 +15,25 @@ pub struct Program {
     pub name: String,
     pub currency: Currency,
     pub rules: ProgramRules,
+    /// The published design: what passes, the Google class and the pages show.
     pub design: ProgramDesign,
+    /// The designer's unpublished edits; `None` when there are none.
+    #[serde(default)]
+    pub draft: Option<ProgramDesign>,
+    /// The language of the registration form when the visitor's browser prefers neither.
+    #[serde(default)]
+    pub locale: Locale,
+    /// Set when the program was archived: registration is closed, existing cards keep working.
+    #[serde(default)]
+    pub archived_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Moves with every saved change (edits are conditional on it, caches compare it).
+    #[serde(default)]
+    pub version: i64,
+    /// The design revision whose change every card of the program has received (its version
+    /// bumped and its push queued); behind `design.revision` while a publish is fanning out,
+    /// or when a node stopped in the middle of one (the fan-out is then finished at start-up).
+    #[serde(default)]
+    pub fanned_out_revision: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -26,8 +47,42 @@ impl Program {
             currency,
             rules: ProgramRules::default(),
             design: ProgramDesign::default(),
+            draft: None,
+            locale: Locale::Ru,
+            archived_at: None,
+            version: 1,
+            fanned_out_revision: 1,
             created_at: now,
             updated_at: now,
+        }
+    }
+}
+
+impl Program {
+    pub fn is_archived(&self) -> bool {
+        self.archived_at.is_some()
+    }
+
+    /// The name of tier `id` in `locale` (the id itself for a tier the rules no longer have).
+    pub fn tier_name(&self, id: &str, locale: Locale) -> String {
+        match self.rules.tier(id) {
+            Some(t) if locale == Locale::En => t.name_en.clone(),
+            Some(t) => t.name_ru.clone(),
+            None => id.to_owned(),
+        }
+    }
+
+    /// Checks a program id: 1–40 of `a-z`, `0-9` and `-`, starting with a letter or digit (it is
+    /// part of addresses, `/p/{slug}`, and Google class ids).
+    pub fn check_slug(slug: &str) -> Result<(), String> {
+        let ok = !slug.is_empty()
+            && slug.len() <= 40
+            && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !slug.starts_with('-');
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("`{slug}` is not a program id: use 1–40 lowercase letters, digits and dashes"))
         }
     }
 }
@@ -164,36 +219,6 @@ impl ProgramRules {
             return Err("the maximum share payable with points cannot exceed 100 %".into());
         }
         Ok(())
-    }
-}
-
-/// How the card looks and what its back says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ProgramDesign {
-    /// `rgb(r, g, b)` colours as Apple's pass.json wants them.
-    pub background_color: String,
-    pub foreground_color: String,
-    pub label_color: String,
-    /// Shown on the back of the card.
-    pub terms: String,
-    pub how_to_earn: String,
-    pub contacts: String,
-    /// Bumped whenever the design changes, so every card is re-rendered.
-    pub revision: i64,
-}
-
-impl Default for ProgramDesign {
-    fn default() -> Self {
-        Self {
-            background_color: "rgb(28, 43, 74)".into(),
-            foreground_color: "rgb(255, 255, 255)".into(),
-            label_color: "rgb(244, 196, 98)".into(),
-            terms: String::new(),
-            how_to_earn: String::new(),
-            contacts: String::new(),
-            revision: 1,
-        }
     }
 }
 

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{Card, EntryKind, Locale, Program};
+use crate::domain::{Card, EntryKind, Locale, LocalizedText, Program};
 
 /// `{issuerId}.{program}`: the class of a program's cards. Ids may hold only letters, digits,
 /// `.`, `_` and `-`; anything else in a program id becomes `_`.
@@ -223,11 +223,15 @@ pub struct AddMessageRequest {
 pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, default_locale: Locale) -> LoyaltyClass {
     let l = |en: &str, ru: &str| LocalizedString::en_ru(en, ru, default_locale);
     let design = &program.design;
-    let text = |id: &str, header: LocalizedString, custom: &str, default: LocalizedString| TextModuleData {
+    let text = |id: &str, header: LocalizedString, custom: &LocalizedText, default: LocalizedString| TextModuleData {
         id: id.to_owned(),
         localized_header: header,
-        body: (!custom.trim().is_empty()).then(|| custom.trim().to_owned()),
-        localized_body: custom.trim().is_empty().then_some(default),
+        body: None,
+        localized_body: Some(if custom.is_empty() {
+            default
+        } else {
+            l(custom.get(Locale::En).trim(), custom.get(Locale::Ru).trim())
+        }),
     };
     let mut text_modules = vec![
         text(
@@ -238,12 +242,12 @@ pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, defau
         ),
         text("terms", l("Terms", "Условия"), &design.terms, l(TERMS_EN, TERMS_RU)),
     ];
-    if !design.contacts.trim().is_empty() {
+    if !design.contacts.is_empty() {
         text_modules.push(TextModuleData {
             id: "contacts".to_owned(),
             localized_header: l("Contacts", "Контакты"),
-            body: Some(design.contacts.trim().to_owned()),
-            localized_body: None,
+            body: None,
+            localized_body: Some(l(design.contacts.get(Locale::En).trim(), design.contacts.get(Locale::Ru).trim())),
         });
     }
     LoyaltyClass {

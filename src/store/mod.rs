@@ -15,6 +15,7 @@ mod imports;
 pub mod migrate;
 pub mod mongo;
 mod outbox;
+mod programs;
 mod records;
 mod staff_records;
 mod webhooks;
@@ -34,6 +35,7 @@ pub use customers::{CustomerCursor, CustomerListQuery, CustomerSort, CustomerSto
 pub use faults::Faults;
 pub use imports::{FILE_CHUNK_BYTES, ImportCounts, ImportJob, ImportState, ImportStore, MAX_KEPT_ERRORS};
 pub use outbox::{MailState, MailStore, OutboxMail};
+pub use programs::{ProgramStore, PushProgress};
 pub use webhooks::{DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookStore};
 
 /// A shared handle to whichever backend is configured.
@@ -52,6 +54,7 @@ pub trait Store:
     + MailStore
     + WebhookStore
     + ImportStore
+    + ProgramStore
 {
 }
 
@@ -66,7 +69,8 @@ impl<
         + CustomerStore
         + MailStore
         + WebhookStore
-        + ImportStore,
+        + ImportStore
+        + ProgramStore,
 > Store for T
 {
 }

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::apple_support::{PASS_TYPE, apple_auth, new_pass, registration_path};
-use crate::helpers::{StoreKind, TestApp, random_suffix, spawn_app, unique_phone};
+use crate::helpers::{StoreKind, TestApp, TestEnv, random_suffix, spawn_app, spawn_app_in, unique_phone};
 use crate::on_both_stores;
 
 on_both_stores!(
@@ -439,7 +439,11 @@ async fn break_the_program(app: &TestApp, kind: &StoreKind) {
 }
 
 async fn a_program_that_fails_validation_is_a_clear_503_not_a_500(kind: StoreKind) {
-    let app = spawn_app(kind.clone()).await;
+    // Programs are read through a short per-node cache; this test breaks the stored one behind
+    // the application's back and expects the very next request to see it.
+    let mut env = TestEnv::new(&kind);
+    env.set("LOY_PROGRAM_CACHE_MS", "0");
+    let app = spawn_app_in(env).await;
     let admin = app.api_key(Scope::Admin).await;
     let number = app.new_card().await;
     break_the_program(&app, &kind).await;

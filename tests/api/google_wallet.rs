@@ -169,7 +169,7 @@ async fn the_class_is_patched_when_the_design_changes_and_written_once_otherwise
     );
     let class = fake.class(&class_id()).unwrap();
     assert_eq!(class["hexBackgroundColor"], "#c8102e");
-    assert_eq!(class["textModulesData"][2]["body"], "+7 495 000-00-00");
+    assert_eq!(class["textModulesData"][2]["localizedBody"]["defaultValue"]["value"], "+7 495 000-00-00");
     assert_eq!(class["reviewStatus"], "UNDER_REVIEW", "an approved class is updated as under review");
     fake.assert_clean();
 }

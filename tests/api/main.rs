@@ -59,6 +59,7 @@ mod store_conformance;
 mod store_customers_conformance;
 mod store_imports_conformance;
 mod store_outbox_conformance;
+mod store_programs_conformance;
 mod store_push_conformance;
 mod store_staff_conformance;
 mod store_webhooks_conformance;

@@ -16,6 +16,7 @@ mod imports;
 mod ledger;
 mod outbox;
 mod phones;
+mod programs;
 mod push;
 mod schema;
 mod staff;

@@ -256,6 +256,22 @@ CREATE TABLE import_files (
     PRIMARY KEY (job_id, n)
 );
 "#,
+    // Programs edited in the panel (`store::programs`): published designs, the images designs
+    // use (PNG by SHA-256), and cards by program for a publish's fan-out.
+    r#"
+CREATE TABLE design_versions (
+    program_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    published_at INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (program_id, revision)
+);
+CREATE TABLE images (
+    id TEXT PRIMARY KEY,
+    png BLOB NOT NULL
+);
+CREATE INDEX cards_program_serial ON cards (program_id, serial);
+"#,
 ];
 
 /// Marks the migration after which the name keys of existing cards are computed in Rust.

@@ -56,6 +56,8 @@ pub const TABLES: &[(&str, &str)] = &[
     ("webhook_deliveries", "webhook_deliveries"),
     ("import_jobs", "import_jobs"),
     ("import_files", "import_files"),
+    ("design_versions", "design_versions"),
+    ("images", "images"),
 ];
 
 /// Documents per `insert_many`.

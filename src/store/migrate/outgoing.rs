@@ -67,3 +67,25 @@ pub fn imports(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<
     }
     Ok(())
 }
+
+/// Published designs (the same JSON) and the images they use.
+pub fn designs(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    copy(
+        conn,
+        "SELECT program_id, revision, published_at, body FROM design_versions ORDER BY program_id, revision",
+        [],
+        "design_versions",
+        send,
+        |r| {
+            let (program_id, revision): (String, i64) = (r.get(0)?, r.get(1)?);
+            Ok(doc! {
+                "_id": format!("{program_id}:{revision}"), "program_id": program_id, "revision": revision,
+                "published_at": r.get::<_, i64>(2)?, "body": r.get::<_, String>(3)?,
+            })
+        },
+    )?;
+    copy(conn, "SELECT id, png FROM images ORDER BY id", [], "images", send, |r| {
+        let bytes: Vec<u8> = r.get(1)?;
+        Ok(doc! { "_id": r.get::<_, String>(0)?, "png": Binary { subtype: BinarySubtype::Generic, bytes } })
+    })
+}

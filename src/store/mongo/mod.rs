@@ -15,6 +15,7 @@ mod imports;
 mod ledger;
 mod outbox;
 mod phones;
+mod programs;
 mod push;
 mod staff;
 mod webhooks;
@@ -55,6 +56,8 @@ pub struct MongoStore {
     webhook_deliveries: Collection<Document>,
     import_jobs: Collection<Document>,
     import_files: Collection<Document>,
+    design_versions: Collection<Document>,
+    images: Collection<Document>,
     faults: Arc<Faults>,
 }
 
@@ -98,6 +101,8 @@ impl MongoStore {
             webhook_deliveries: db.collection("webhook_deliveries"),
             import_jobs: db.collection("import_jobs"),
             import_files: db.collection("import_files"),
+            design_versions: db.collection("design_versions"),
+            images: db.collection("images"),
             db,
             faults,
         };
@@ -237,6 +242,7 @@ impl MongoStore {
             ])
             .await?;
         imports::create_indexes(&self.import_jobs, &self.import_files).await?;
+        programs::create_indexes(&self.cards, &self.design_versions).await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
             .create_index(
