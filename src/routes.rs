@@ -40,6 +40,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(enrollment::recover::submit))
                 .default_service(not_allowed("GET, HEAD, POST")),
         )
+        .service(
+            web::resource("/p/{slug}")
+                .route(web::get().to(enrollment::form::show_program))
+                .route(web::post().to(enrollment::form::submit_program))
+                .default_service(not_allowed("GET, HEAD, POST")),
+        )
+        .service(
+            web::resource("/p/{slug}/recover")
+                .route(web::get().to(enrollment::recover::show_program))
+                .route(web::post().to(enrollment::recover::submit_program))
+                .default_service(not_allowed("GET, HEAD, POST")),
+        )
         .configure(card_page::routes)
         .configure(apple::routes)
         .configure(crate::admin::routes)

@@ -87,6 +87,7 @@ impl AppState {
             locale,
             Message {
                 program_name: String::new(),
+                brand: None,
                 title: t.text("too_many_requests_title").to_owned(),
                 text: t.text("too_many_requests_text").to_owned(),
                 link: Some(link),
@@ -114,6 +115,16 @@ impl AppState {
         self.settings.url(&format!("/c/{}", card.card_key.expose()))
     }
 
+    /// The program `id` when it exists (checked as [`Self::program_by_id`] does); `None` for an
+    /// id no program has (an address or an API field naming a program).
+    pub async fn find_program(&self, id: &str) -> Result<Option<Program>, ApiError> {
+        match self.programs.get(&self.store, id).await {
+            Ok(None) => Ok(None),
+            Ok(Some(_)) => self.program_by_id(id).await.map(Some),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Saves an edited program if nobody saved it in between (`false` then), and drops this
     /// node's cached copy so the change shows at once.
     pub async fn save_program(&self, program: &Program, expected_version: i64) -> Result<bool, StoreError> {
@@ -132,6 +143,7 @@ impl AppState {
             locale,
             Message {
                 program_name,
+                brand: None,
                 title: t.text(title_key).to_owned(),
                 text: t.text(text_key).to_owned(),
                 link: Some(format!("/?lang={}", locale.code())),
@@ -150,6 +162,7 @@ impl AppState {
             locale,
             Message {
                 program_name: String::new(),
+                brand: None,
                 title: t.text("error_title").to_owned(),
                 text: t.text("error_text").to_owned(),
                 link: None,

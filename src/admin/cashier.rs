@@ -14,7 +14,7 @@ use super::page::FieldErrors;
 use super::session::{Cashier, CsrfForm, StaffSession};
 use super::{AdminError, ledger_failed};
 use crate::customers::till::{self, TillDone, TillOperation, TillOutcome};
-use crate::domain::{Card, Locale, Program, SerialNumber, parse_amount};
+use crate::domain::{Card, DEFAULT_PROGRAM_ID, Locale, Program, SerialNumber, parse_amount};
 use crate::ledger::rules::MAX_AMOUNT;
 use crate::state::AppState;
 use crate::store::CardLookup;
@@ -38,10 +38,7 @@ struct TillCard {
 
 fn till_card(card: &Card, program: &Program, locale: Locale, purchase: Option<i64>) -> TillCard {
     let rules = &program.rules;
-    let tier = rules
-        .tier(&card.tier)
-        .map(|t| if locale == Locale::Ru { t.name_ru.clone() } else { t.name_en.clone() })
-        .unwrap_or_else(|| card.tier.clone());
+    let tier = program.tier_name(&card.tier, locale);
     TillCard {
         serial: card.serial.to_string(),
         card_number: card.card_number.grouped(),
@@ -86,6 +83,37 @@ struct CashierPage {
     form_id: String,
     currency: String,
     not_found: bool,
+    /// The program the till works in, and the programs to choose from (more than one open).
+    program: String,
+    programs: Vec<ProgramChoice>,
+}
+
+#[derive(Serialize)]
+struct ProgramChoice {
+    id: String,
+    name: String,
+}
+
+/// The open programs a till can switch between (none listed when there is only one).
+async fn program_choices(state: &AppState) -> Result<Vec<ProgramChoice>, AdminError> {
+    let open: Vec<ProgramChoice> = state
+        .store
+        .programs()
+        .await?
+        .into_iter()
+        .filter(|p| !p.is_archived())
+        .map(|p| ProgramChoice { id: p.id, name: p.name })
+        .collect();
+    Ok(if open.len() > 1 { open } else { Vec::new() })
+}
+
+/// The program `id` names (the default one for an empty or unknown id).
+async fn chosen_program(state: &AppState, id: &str) -> Result<Program, AdminError> {
+    let id = if id.trim().is_empty() { DEFAULT_PROGRAM_ID } else { id.trim() };
+    match state.find_program(id).await.map_err(ledger_failed)? {
+        Some(program) => Ok(program),
+        None => state.program().await.map_err(ledger_failed),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +122,9 @@ pub struct FindQuery {
     card: String,
     #[serde(default)]
     amount: String,
+    /// The program whose phones are searched (`default` when absent).
+    #[serde(default)]
+    program: String,
 }
 
 /// `GET /admin/cashier[?card=…&amount=…]`: the field, and the card once one is found.
@@ -103,7 +134,7 @@ pub async fn show(
     req: HttpRequest,
     query: web::Query<FindQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let program = state.program().await.map_err(ledger_failed)?;
+    let program = chosen_program(&state, &query.program).await?;
     let locale = super::page::locale(&req);
     let mut errors = FieldErrors::default();
     let purchase = if query.amount.trim().is_empty() {
@@ -133,6 +164,9 @@ pub async fn show(
             // A phone, a scanned code or a card page address (whose key is a secret) leaves the
             // address bar and the history: the page is the card number's.
             let mut location = format!("/admin/cashier?card={}", card.card_number.as_str());
+            if program.id != DEFAULT_PROGRAM_ID {
+                location.push_str(&format!("&program={}", program.id));
+            }
             if !query.amount.trim().is_empty() {
                 location.push_str("&amount=");
                 location.extend(url::form_urlencoded::byte_serialize(query.amount.as_bytes()));
@@ -153,6 +187,8 @@ pub async fn show(
         form_id: till::new_form_id(),
         currency: program.currency.code.clone(),
         not_found,
+        programs: program_choices(&state).await?,
+        program: program.id.clone(),
     };
     let status = if not_found { StatusCode::NOT_FOUND } else { StatusCode::OK };
     Ok(session.page_with(&req, status, "cashier.html", page))
@@ -177,13 +213,13 @@ pub async fn submit(
     req: HttpRequest,
     form: CsrfForm<TillForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let program = state.program().await.map_err(ledger_failed)?;
     let locale = super::page::locale(&req);
     let card = match SerialNumber::parse(&form.serial) {
         Ok(serial) => state.store.find_card(CardLookup::Serial(&serial)).await?,
         Err(_) => None,
     };
     let Some(card) = card.filter(|c| !c.is_deleted()) else {
+        let program = state.program().await.map_err(ledger_failed)?;
         let mut errors = FieldErrors::default();
         errors.add("card", "card_not_found");
         let page = CashierPage {
@@ -195,9 +231,13 @@ pub async fn submit(
             form_id: till::new_form_id(),
             currency: program.currency.code.clone(),
             not_found: true,
+            programs: program_choices(&state).await?,
+            program: program.id.clone(),
         };
         return Ok(session.page_with(&req, StatusCode::NOT_FOUND, "cashier.html", page));
     };
+    // The card's own program: its rules and currency.
+    let program = state.program_by_id(&card.program_id).await.map_err(ledger_failed)?;
     let Some(key) = till::form_key(&session.staff.id, &form.form_id) else {
         return Ok(super::bad_form(&req, &session.viewer()));
     };
@@ -262,6 +302,8 @@ pub async fn submit(
             form_id: form.form_id.clone(),
             currency: program.currency.code.clone(),
             not_found: false,
+            programs: program_choices(&state).await?,
+            program: program.id.clone(),
         };
         return Ok(session.page_with(&req, StatusCode::UNPROCESSABLE_ENTITY, "cashier.html", page));
     };
@@ -296,6 +338,8 @@ pub async fn submit(
                 form_id: till::new_form_id(),
                 currency: program.currency.code.clone(),
                 not_found: false,
+                programs: program_choices(&state).await?,
+                program: program.id.clone(),
             };
             Ok(session.page(&req, "cashier.html", page))
         }
@@ -317,6 +361,8 @@ pub async fn submit(
                 form_id: till::new_form_id(),
                 currency: program.currency.code.clone(),
                 not_found: false,
+                programs: program_choices(&state).await?,
+                program: program.id.clone(),
             };
             Ok(session.page_with(&req, StatusCode::UNPROCESSABLE_ENTITY, "cashier.html", page))
         }

@@ -66,6 +66,7 @@ fn unavailable(state: &AppState, locale: Locale, program_name: &str, back: Strin
         locale,
         Message {
             program_name: program_name.to_owned(),
+            brand: None,
             title: t.text("google_unavailable_title").to_owned(),
             text: t.text("google_unavailable_text").to_owned(),
             link: Some(back),

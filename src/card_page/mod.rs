@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::domain::{Card, CardKey, Locale, ReferralCode};
 use crate::http::get_only;
 use crate::http::pages::locale_of;
+use crate::programs::brand::Brand;
 use crate::state::AppState;
 use crate::store::CardLookup;
 
@@ -30,6 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Serialize)]
 struct CardPage {
     program_name: String,
+    brand: Brand,
     member_name: String,
     card_number: String,
     balance: i64,
@@ -48,9 +50,10 @@ struct CardPage {
     referral_link: String,
 }
 
-/// The registration form's address that fills in `code` as the invitation code.
-pub fn referral_link(state: &AppState, code: &ReferralCode) -> String {
-    state.settings.url(&format!("/?ref={}", code.as_str()))
+/// The address of the program's registration form that fills in `code` as the invitation code
+/// (invitation codes are per program).
+pub fn referral_link(state: &AppState, program_id: &str, code: &ReferralCode) -> String {
+    state.settings.url(&format!("{}?ref={}", crate::programs::brand::form_path(program_id), code.as_str()))
 }
 
 /// An inline SVG QR code of `text`.
@@ -95,14 +98,11 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
         Ok(p) => p,
         Err(_) => return state.error_page(locale),
     };
-    let tier_name = program
-        .rules
-        .tier(&card.tier)
-        .map(|t| if locale == Locale::Ru { t.name_ru.clone() } else { t.name_en.clone() })
-        .unwrap_or_else(|| card.tier.clone());
+    let tier_name = program.tier_name(&card.tier, locale);
     let page_url = state.card_url(&card);
     let ctx = CardPage {
         program_name: program.name.clone(),
+        brand: Brand::of(&program),
         member_name: card.display_name(),
         card_number: card.card_number.grouped(),
         balance: card.balance,
@@ -115,7 +115,7 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
         apple_pass_url: apple::pass_path(&card.card_key),
         google_url: state.google.as_ref().map(|_| google::add_path(&card.card_key)),
         referral_code: card.referral_code.as_str().to_owned(),
-        referral_link: referral_link(&state, &card.referral_code),
+        referral_link: referral_link(&state, &program.id, &card.referral_code),
     };
     let mut response = state.pages.respond(StatusCode::OK, "card.html", locale, ctx);
     // The page holds the card's secrets: never cache it anywhere shared.

@@ -19,6 +19,9 @@ pub enum ApiKeyCommand {
         /// `pos`: look up cards, earn, redeem, reverse. `admin`: also adjust and block.
         #[arg(long, default_value = "pos", value_parser = ["pos", "admin"])]
         scope: String,
+        /// Limit the key to one program (its id); without it the key works with every program.
+        #[arg(long)]
+        program: Option<String>,
     },
     /// List keys (never their secrets).
     List,
@@ -49,9 +52,13 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Res
     let (store, _) = open_for_tool(settings).await?;
     let now = SystemClock.now();
     match command {
-        ApiKeyCommand::Create { name, scope } => {
+        ApiKeyCommand::Create { name, scope, program } => {
             let scope = Scope::parse(&scope).expect("clap allows only pos and admin");
-            let (key, plaintext) = ApiKey::generate(&name_ok(&name)?, scope, now);
+            let (mut key, plaintext) = ApiKey::generate(&name_ok(&name)?, scope, now);
+            if let Some(program) = program {
+                anyhow::ensure!(store.program(&program).await?.is_some(), "there is no program `{program}`");
+                key.program_id = Some(program);
+            }
             store.insert_api_key(&key).await?;
             println!(
                 "Created API key {} \"{}\" with scope {}. It is shown only this once:",
@@ -61,15 +68,16 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Res
         }
         ApiKeyCommand::List => {
             let keys = store.api_keys().await?;
-            println!("{:<12} {:<8} {:<8} {:<20} NAME", "ID", "SCOPE", "STATUS", "CREATED");
+            println!("{:<12} {:<8} {:<8} {:<20} {:<16} NAME", "ID", "SCOPE", "STATUS", "CREATED", "PROGRAM");
             for key in keys {
                 let status = if key.is_active() { "active" } else { "revoked" };
                 println!(
-                    "{:<12} {:<8} {:<8} {:<20} {}",
+                    "{:<12} {:<8} {:<8} {:<20} {:<16} {}",
                     key.id,
                     key.scope,
                     status,
                     key.created_at.format("%Y-%m-%d %H:%M"),
+                    key.program_id.as_deref().unwrap_or("all"),
                     key.name
                 );
             }

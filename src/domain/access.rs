@@ -65,6 +65,9 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
     /// When the key last authenticated a request, to the minute (written at most once a minute).
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The one program the key works with; `None` for every program. A limited key sees the
+    /// cards of other programs as not existing and enrolls into its own program only.
+    pub program_id: Option<String>,
 }
 
 /// A key as presented in `Authorization: Bearer loy_<id>_<secret>`.
@@ -97,6 +100,7 @@ impl ApiKey {
             created_at: super::card::stored_precision(now),
             revoked_at: None,
             last_used_at: None,
+            program_id: None,
         };
         (key, plaintext)
     }
@@ -105,6 +109,11 @@ impl ApiKey {
     pub fn verifies(&self, presented: &PresentedKey) -> bool {
         let hash = sha256_hex(&presented.full);
         bool::from(hash.as_bytes().ct_eq(self.secret_hash.as_bytes())) && presented.id == self.id
+    }
+
+    /// Whether the key may work with the cards of `program_id`.
+    pub fn covers(&self, program_id: &str) -> bool {
+        self.program_id.as_deref().is_none_or(|p| p == program_id)
     }
 
     pub fn is_active(&self) -> bool {

@@ -24,6 +24,8 @@ pub struct EnrollmentRequest {
     pub referral_code: Option<String>,
     /// `ru` or `en`: the language of the customer's card and messages.
     pub locale: Option<String>,
+    /// The program's id; without it the key's program (a key limited to one) or the default.
+    pub program: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,7 +79,14 @@ pub async fn create(
         locale,
         phone_region: state.settings.default_phone_region,
     };
-    let program = state.program().await?;
+    let program = crate::pos::requested_program(&state, &auth.key, request.program.as_deref()).await?;
+    if program.is_archived() {
+        return Err(ApiError::unprocessable(
+            "program_archived",
+            format!("The program `{}` is archived: it takes no new members.", program.id),
+            "program",
+        ));
+    }
     match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {
         Ok(Enrolled::Created(card)) => {
             crate::google::after_enrollment(state.google.as_ref(), &program, &card);

@@ -1,5 +1,6 @@
-//! The registration form at `/`: works without JavaScript; errors are shown next to their
-//! fields and what the customer typed is kept.
+//! The registration form: `/` for the default program and `/p/{slug}` for every program, in the
+//! program's brand. Works without JavaScript; errors are shown next to their fields and what the
+//! customer typed is kept. An archived program's form says registration is closed.
 
 use std::collections::HashMap;
 
@@ -8,9 +9,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::{EnrollError, Enrolled, EnrollmentInput, enroll};
-use crate::domain::{Locale, ReferralCode};
+use crate::domain::{DEFAULT_PROGRAM_ID, Locale, Program, ReferralCode};
 use crate::http::json::read_request_body;
-use crate::http::pages::locale_of;
+use crate::http::pages::{Message, locale_of};
+use crate::programs::brand::Brand;
 use crate::rate_limit;
 use crate::state::AppState;
 
@@ -18,9 +20,10 @@ use crate::state::AppState;
 const FORM_LIMIT: usize = 16 * 1024;
 const FIELDS: [&str; 6] = ["first_name", "last_name", "phone", "email", "birthday", "referral_code"];
 
-#[derive(Serialize, Default)]
+#[derive(Serialize)]
 struct FormPage {
     program_name: String,
+    brand: Brand,
     consent_text: String,
     values: HashMap<String, String>,
     errors: HashMap<String, String>,
@@ -28,30 +31,91 @@ struct FormPage {
     mail_on: bool,
 }
 
-async fn form_page(
+fn form_page(
     state: &AppState,
+    program: &Program,
     locale: Locale,
     values: HashMap<String, String>,
     errors: HashMap<String, String>,
     status: StatusCode,
 ) -> HttpResponse {
-    let program_name = match state.program().await {
-        Ok(p) => p.name,
-        Err(_) => return state.error_page(locale),
-    };
     let consent_text =
         state.settings.consent_text.clone().unwrap_or_else(|| state.pages.catalog(locale).text("consent").to_owned());
-    state.pages.respond(
-        status,
-        "register.html",
-        locale,
-        FormPage { program_name, consent_text, values, errors, mail_on: state.mail.is_some() },
-    )
+    let page = FormPage {
+        program_name: program.name.clone(),
+        brand: Brand::of(program),
+        consent_text,
+        values,
+        errors,
+        mail_on: state.mail.is_some(),
+    };
+    state.pages.respond(status, "register.html", locale, page)
 }
 
-/// `GET /`; `?ref=CODE` (a customer's invitation link) fills in the invitation code.
+/// The program whose form `slug` is, open for registration; or the page to answer instead: not
+/// found for an unknown program, "registration is closed" (410) for an archived one.
+pub(super) async fn open_program(state: &AppState, slug: &str, locale: Locale) -> Result<Program, HttpResponse> {
+    if Program::check_slug(slug).is_err() {
+        return Err(state.not_found_page(locale, "program_not_found_title", "program_not_found_text").await);
+    }
+    let program = match state.find_program(slug).await {
+        Ok(Some(program)) => program,
+        Ok(None) => {
+            return Err(state.not_found_page(locale, "program_not_found_title", "program_not_found_text").await);
+        }
+        Err(_) => return Err(state.error_page(locale)),
+    };
+    if program.is_archived() {
+        let t = state.pages.catalog(locale);
+        return Err(state.pages.respond(
+            StatusCode::GONE,
+            "message.html",
+            locale,
+            Message {
+                program_name: program.name.clone(),
+                brand: Some(Brand::of(&program)),
+                title: t.text("registration_closed_title").to_owned(),
+                text: t.text("registration_closed_text").to_owned(),
+                link: None,
+                link_text: None,
+            },
+        ));
+    }
+    Ok(program)
+}
+
+/// `GET /`: the default program's form.
 pub async fn show(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let locale = locale_of(&req, state.settings.default_locale);
+    show_form(&state, &req, DEFAULT_PROGRAM_ID).await
+}
+
+/// `GET /p/{slug}`: a program's form.
+pub async fn show_program(state: web::Data<AppState>, req: HttpRequest, slug: web::Path<String>) -> HttpResponse {
+    show_form(&state, &req, &slug).await
+}
+
+/// `POST /`.
+pub async fn submit(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    submit_form(&state, &req, payload, DEFAULT_PROGRAM_ID).await
+}
+
+/// `POST /p/{slug}`.
+pub async fn submit_program(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    slug: web::Path<String>,
+) -> HttpResponse {
+    submit_form(&state, &req, payload, &slug).await
+}
+
+/// The form; `?ref=CODE` (a customer's invitation link) fills in the invitation code.
+async fn show_form(state: &AppState, req: &HttpRequest, slug: &str) -> HttpResponse {
+    let locale = locale_of(req, state.settings.default_locale);
+    let program = match open_program(state, slug, locale).await {
+        Ok(program) => program,
+        Err(page) => return page,
+    };
     let mut values = HashMap::new();
     let invited_by = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .ok()
@@ -59,21 +123,25 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     if let Some(code) = invited_by {
         values.insert("referral_code".to_owned(), code.as_str().to_owned());
     }
-    form_page(&state, locale, values, HashMap::new(), StatusCode::OK).await
+    form_page(state, &program, locale, values, HashMap::new(), StatusCode::OK)
 }
 
-pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> HttpResponse {
-    let query_locale = locale_of(&req, state.settings.default_locale);
+async fn submit_form(state: &AppState, req: &HttpRequest, mut payload: web::Payload, slug: &str) -> HttpResponse {
+    let query_locale = locale_of(req, state.settings.default_locale);
+    let program = match open_program(state, slug, query_locale).await {
+        Ok(program) => program,
+        Err(page) => return page,
+    };
     let is_form = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-    if let Err(throttled) = state.limits.check(rate_limit::ENROLL, &state.client_addr(&req).to_string()).await {
+    if let Err(throttled) = state.limits.check(rate_limit::ENROLL, &state.client_addr(req).to_string()).await {
         return state.too_many_requests_page(
             query_locale,
             &throttled,
-            format!("/?lang={}", query_locale.code()),
+            Brand::of(&program).form_link(query_locale.code()),
             "back_to_form",
         );
     }
@@ -82,7 +150,7 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
             .content_type("text/plain; charset=utf-8")
             .body("Send the form as application/x-www-form-urlencoded.");
     }
-    let body = match read_request_body(&req, &mut payload, FORM_LIMIT).await {
+    let body = match read_request_body(req, &mut payload, FORM_LIMIT).await {
         Ok(body) => body,
         Err(e) => return HttpResponse::build(e.status).content_type("text/plain; charset=utf-8").body(e.message),
     };
@@ -122,22 +190,18 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
         .collect();
     if !garbled.is_empty() {
         values.remove("lang");
-        return form_page(&state, locale, values, garbled, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return form_page(state, &program, locale, values, garbled, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    let program = match state.program().await {
-        Ok(p) => p,
-        Err(_) => return state.error_page(locale),
-    };
     match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {
         Ok(Enrolled::Created(card)) => {
             crate::google::after_enrollment(state.google.as_ref(), &program, &card);
-            crate::mail::send_welcome(&state, &card).await;
+            crate::mail::send_welcome(state, &card).await;
             HttpResponse::SeeOther()
                 .insert_header(("Location", format!("/c/{}?lang={}", card.card_key.expose(), locale.code())))
                 .finish()
         }
         Ok(Enrolled::AlreadyRegistered(card)) => {
-            let sent_to = crate::mail::send_card_link(&state, &card).await;
+            let sent_to = crate::mail::send_card_link(state, &card).await;
             let t = state.pages.catalog(locale);
             let text = match sent_to {
                 Some(masked) => t.text("already_text_sent").replace("{address}", &masked),
@@ -147,7 +211,8 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
                 StatusCode::OK,
                 "message.html",
                 locale,
-                crate::http::pages::Message {
+                Message {
+                    brand: Some(Brand::of(&program)),
                     program_name: program.name,
                     title: t.text("already_title").to_owned(),
                     text,
@@ -160,7 +225,7 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, mut payload: w
             let catalog = state.pages.catalog(locale);
             let errors = errors.into_iter().map(|e| (e.field.to_owned(), catalog.error(e.code))).collect();
             values.remove("lang");
-            form_page(&state, locale, values, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+            form_page(state, &program, locale, values, errors, StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(EnrollError::Store(e)) => {
             tracing::error!(error = %crate::telemetry::error_chain(&e), "enrollment through the form failed");

@@ -105,6 +105,8 @@ pub fn locale_of(req: &HttpRequest, default: Locale) -> Locale {
 #[derive(Serialize)]
 pub struct Message {
     pub program_name: String,
+    /// The program's logo and colours; `None` shows the plain header.
+    pub brand: Option<crate::programs::brand::Brand>,
     pub title: String,
     pub text: String,
     pub link: Option<String>,

@@ -83,15 +83,17 @@ pub async fn lookup(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Scope::Pos)?;
-    let card = resolve_card(state.store.as_ref(), &id).await?;
+    let card = resolve_card(state.store.as_ref(), &id, &auth.key).await?;
     let program = state.program_by_id(&card.program_id).await?;
-    Ok(HttpResponse::Ok().json(card_view(&card, &program, state.settings.default_locale)))
+    Ok(HttpResponse::Ok().json(card_view(&card, &program, card.locale())))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneQuery {
     pub phone: String,
+    /// The program to look in (see [`super::requested_program`]).
+    pub program: Option<String>,
 }
 
 pub async fn find_by_phone(
@@ -103,13 +105,13 @@ pub async fn find_by_phone(
     let phone = Phone::parse(&query.phone, state.settings.default_phone_region).map_err(|e| {
         ApiError::unprocessable(crate::enrollment::phone_error_code(&e), format!("phone: {e}."), "phone")
     })?;
-    let program = state.program().await?;
+    let program = super::requested_program(&state, &auth.key, query.program.as_deref()).await?;
     let card = state
         .store
         .find_card(CardLookup::Phone { program_id: &program.id, phone: &phone })
         .await?
         .ok_or_else(card_not_found)?;
-    Ok(HttpResponse::Ok().json(card_view(&card, &program, state.settings.default_locale)))
+    Ok(HttpResponse::Ok().json(card_view(&card, &program, card.locale())))
 }
 
 #[derive(Debug, Serialize)]
@@ -186,7 +188,7 @@ pub async fn transactions(
             )
         })?),
     };
-    let card = resolve_card(state.store.as_ref(), &id).await?;
+    let card = resolve_card(state.store.as_ref(), &id, &auth.key).await?;
     // One more than asked tells whether an older page exists.
     let mut entries = state.store.card_entries(&card.serial, before, limit + 1).await?;
     let more = entries.len() > limit;
@@ -208,15 +210,14 @@ async fn set_status(
     let hash = request_hash(req.method().as_str(), req.path(), b"");
     let work = |_entry_id: String| async move {
         loop {
-            let card = resolve_card(state.store.as_ref(), &id).await?;
+            let card = resolve_card(state.store.as_ref(), &id, &auth.key).await?;
             if card.is_deleted() {
                 // A deleted customer's card only keeps its ledger: it is never active again.
                 return Err(Failure::Answer(card_not_found()));
             }
             let program = state.program_by_id(&card.program_id).await.map_err(Failure::Transient)?;
             if card.status == status {
-                let body = serde_json::to_string(&card_view(&card, &program, state.settings.default_locale))
-                    .expect("serialises");
+                let body = serde_json::to_string(&card_view(&card, &program, card.locale())).expect("serialises");
                 return Ok(Done { response: StoredResponse { status: 200, body }, recorded: false });
             }
             let mut next = card.bumped(state.clock.now());
@@ -232,8 +233,7 @@ async fn set_status(
             {
                 state.changes.card_changed(&card.serial);
                 tracing::info!(serial = %card.serial, status = status.as_str(), api_key = %auth.key.id, "card status changed");
-                let body = serde_json::to_string(&card_view(&next, &program, state.settings.default_locale))
-                    .expect("serialises");
+                let body = serde_json::to_string(&card_view(&next, &program, next.locale())).expect("serialises");
                 return Ok(Done { response: StoredResponse { status: 200, body }, recorded: false });
             }
         }

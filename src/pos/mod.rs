@@ -10,8 +10,9 @@ pub mod writes;
 use actix_web::http::StatusCode;
 use actix_web::web;
 
-use crate::domain::{BarcodeValue, Card, CardNumber};
+use crate::domain::{ApiKey, BarcodeValue, Card, CardNumber, DEFAULT_PROGRAM_ID, Program};
 use crate::http::errors::ApiError;
+use crate::state::AppState;
 use crate::store::{CardLookup, Store};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -33,6 +34,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 pub fn card_not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "card_not_found", "No card has this number or code.")
+}
+
+/// The program a request names (a `program` field or parameter); without one, the key's own
+/// program when it is limited to one, else the default program. A key limited to another program
+/// is refused (403), an unknown program is a 422 on the `program` field.
+pub async fn requested_program(state: &AppState, key: &ApiKey, named: Option<&str>) -> Result<Program, ApiError> {
+    let id = named.or(key.program_id.as_deref()).unwrap_or(DEFAULT_PROGRAM_ID);
+    if !key.covers(id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "program_not_allowed",
+            "This API key is limited to another program.",
+        ));
+    }
+    state
+        .find_program(id)
+        .await?
+        .ok_or_else(|| ApiError::unprocessable("unknown_program", format!("There is no program `{id}`."), "program"))
 }
 
 /// What a till has to name a card: the scanned barcode value, or the card number typed with
@@ -62,11 +81,12 @@ impl CardId {
     }
 }
 
-/// Finds a card by what a till has (see [`CardId`]).
-pub async fn resolve_card(store: &dyn Store, id: &str) -> Result<Card, ApiError> {
+/// Finds a card by what a till has (see [`CardId`]), among the cards `key` may work with (a
+/// key limited to one program sees other programs' cards as not existing).
+pub async fn resolve_card(store: &dyn Store, id: &str, key: &ApiKey) -> Result<Card, ApiError> {
     let found = match CardId::parse(id) {
         Some(id) => store.find_card(id.lookup()).await?,
         None => None,
     };
-    found.ok_or_else(card_not_found)
+    found.filter(|card| key.covers(&card.program_id)).ok_or_else(card_not_found)
 }

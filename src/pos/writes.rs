@@ -6,14 +6,14 @@ use serde::Deserialize;
 use super::CardId;
 use super::auth::ApiKeyAuth;
 use super::idempotent::{self, Done, Failure};
-use crate::domain::{EntrySource, Scope, SerialNumber};
+use crate::domain::{ApiKey, EntrySource, Scope, SerialNumber};
 use crate::http::errors::ApiError;
 use crate::http::json::{RawJson, parse_json};
 use crate::ledger::idempotency::request_hash;
 use crate::ledger::rules::{MAX_AMOUNT, MAX_POINTS};
 use crate::ledger::{self, Actor, Command, LedgerError, WriteContext};
 use crate::state::AppState;
-use crate::store::{CardForWrite, IdempotencyKey};
+use crate::store::{CardForWrite, CardLookup, IdempotencyKey};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,7 +161,6 @@ pub async fn execute_stored(
 ) -> Result<(crate::store::StoredResponse, bool), ApiError> {
     let owned_key = key.clone();
     let work = |entry_id: String| async move {
-        let program = state.program().await.map_err(Failure::Transient)?;
         let (serial, read): (SerialNumber, Option<CardForWrite>) = match &target {
             Target::Card(id) => {
                 // The card and whether this request's entry exists, in one read that also serves
@@ -177,6 +176,15 @@ pub async fn execute_stored(
                 (state.store.entry(id).await?.ok_or(Failure::from(LedgerError::TransactionNotFound))?.serial, None)
             }
         };
+        // The card's own program: its rules apply (a reversal reads the card once more for it).
+        let program_id = match &read {
+            Some(read) => read.card.program_id.clone(),
+            None => match state.store.find_card(CardLookup::Serial(&serial)).await? {
+                Some(card) => card.program_id,
+                None => return Err(Failure::from(LedgerError::TransactionNotFound)),
+            },
+        };
+        let program = state.program_by_id(&program_id).await.map_err(Failure::Transient)?;
         let ctx = WriteContext {
             entry_id,
             actor,
@@ -201,10 +209,34 @@ async fn pos_write(
     command: Command,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(scope)?;
+    if let Some(program) = &auth.key.program_id {
+        check_program(state, &auth.key, program, &target).await?;
+    }
     let key = idempotent::idempotency_key(req, &auth.key.id)?;
     let hash = request_hash(req.method().as_str(), req.path(), body);
     let actor = Actor { source: EntrySource::Pos, id: Some(auth.key.id.clone()) };
     execute(state, key, hash, actor, target, command).await
+}
+
+/// For a key limited to `program`: the target card must be of that program; any other card (or
+/// transaction) is answered as if it did not exist.
+async fn check_program(state: &AppState, key: &ApiKey, program: &str, target: &Target) -> Result<(), ApiError> {
+    let card = match target {
+        Target::Card(id) => super::resolve_card(state.store.as_ref(), id, key).await?,
+        Target::TransactionOf(id) => {
+            let not_found = || match Failure::from(LedgerError::TransactionNotFound) {
+                Failure::Answer(answer) => answer,
+                _ => unreachable!("a missing transaction is always an answer"),
+            };
+            let serial = state.store.entry(id).await?.ok_or_else(not_found)?.serial;
+            let card = state.store.find_card(CardLookup::Serial(&serial)).await?.ok_or_else(not_found)?;
+            if card.program_id != program {
+                return Err(not_found());
+            }
+            card
+        }
+    };
+    if card.program_id == program { Ok(()) } else { Err(super::card_not_found()) }
 }
 
 /// A card write's request body: what it parses into, and the scope it needs.

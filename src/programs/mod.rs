@@ -7,6 +7,7 @@
 //! another node reaches this one within that time, and the node that saved it drops its copy at
 //! once.
 
+pub mod brand;
 pub mod check;
 pub mod images;
 pub mod publish;

@@ -325,6 +325,8 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<i64>,
     #[serde(default)]
     pub last_used_at: Option<i64>,
+    #[serde(default)]
+    pub program_id: Option<String>,
 }
 
 impl From<&ApiKey> for ApiKeyRecord {
@@ -337,6 +339,7 @@ impl From<&ApiKey> for ApiKeyRecord {
             created_at: millis(k.created_at),
             revoked_at: k.revoked_at.map(millis),
             last_used_at: k.last_used_at.map(millis),
+            program_id: k.program_id.clone(),
         }
     }
 }
@@ -353,6 +356,7 @@ impl TryFrom<ApiKeyRecord> for ApiKey {
             id: r.id,
             name: r.name,
             secret_hash: r.secret_hash,
+            program_id: r.program_id,
         })
     }
 }

@@ -51,6 +51,7 @@ mod pos_access;
 mod pos_api;
 mod pos_races;
 mod pos_rules;
+mod programs_customers;
 mod push;
 mod push_fake;
 mod rate_limits;

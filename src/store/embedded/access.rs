@@ -18,6 +18,7 @@ fn api_key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
         created_at: row.get(4)?,
         revoked_at: row.get(5)?,
         last_used_at: row.get(6)?,
+        program_id: row.get(7)?,
     })
 }
 
@@ -31,7 +32,7 @@ fn source_from_row(row: &Row<'_>) -> rusqlite::Result<WebhookSourceRecord> {
     })
 }
 
-const KEY_COLUMNS: &str = "id, name, scope, secret_hash, created_at, revoked_at, last_used_at";
+const KEY_COLUMNS: &str = "id, name, scope, secret_hash, created_at, revoked_at, last_used_at, program_id";
 const SOURCE_COLUMNS: &str = "id, name, secret, created_at, revoked_at";
 
 #[async_trait]
@@ -40,8 +41,8 @@ impl AccessStore for EmbeddedStore {
         let r = ApiKeyRecord::from(key);
         self.write(move |conn, _| {
             conn.execute(
-                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-                params![r.id, r.name, r.scope, r.secret_hash, r.created_at, r.revoked_at, r.last_used_at],
+                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![r.id, r.name, r.scope, r.secret_hash, r.created_at, r.revoked_at, r.last_used_at, r.program_id],
             )
             .map_err(sql)?;
             Ok(())

@@ -271,6 +271,7 @@ CREATE TABLE images (
     png BLOB NOT NULL
 );
 CREATE INDEX cards_program_serial ON cards (program_id, serial);
+ALTER TABLE api_keys ADD COLUMN program_id TEXT;
 "#,
 ];
 

@@ -119,7 +119,7 @@ fn read_in_transaction(
     )?;
     copy(
         conn,
-        "SELECT id, name, scope, secret_hash, created_at, revoked_at, last_used_at FROM api_keys ORDER BY id",
+        "SELECT id, name, scope, secret_hash, created_at, revoked_at, last_used_at, program_id FROM api_keys ORDER BY id",
         [],
         "api_keys",
         send,
@@ -132,6 +132,7 @@ fn read_in_transaction(
                 created_at: r.get(4)?,
                 revoked_at: r.get(5)?,
                 last_used_at: r.get(6)?,
+                program_id: r.get(7)?,
             })
         },
     )?;
