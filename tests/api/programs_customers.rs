@@ -8,6 +8,7 @@ use loy::domain::{Currency, Program, Scope, TierRule};
 use loy::store::CardLookup;
 use serde_json::json;
 
+use crate::admin_cashier::input_value;
 use crate::apple_support::Pkpass;
 use crate::helpers::{StoreKind, TestApp, TestEnv, spawn_app_in, unique_phone};
 use crate::on_both_stores;
@@ -17,6 +18,7 @@ on_both_stores!(
     an_archived_program_takes_no_new_members_and_an_unknown_one_is_not_found,
     a_key_limited_to_one_program_sees_only_that_program,
     tier_names_follow_the_customers_language,
+    the_cashier_searches_the_chosen_programs_phones_and_earns_by_the_cards_rules,
 );
 
 /// An app that reads programs from the store on every use (the tests change them directly).
@@ -222,4 +224,34 @@ async fn tier_names_follow_the_customers_language(kind: StoreKind) {
     let name = |answer: crate::helpers::Answer| answer.body["tier"]["name"].as_str().unwrap().to_owned();
     assert_eq!(name(app.pos_get(&format!("/api/v1/cards/{}", numbers[0]), &pos).await), "Bronze");
     assert_eq!(name(app.pos_get(&format!("/api/v1/cards/{}", numbers[1]), &pos).await), "Бронза");
+}
+
+async fn the_cashier_searches_the_chosen_programs_phones_and_earns_by_the_cards_rules(kind: StoreKind) {
+    let app = app(kind).await;
+    bakery(&app).await;
+    let phone = unique_phone();
+    register(&app, "/?lang=en", &phone).await;
+    register(&app, "/p/bakery?lang=en", &phone).await;
+    let staff = app.signed_in(loy::domain::Role::Cashier).await;
+
+    let screen = staff.get("/admin/cashier?lang=en").await;
+    assert!(screen.body.contains(r#"<option value="bakery""#), "both programs are offered");
+    let digits = &phone[1..];
+    let page = staff.get(&format!("/admin/cashier?card={digits}&program=bakery&lang=en")).await;
+    let location = page.location.clone().expect("found: redirected to the card number");
+    assert!(location.contains("&program=bakery"), "{location}");
+    let page = staff.get(&location).await;
+    assert!(page.body.contains("Member"), "the bakery card with its tier");
+    let serial = input_value(&page.body, "serial").unwrap();
+    let form_id = input_value(&page.body, "form_id").unwrap();
+    let done = staff
+        .post("/admin/cashier", &[("serial", &serial), ("form_id", &form_id), ("op", "earn"), ("amount", "500")])
+        .await;
+    assert_eq!(done.status, 200);
+    let card = app.store.find_card(CardLookup::Serial(&loy::domain::SerialNumber::parse(&serial).unwrap())).await.unwrap().unwrap();
+    assert_eq!((card.program_id.as_str(), card.balance), ("bakery", 20 + 50), "10 % of 500.00 by the bakery's rules");
+
+    let default = staff.get(&format!("/admin/cashier?card={digits}&lang=en")).await;
+    let default = staff.get(&default.location.clone().unwrap()).await;
+    assert!(default.body.contains("Bronze"), "without a program: the default program's card");
 }
