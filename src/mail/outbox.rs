@@ -118,11 +118,14 @@ async fn card(state: &AppState, serial: &SerialNumber) -> Result<Option<Card>, S
 pub async fn context(state: &AppState, card: &Card) -> Result<MailContext, crate::http::errors::ApiError> {
     let program = state.program_by_id(&card.program_id).await?;
     let card_url = state.card_url(card);
+    // The brand's colours are checked `rgb(…)` triples: they go into the mail's style attributes.
+    let brand = crate::programs::brand::Brand::of(&program);
     Ok(MailContext {
         program_name: program.name,
         member_name: card.holder.as_ref().map(|h| h.first_name.to_string()).unwrap_or_default(),
-        background_color: program.design.background_color,
-        foreground_color: program.design.foreground_color,
+        background_color: brand.background,
+        foreground_color: brand.foreground,
+        logo_url: brand.logo_url.map(|path| state.settings.url(&path)),
         apple_url: state.settings.url(&crate::card_page::apple::pass_path(&card.card_key)),
         google_url: state
             .google

@@ -20,6 +20,8 @@ pub struct MailContext {
     pub member_name: String,
     pub background_color: String,
     pub foreground_color: String,
+    /// The program's uploaded logo (absolute address), when it has one.
+    pub logo_url: Option<String>,
     /// The card page.
     pub card_url: String,
     /// The Apple Wallet pass download.
@@ -76,6 +78,7 @@ impl Templates {
             member_name: "Anna".into(),
             background_color: "rgb(0,0,0)".into(),
             foreground_color: "rgb(255,255,255)".into(),
+            logo_url: Some("https://example.com/media/logo.png".into()),
             card_url: "https://example.com/c/x".into(),
             apple_url: "https://example.com/c/x/card.pkpass".into(),
             google_url: Some("https://example.com/c/x/google".into()),

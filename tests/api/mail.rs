@@ -27,6 +27,7 @@ on_both_stores!(
     a_failed_mail_shows_in_the_console_and_can_be_sent_again,
     the_consoles_card_link_action_mails_the_link,
     the_background_sender_delivers_a_queued_mail_by_itself,
+    a_programs_mail_carries_its_name_logo_and_colours,
 );
 
 const FROM: &str = "loyalty@shop.test";
@@ -411,4 +412,42 @@ async fn loy_serve_sends_mails_and_logs_no_address_or_content() {
     for secret in [address.as_str(), "private.person", card_key, "Vera", "Welcome to the programme"] {
         assert!(!log.contains(secret), "the log holds {secret:?}: {log}");
     }
+}
+
+async fn a_programs_mail_carries_its_name_logo_and_colours(kind: StoreKind) {
+    let sink = SmtpSink::start().await;
+    let app = app_with_sink(kind, &sink, &[("LOY_PROGRAM_CACHE_MS", "0")]).await;
+    let mut bakery = loy::domain::Program::new(
+        "bakery",
+        "Bread & Butter",
+        loy::domain::Currency::parse("RUB").unwrap(),
+        chrono::Utc::now(),
+    );
+    bakery.design.background_color = "rgb(200, 16, 46)".into();
+    let png = {
+        let image = image::RgbaImage::from_pixel(300, 100, image::Rgba([200, 16, 46, 255]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let logo = loy::programs::images::store_upload(&app.store, loy::domain::ImageSlot::Logo, png).await.unwrap();
+    let logo_id = logo["logo@2x.png"].clone();
+    bakery.design.images.insert(loy::domain::ImageSlot::Logo, logo);
+    app.store.insert_program(&bakery).await.unwrap();
+    let email = format!("olga.{}@mail.test", crate::helpers::random_suffix());
+
+    let response = app
+        .post_form(
+            "/p/bakery",
+            &[("first_name", "Olga"), ("phone", &unique_phone()), ("email", &email), ("consent", "yes"), ("lang", "en")],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(try_send_one(&app.state).await.unwrap(), Outcome::Sent);
+    let received = sink.wait_for(1).await;
+    let (subject, _, html) = parts(&received[0]);
+    assert!(subject.contains("Bread & Butter"), "{subject}");
+    assert!(html.contains("background:rgb(200, 16, 46)"), "the program's colour");
+    let logo_url = format!("{PUBLIC_URL}/media/{logo_id}.png");
+    assert!(html.contains(&logo_url), "the program's logo: {html}");
 }
