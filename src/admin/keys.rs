@@ -21,6 +21,8 @@ struct KeyRow {
     active: bool,
     created_at: String,
     last_used_at: String,
+    /// The one program the key works with; empty for every program.
+    program: String,
 }
 
 #[derive(Serialize)]
@@ -35,6 +37,7 @@ struct SourceRow {
 struct Values {
     key_name: String,
     scope: String,
+    program: String,
     source_name: String,
 }
 
@@ -44,6 +47,14 @@ struct KeysPage {
     sources: Vec<SourceRow>,
     values: Values,
     errors: FieldErrors,
+    /// The choices of the key form's program field (the template puts "every program" first).
+    programs: Vec<Choice>,
+}
+
+#[derive(Serialize)]
+struct Choice {
+    value: String,
+    label: String,
 }
 
 fn when(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -68,6 +79,7 @@ async fn render(
             scope: k.scope.to_string(),
             created_at: when(k.created_at),
             last_used_at: k.last_used_at.map(when).unwrap_or_default(),
+            program: k.program_id.unwrap_or_default(),
             id: k.id,
             name: k.name,
         })
@@ -79,7 +91,8 @@ async fn render(
         .into_iter()
         .map(|s| SourceRow { active: s.revoked_at.is_none(), created_at: when(s.created_at), id: s.id, name: s.name })
         .collect();
-    Ok(session.page_with(req, status, "keys.html", KeysPage { keys, sources, values, errors }))
+    let programs = state.store.programs().await?.into_iter().map(|p| Choice { label: p.name, value: p.id }).collect();
+    Ok(session.page_with(req, status, "keys.html", KeysPage { keys, sources, values, errors, programs }))
 }
 
 /// `GET /admin/keys`.
@@ -110,6 +123,9 @@ pub struct KeyForm {
     name: String,
     #[serde(default)]
     scope: String,
+    /// A program's id; empty for every program.
+    #[serde(default)]
+    program: String,
 }
 
 /// `POST /admin/keys`: a new API key, shown once.
@@ -128,14 +144,24 @@ pub async fn create_key(
     if scope.is_none() {
         errors.add("scope", "scope_invalid");
     }
-    let (Some(name), Some(scope)) = (name, scope) else {
-        let values = Values { key_name: form.name.clone(), scope: form.scope.clone(), ..Values::default() };
+    let program = form.program.trim().to_owned();
+    if !program.is_empty() && state.store.program(&program).await?.is_none() {
+        errors.add("program", "program_invalid");
+    }
+    let (Some(name), Some(scope), true) = (name, scope, errors.is_empty()) else {
+        let values = Values {
+            key_name: form.name.clone(),
+            scope: form.scope.clone(),
+            program: form.program.clone(),
+            ..Values::default()
+        };
         return render(&state, &session, &req, StatusCode::UNPROCESSABLE_ENTITY, values, errors).await;
     };
-    let (key, plaintext) = ApiKey::generate(&name, scope, state.clock.now());
+    let (mut key, plaintext) = ApiKey::generate(&name, scope, state.clock.now());
+    key.program_id = (!program.is_empty()).then_some(program);
     state.store.insert_api_key(&key).await?;
-    audit::record(&state, &session, actions::KEY_CREATED, Some(&key.id), json!({ "name": key.name, "scope": scope }))
-        .await;
+    let details = json!({ "name": key.name, "scope": scope, "program": key.program_id });
+    audit::record(&state, &session, actions::KEY_CREATED, Some(&key.id), details).await;
     Ok(session.page(
         &req,
         "key_secret.html",

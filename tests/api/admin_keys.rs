@@ -13,6 +13,7 @@ on_both_stores!(
     a_key_created_in_the_panel_works_on_the_pos_api_shows_its_last_use_and_stops_when_revoked,
     a_webhook_source_created_in_the_panel_signs_webhooks_until_revoked,
     bad_key_forms_show_errors_next_to_the_fields,
+    a_key_limited_to_a_program_in_the_panel_or_the_cli_sees_only_that_programs_cards,
 );
 
 async fn post_webhook(app: &TestApp, source: &str, secret: &str, body: &str) -> u16 {
@@ -102,4 +103,42 @@ async fn bad_key_forms_show_errors_next_to_the_fields(kind: StoreKind) {
     assert_eq!(page.status, 422);
     assert!(page.body.contains(r#"id="e-key_name""#) && page.body.contains(r#"id="e-scope""#), "{}", page.body);
     assert!(app.store.api_keys().await.unwrap().is_empty());
+}
+
+async fn a_key_limited_to_a_program_in_the_panel_or_the_cli_sees_only_that_programs_cards(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let bakery =
+        loy::domain::Program::new("bakery", "Bakery", loy::domain::Currency::parse("RUB").unwrap(), chrono::Utc::now());
+    app.store.insert_program(&bakery).await.unwrap();
+    let owner = app.signed_in(Role::Owner).await;
+    let number = app.new_card().await;
+
+    let form = owner.get("/admin/keys?lang=en").await;
+    assert!(form.body.contains(r#"<option value="bakery">Bakery</option>"#), "programs are offered");
+    let refused = owner.post("/admin/keys", &[("name", "Till 2"), ("scope", "pos"), ("program", "nope")]).await;
+    assert_eq!(refused.status, 422);
+    let page = owner.post("/admin/keys", &[("name", "Till 2"), ("scope", "pos"), ("program", "bakery")]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let key = text_of_id(&page.body, "new-secret").unwrap();
+    let id = key.split('_').nth(1).unwrap().to_owned();
+    assert_eq!(app.store.api_key(&id).await.unwrap().unwrap().program_id.as_deref(), Some("bakery"));
+    assert_eq!(app.pos_get(&format!("/api/v1/cards/{number}"), &key).await.status, 404, "a default card");
+
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_loy"))
+            .env_clear()
+            .envs(&app.env.vars)
+            .args(args)
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let (code, out) = cli(&["api-key", "create", "--name", "Bakery till", "--program", "bakery"]);
+    assert_eq!(code, Some(0), "{out}");
+    let secret = out.lines().last().unwrap().trim().to_owned();
+    assert_eq!(app.pos_get(&format!("/api/v1/cards/{number}"), &secret).await.status, 404);
+    let (code, _) = cli(&["api-key", "create", "--name", "Typo", "--program", "bakrey"]);
+    assert_eq!(code, Some(1), "an unknown program is refused");
+    let (_, listing) = cli(&["api-key", "list"]);
+    assert!(listing.lines().any(|l| l.contains("Bakery till") && l.contains("bakery")), "{listing}");
 }

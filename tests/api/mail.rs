@@ -439,7 +439,13 @@ async fn a_programs_mail_carries_its_name_logo_and_colours(kind: StoreKind) {
     let response = app
         .post_form(
             "/p/bakery",
-            &[("first_name", "Olga"), ("phone", &unique_phone()), ("email", &email), ("consent", "yes"), ("lang", "en")],
+            &[
+                ("first_name", "Olga"),
+                ("phone", &unique_phone()),
+                ("email", &email),
+                ("consent", "yes"),
+                ("lang", "en"),
+            ],
         )
         .await;
     assert_eq!(response.status(), 303);

@@ -248,7 +248,12 @@ async fn the_cashier_searches_the_chosen_programs_phones_and_earns_by_the_cards_
         .post("/admin/cashier", &[("serial", &serial), ("form_id", &form_id), ("op", "earn"), ("amount", "500")])
         .await;
     assert_eq!(done.status, 200);
-    let card = app.store.find_card(CardLookup::Serial(&loy::domain::SerialNumber::parse(&serial).unwrap())).await.unwrap().unwrap();
+    let card = app
+        .store
+        .find_card(CardLookup::Serial(&loy::domain::SerialNumber::parse(&serial).unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((card.program_id.as_str(), card.balance), ("bakery", 20 + 50), "10 % of 500.00 by the bakery's rules");
 
     let default = staff.get(&format!("/admin/cashier?card={digits}&lang=en")).await;
