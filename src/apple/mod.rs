@@ -70,7 +70,13 @@ impl Apple {
     }
 
     pub fn new(identity: SigningIdentity, template: Template, web_service_url: String, cache_bytes: usize) -> Self {
-        Self { identity, template, web_service_url, cache: PassCache::new(cache_bytes), designs: DesignFileCache::default() }
+        Self {
+            identity,
+            template,
+            web_service_url,
+            cache: PassCache::new(cache_bytes),
+            designs: DesignFileCache::default(),
+        }
     }
 
     pub fn pass_type_id(&self) -> &PassTypeId {

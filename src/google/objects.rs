@@ -295,7 +295,12 @@ pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, defau
             content_description: l("Card artwork", "Рисунок карты"),
         },
         hex_background_color: hex_colour(&design.background_color),
-        localized_account_id_label: or_default(&design.labels.card_number, "Card number", "Номер карты", default_locale),
+        localized_account_id_label: or_default(
+            &design.labels.card_number,
+            "Card number",
+            "Номер карты",
+            default_locale,
+        ),
         localized_account_name_label: or_default(&design.labels.member, "Member", "Участник", default_locale),
         review_status: ReviewStatus::UnderReview,
         multiple_devices_and_holders_allowed_status: HoldersAllowed::OneUserAllDevices,
