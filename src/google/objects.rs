@@ -240,32 +240,23 @@ fn design_image(program: &Program, slot: ImageSlot, public_url: &str) -> Option<
 pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, default_locale: Locale) -> LoyaltyClass {
     let l = |en: &str, ru: &str| LocalizedString::en_ru(en, ru, default_locale);
     let design = &program.design;
-    let text = |id: &str, header: LocalizedString, custom: &LocalizedText, default: LocalizedString| TextModuleData {
+    let text = |id: &str, header: LocalizedString, body: LocalizedString| TextModuleData {
         id: id.to_owned(),
         localized_header: header,
         body: None,
-        localized_body: Some(if custom.is_empty() {
-            default
-        } else {
-            l(custom.get(Locale::En).trim(), custom.get(Locale::Ru).trim())
-        }),
+        localized_body: Some(body),
     };
+    let texts = |custom: &LocalizedText, en: &str, ru: &str| or_default(custom, en, ru, default_locale);
     let mut text_modules = vec![
         text(
             "how_to_earn",
             l("How to earn points", "Как копить баллы"),
-            &design.how_to_earn,
-            l(HOW_TO_EARN_EN, HOW_TO_EARN_RU),
+            texts(&design.how_to_earn, HOW_TO_EARN_EN, HOW_TO_EARN_RU),
         ),
-        text("terms", l("Terms", "Условия"), &design.terms, l(TERMS_EN, TERMS_RU)),
+        text("terms", l("Terms", "Условия"), texts(&design.terms, TERMS_EN, TERMS_RU)),
     ];
     if !design.contacts.is_empty() {
-        text_modules.push(TextModuleData {
-            id: "contacts".to_owned(),
-            localized_header: l("Contacts", "Контакты"),
-            body: None,
-            localized_body: Some(l(design.contacts.get(Locale::En).trim(), design.contacts.get(Locale::Ru).trim())),
-        });
+        text_modules.push(text("contacts", l("Contacts", "Контакты"), texts(&design.contacts, "", "")));
     }
     let mut links = vec![Uri {
         id: "program".to_owned(),

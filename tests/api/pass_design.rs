@@ -14,7 +14,9 @@ use loy::programs::images::{MAX_UPLOAD_BYTES, image_id, store_upload};
 use loy::store::CardLookup;
 use serde_json::{Value, json};
 
-use crate::apple_support::{Pkpass, download, enroll_card, lint, shared_ca};
+use crate::apple_support::{
+    Pkpass, apple_auth, download, enroll_card, latest_pass, lint, register, shared_ca, updated_serials,
+};
 use crate::google_fake::{class_id, spawn_app_with_google};
 use crate::google_schema::validate;
 use crate::helpers::{PUBLIC_URL, StoreKind, TestApp, TestEnv, spawn_app, spawn_app_in, unique_phone};
@@ -26,6 +28,7 @@ on_both_stores!(
     stored_images_are_served_for_good_and_unknown_ones_are_404,
     the_google_class_carries_the_designs_images_colour_name_and_terms_link,
     a_pass_fetched_after_a_design_change_shows_the_new_design,
+    a_published_design_reaches_a_registered_device_through_the_passkit_service,
     the_design_check_refuses_broken_images_and_over_long_labels,
 );
 
@@ -272,6 +275,33 @@ async fn a_pass_fetched_after_a_design_change_shows_the_new_design(kind: StoreKi
     let newest = pass_of(&app, &card_path).await;
     assert_eq!(newest.pass_json()["logoText"], "Newer Brand");
     assert_eq!(newest.file("strip.png"), template_strip.as_slice(), "back to the template's strip");
+}
+
+async fn a_published_design_reaches_a_registered_device_through_the_passkit_service(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let (card_path, serial) = enroll_card(&app, "Anna").await;
+    let auth = apple_auth(&pass_of(&app, &card_path).await.token());
+    let device = "device0123456789";
+    assert_eq!(register(&app, device, &serial, Some(&auth), "token0123").await.status(), 201);
+    let listed: Value = updated_serials(&app, device, None).await.json().await.unwrap();
+    let tag = listed["lastUpdated"].as_str().unwrap().to_owned();
+    assert_eq!(updated_serials(&app, device, Some(&tag)).await.status(), 204, "nothing changed yet");
+
+    let program = app.store.program("default").await.unwrap().unwrap();
+    let images = upload(&app, &[ImageSlot::Strip]).await;
+    let design = ProgramDesign { logo_text: "Published".into(), images, ..program.design.clone() };
+    let published =
+        loy::programs::publish::publish(&app.store, &program, design, "test", app.clock_now()).await.unwrap();
+    assert_eq!(published.cards, 1);
+
+    let listed: Value = updated_serials(&app, device, Some(&tag)).await.json().await.unwrap();
+    assert_eq!(listed["serialNumbers"], json!([serial]), "the publish moved the card's version");
+    let response = latest_pass(&app, &serial, Some(&auth), None).await;
+    assert_eq!(response.status(), 200);
+    let pass = Pkpass::parse(response.bytes().await.unwrap().to_vec());
+    assert_eq!(pass.pass_json()["logoText"], "Published");
+    assert_eq!(png_size(pass.file("strip@2x.png")), Some((750, 288)));
+    pass.assert_openssl_verifies(&shared_ca());
 }
 
 async fn the_design_check_refuses_broken_images_and_over_long_labels(kind: StoreKind) {
