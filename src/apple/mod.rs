@@ -126,11 +126,7 @@ impl Apple {
 /// whose version a publish moved must never be signed with the design before it, which another
 /// node's cache may still hold for a moment. The design's revision is part of the cache key.
 pub async fn signed_pass(state: &AppState, card: Card) -> Result<Arc<SignedPass>, ApiError> {
-    let program = match state.store.program(&card.program_id).await? {
-        Some(program) => program,
-        // Answers the same "program unavailable" as every other use of a missing program.
-        None => state.program_by_id(&card.program_id).await?,
-    };
+    let program = state.fresh_program(&card.program_id).await?;
     let serial = card.serial.as_str().to_owned();
     let (version, revision) = (card.version, program.design.revision);
     let build = async {
