@@ -1,6 +1,6 @@
 //! Signed passes kept in memory by (serial, card version, design revision), so an unchanged pass
-//! is never signed twice by one process: Wallet fetches a pass after every push, a customer may download it
-//! several times, and each signature costs an RSA operation.
+//! is never signed twice by one process: Wallet fetches a pass after every push, a customer may
+//! download it several times, and each signature costs an RSA operation.
 //!
 //! The cache is `moka`'s (TinyLFU admission, LRU eviction), bounded by bytes, with single-flight
 //! loading: requests for a version not yet signed wait for the one signature in progress instead
