@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::http::errors::ApiError;
 use crate::http::pages::locale_of;
-use crate::http::{OPENAPI, assets, get_only, health, not_allowed};
+use crate::http::{OPENAPI, assets, get_only, health, media, not_allowed};
 use crate::state::AppState;
 use crate::{apple, card_page, enrollment};
 
@@ -56,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(apple::routes)
         .configure(crate::admin::routes)
         .service(get_only("/static/{path:.*}", web::get().to(assets::static_file)))
+        .service(get_only("/media/{name}", web::get().to(media::image)))
         .default_service(web::to(fallback));
 }
 

@@ -54,21 +54,15 @@ impl AppState {
     /// The program `id`, checked: a program that is missing, unreadable or whose rules fail
     /// validation is answered 503 with a message (and logged), never used half-broken.
     pub async fn program_by_id(&self, id: &str) -> Result<Program, ApiError> {
-        let problem = match self.programs.get(&self.store, id).await {
-            Ok(Some(program)) => match program.rules.validate() {
-                Ok(()) => return Ok(Program::clone(&program)),
-                Err(why) => format!("its rules are invalid: {why}"),
-            },
-            Ok(None) => "it is missing".to_owned(),
-            Err(StoreError::Corrupt(why)) => format!("it cannot be read: {why}"),
-            Err(e) => return Err(e.into()),
-        };
-        tracing::error!(program = id, problem = %problem, "the loyalty program cannot be used");
-        Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "program_unavailable",
-            "The loyalty program's settings are invalid, so nothing can be done with it until staff correct them.",
-        ))
+        let read = self.programs.get(&self.store, id).await.map(|p| p.map(|p| Program::clone(&p)));
+        checked_program(id, read)
+    }
+
+    /// The program `id` read from the store itself, past this node's short cache, and checked
+    /// like [`AppState::program_by_id`]: what a pass is signed with, so a card whose version a
+    /// publish moved is never signed with the design before it.
+    pub async fn fresh_program(&self, id: &str) -> Result<Program, ApiError> {
+        checked_program(id, self.store.program(id).await)
     }
 
     /// The page for a visitor over a rate limit: 429 with `Retry-After`, and a link back to
@@ -187,4 +181,24 @@ impl AppState {
             google: self.google.clone(),
         }
     }
+}
+
+/// A program as read, or the 503 every use of a missing, unreadable or invalid program answers
+/// (logged with the reason).
+fn checked_program(id: &str, read: Result<Option<Program>, StoreError>) -> Result<Program, ApiError> {
+    let problem = match read {
+        Ok(Some(program)) => match program.rules.validate() {
+            Ok(()) => return Ok(program),
+            Err(why) => format!("its rules are invalid: {why}"),
+        },
+        Ok(None) => "it is missing".to_owned(),
+        Err(StoreError::Corrupt(why)) => format!("it cannot be read: {why}"),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::error!(program = id, problem = %problem, "the loyalty program cannot be used");
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "program_unavailable",
+        "The loyalty program's settings are invalid, so nothing can be done with it until staff correct them.",
+    ))
 }

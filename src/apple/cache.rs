@@ -1,6 +1,6 @@
-//! Signed passes kept in memory by (serial, version), so an unchanged pass is never signed
-//! twice by one process: Wallet fetches a pass after every push, a customer may download it
-//! several times, and each signature costs an RSA operation.
+//! Signed passes kept in memory by (serial, card version, design revision), so an unchanged pass
+//! is never signed twice by one process: Wallet fetches a pass after every push, a customer may
+//! download it several times, and each signature costs an RSA operation.
 //!
 //! The cache is `moka`'s (TinyLFU admission, LRU eviction), bounded by bytes, with single-flight
 //! loading: requests for a version not yet signed wait for the one signature in progress instead
@@ -23,7 +23,9 @@ pub struct SignedPass {
     pub modified_at: DateTime<Utc>,
 }
 
-type Key = (String, i64);
+/// (serial, card version, design revision): a publish moves the card's version, and the
+/// revision in the key makes sure no pass signed with an earlier design is ever served for it.
+type Key = (String, i64, i64);
 
 pub struct PassCache {
     cache: Option<moka::future::Cache<Key, Arc<SignedPass>>>,
@@ -45,20 +47,28 @@ impl PassCache {
         Self { cache }
     }
 
-    /// The signed pass of `serial` at exactly `version`, if this process has it.
-    pub async fn get(&self, serial: &str, version: i64) -> Option<Arc<SignedPass>> {
-        self.cache.as_ref()?.get(&(serial.to_owned(), version)).await
+    /// The signed pass of `serial` at exactly `version` with design `revision`, if this process
+    /// has it.
+    pub async fn get(&self, serial: &str, version: i64, revision: i64) -> Option<Arc<SignedPass>> {
+        self.cache.as_ref()?.get(&(serial.to_owned(), version, revision)).await
     }
 
-    /// The pass of `serial` at `version`, from the cache or made by `build`. Concurrent calls
-    /// for the same version run `build` once and all get its result (or its error).
-    pub async fn get_or_build<E, F>(&self, serial: &str, version: i64, build: F) -> Result<Arc<SignedPass>, Arc<E>>
+    /// The pass of `serial` at `version` with design `revision`, from the cache or made by
+    /// `build`. Concurrent calls for the same key run `build` once and all get its result (or
+    /// its error).
+    pub async fn get_or_build<E, F>(
+        &self,
+        serial: &str,
+        version: i64,
+        revision: i64,
+        build: F,
+    ) -> Result<Arc<SignedPass>, Arc<E>>
     where
         F: Future<Output = Result<Arc<SignedPass>, E>>,
         E: Send + Sync + 'static,
     {
         match &self.cache {
-            Some(cache) => cache.try_get_with((serial.to_owned(), version), build).await,
+            Some(cache) => cache.try_get_with((serial.to_owned(), version, revision), build).await,
             None => build.await.map_err(Arc::new),
         }
     }
@@ -85,17 +95,18 @@ mod tests {
     }
 
     async fn build(cache: &PassCache, serial: &str, version: i64, size: usize) -> Arc<SignedPass> {
-        cache.get_or_build::<(), _>(serial, version, async move { Ok(pass(version, size)) }).await.unwrap()
+        cache.get_or_build::<(), _>(serial, version, 1, async move { Ok(pass(version, size)) }).await.unwrap()
     }
 
     #[tokio::test]
     async fn a_pass_is_found_only_at_its_version() {
         let cache = PassCache::new(1000);
         build(&cache, "a", 1, 10).await;
-        assert!(cache.get("a", 1).await.is_some());
-        assert!(cache.get("a", 2).await.is_none());
+        assert!(cache.get("a", 1, 1).await.is_some());
+        assert!(cache.get("a", 2, 1).await.is_none());
+        assert!(cache.get("a", 1, 2).await.is_none(), "another design revision is another pass");
         build(&cache, "a", 2, 10).await;
-        assert!(cache.get("a", 2).await.is_some());
+        assert!(cache.get("a", 2, 1).await.is_some());
     }
 
     #[tokio::test]
@@ -107,7 +118,7 @@ mod tests {
         assert!(cache.size().await <= 100, "{}", cache.size().await);
         build(&cache, "huge", 1, 101).await;
         assert!(cache.size().await <= 100);
-        assert!(cache.get("huge", 1).await.is_none(), "larger than the whole cache");
+        assert!(cache.get("huge", 1, 1).await.is_none(), "larger than the whole cache");
     }
 
     #[tokio::test]
@@ -119,7 +130,7 @@ mod tests {
                 let (cache, builds) = (cache.clone(), builds.clone());
                 tokio::spawn(async move {
                     cache
-                        .get_or_build::<(), _>("a", 7, async {
+                        .get_or_build::<(), _>("a", 7, 1, async {
                             builds.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             Ok(pass(7, 10))
@@ -139,6 +150,6 @@ mod tests {
     async fn capacity_zero_turns_the_cache_off() {
         let cache = PassCache::new(0);
         build(&cache, "a", 1, 1).await;
-        assert!(cache.get("a", 1).await.is_none());
+        assert!(cache.get("a", 1, 1).await.is_none());
     }
 }

@@ -1,8 +1,9 @@
 //! Apple Wallet: the card as a signed `.pkpass`, and Apple's PassKit web service that keeps it
 //! up to date on the phone (SPEC §4.2, §4.3).
 //!
-//! - `template` (the card design), `pass` (card → `pass.json` → bundle), `bundle` (manifest,
-//!   zip), `signer` (PKCS#7), `cache` (signed passes by serial and version);
+//! - `template` (the card design), `design_files` (a program's uploaded images, loaded once per
+//!   design revision), `pass` (card → `pass.json` → bundle), `bundle` (manifest, zip), `signer`
+//!   (PKCS#7), `cache` (signed passes by serial, card version and design revision);
 //! - `certs` (load and check the Pass Type ID certificate), `dev_certs` (throwaway ones);
 //! - `webservice` (the PassKit endpoints), `auth` (`ApplePassAuth`), `tag` (the update tag),
 //!   `download` (the card page's "Add to Apple Wallet");
@@ -13,6 +14,7 @@ pub mod bundle;
 pub mod cache;
 pub mod certs;
 pub mod der;
+pub mod design_files;
 pub mod dev_certs;
 pub mod lint;
 pub mod pass;
@@ -36,6 +38,7 @@ use crate::http::errors::ApiError;
 use crate::state::AppState;
 use cache::{PassCache, SignedPass};
 use certs::SigningIdentity;
+use design_files::{DesignFileCache, DesignFiles};
 use pass::{PassBuilder, PassError};
 use template::Template;
 
@@ -51,6 +54,7 @@ pub struct Apple {
     pub template: Template,
     web_service_url: String,
     cache: PassCache,
+    designs: DesignFileCache,
 }
 
 impl Apple {
@@ -66,7 +70,13 @@ impl Apple {
     }
 
     pub fn new(identity: SigningIdentity, template: Template, web_service_url: String, cache_bytes: usize) -> Self {
-        Self { identity, template, web_service_url, cache: PassCache::new(cache_bytes) }
+        Self {
+            identity,
+            template,
+            web_service_url,
+            cache: PassCache::new(cache_bytes),
+            designs: DesignFileCache::default(),
+        }
     }
 
     pub fn pass_type_id(&self) -> &PassTypeId {
@@ -90,9 +100,20 @@ impl Apple {
         }
     }
 
-    /// Builds and signs the card's pass (no cache: see [`signed_pass`]).
-    pub fn build(&self, card: &Card, program: &Program) -> Result<Arc<SignedPass>, PassError> {
-        let bytes = self.builder().build(card, program)?;
+    /// The uploaded images of `program`'s design, read from the store the first time this
+    /// process needs that design revision.
+    pub async fn design_files(
+        &self,
+        store: &crate::store::DynStore,
+        program: &Program,
+    ) -> crate::store::StoreResult<Arc<DesignFiles>> {
+        self.designs.get(store, program).await
+    }
+
+    /// Builds and signs the card's pass with the design's files (no cache: see
+    /// [`signed_pass`]).
+    pub fn build(&self, card: &Card, program: &Program, design: &DesignFiles) -> Result<Arc<SignedPass>, PassError> {
+        let bytes = self.builder().build_with(card, program, design)?;
         Ok(Arc::new(SignedPass { bytes: bytes.into(), version: card.version, modified_at: card.modified_at }))
     }
 }
@@ -100,19 +121,24 @@ impl Apple {
 /// The card's current signed pass: from the cache, or built on a blocking thread (signing is
 /// CPU work that must not stall the server's event loop). Requests for a version being signed
 /// wait for that signature (`loy_pass_builds_total` counts the signatures).
+///
+/// The program is read from the store, not through the node's short program cache: a card
+/// whose version a publish moved must never be signed with the design before it, which another
+/// node's cache may still hold for a moment. The design's revision is part of the cache key.
 pub async fn signed_pass(state: &AppState, card: Card) -> Result<Arc<SignedPass>, ApiError> {
+    let program = state.fresh_program(&card.program_id).await?;
     let serial = card.serial.as_str().to_owned();
-    let version = card.version;
+    let (version, revision) = (card.version, program.design.revision);
     let build = async {
-        let program = state.program_by_id(&card.program_id).await?;
+        let design = state.apple.design_files(&state.store, &program).await?;
         let apple = state.apple.clone();
         state.metrics.pass_builds.inc();
-        tokio::task::spawn_blocking(move || apple.build(&card, &program))
+        tokio::task::spawn_blocking(move || apple.build(&card, &program, &design))
             .await
             .map_err(|e| ApiError::internal(&e))?
             .map_err(|e| ApiError::internal(&e))
     };
-    state.apple.cache.get_or_build(&serial, version, build).await.map_err(|e| (*e).clone())
+    state.apple.cache.get_or_build(&serial, version, revision, build).await.map_err(|e| (*e).clone())
 }
 
 fn http_date(t: DateTime<Utc>) -> HttpDate {

@@ -2,12 +2,14 @@
 //! `.pkpass` bytes.
 //!
 //! Only `pass.json` depends on the card: the template's images and strings were hashed once when
-//! it was loaded, so a build hashes a few kilobytes and makes one RSA signature.
+//! it was loaded, and a program's uploaded images once when its design was first used
+//! (`design_files`), so a build hashes a few kilobytes and makes one RSA signature.
 
 use serde_json::Value;
 
 use super::bundle::{self, Entry, MANIFEST, PASS_JSON, SIGNATURE};
 use super::certs::SigningIdentity;
+use super::design_files::DesignFiles;
 use super::rules::{self, Mode, Severity};
 use super::signer;
 use super::template::{Template, Values};
@@ -51,6 +53,11 @@ impl PassBuilder<'_> {
         ] {
             object.insert(key.to_owned(), value);
         }
+        if !program.design.barcode {
+            // The design has the till's QR code turned off: no barcode at all.
+            object.remove("barcodes");
+            object.remove("barcode");
+        }
         if card.is_deleted() {
             // The customer was deleted: Wallet shows the pass as void and stops offering it.
             object.insert("voided".to_owned(), Value::from(true));
@@ -66,11 +73,17 @@ impl PassBuilder<'_> {
         Ok(serde_json::to_vec(&pass).expect("a JSON value always serialises"))
     }
 
-    /// The signed `.pkpass` of `card`.
+    /// The signed `.pkpass` of `card` with the template's own images.
     pub fn build(&self, card: &Card, program: &Program) -> Result<Vec<u8>, PassError> {
+        self.build_with(card, program, &DesignFiles::default())
+    }
+
+    /// The signed `.pkpass` of `card`, the design's images replacing the template's files of the
+    /// same name (`design` must be the files of `program.design`).
+    pub fn build_with(&self, card: &Card, program: &Program, design: &DesignFiles) -> Result<Vec<u8>, PassError> {
         let pass_json = self.pass_json(card, program)?;
         let pass_sha1 = bundle::sha1_hex(&pass_json);
-        let files = &self.template.files;
+        let files = design.merge(&self.template.files);
         let manifest = bundle::manifest(
             std::iter::once((PASS_JSON, pass_sha1.as_str()))
                 .chain(files.iter().map(|f| (f.name.as_str(), f.sha1.as_str()))),
@@ -86,7 +99,8 @@ impl PassBuilder<'_> {
 }
 
 /// The template values of a card (see `template::PLACEHOLDERS`). Texts that come from the
-/// program follow the holder's language; labels are localised by Wallet through `pass.strings`.
+/// program follow the holder's language; a label the design leaves empty stays the template's
+/// key, which Wallet localises through `pass.strings`.
 pub fn values(card: &Card, program: &Program, public_url: &str) -> Values {
     let design = &program.design;
     let locale = card.locale();
@@ -100,9 +114,17 @@ pub fn values(card: &Card, program: &Program, public_url: &str) -> Values {
         ),
         None => (String::new(), String::new(), String::new()),
     };
+    let labels = &design.labels;
+    let logo_text = if design.logo_text.trim().is_empty() { program.name.as_str() } else { design.logo_text.trim() };
     let mut v = Values::new();
     for (name, value) in [
         ("program_name", Value::from(program.name.as_str())),
+        ("logo_text", Value::from(logo_text)),
+        ("balance_label", Value::from(or_key(labels.balance.get(locale), "BALANCE"))),
+        ("tier_label", Value::from(or_key(labels.tier.get(locale), "TIER"))),
+        ("member_label", Value::from(or_key(labels.member.get(locale), "MEMBER"))),
+        ("card_number_label", Value::from(or_key(labels.card_number.get(locale), "CARD_NUMBER"))),
+        ("terms_url", Value::from(design.terms_url.trim())),
         ("member_name", Value::from(card.display_name())),
         ("tier", Value::from(tier)),
         ("balance", Value::from(card.balance)),

@@ -25,6 +25,12 @@ static DEFAULT: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates/defau
 /// Names a template may use, with what they hold.
 pub const PLACEHOLDERS: &[&str] = &[
     "program_name",
+    "logo_text",
+    "balance_label",
+    "tier_label",
+    "member_label",
+    "card_number_label",
+    "terms_url",
     "member_name",
     "tier",
     "balance",
@@ -335,6 +341,12 @@ fn sample_values() -> Values {
     let mut v = Values::new();
     for (name, value) in [
         ("program_name", Value::from("Sample Coffee")),
+        ("logo_text", Value::from("Sample Coffee")),
+        ("balance_label", Value::from("BALANCE")),
+        ("tier_label", Value::from("TIER")),
+        ("member_label", Value::from("MEMBER")),
+        ("card_number_label", Value::from("CARD_NUMBER")),
+        ("terms_url", Value::from("https://loyalty.example.com/terms")),
         ("member_name", Value::from("Anna I.")),
         ("tier", Value::from("Silver")),
         ("balance", Value::from(1250)),

@@ -8,7 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{Card, EntryKind, Locale, LocalizedText, Program};
+use crate::domain::design::GOOGLE_IMAGE;
+use crate::domain::{Card, EntryKind, ImageSlot, Locale, LocalizedText, Program};
 
 /// `{issuerId}.{program}`: the class of a program's cards. Ids may hold only letters, digits,
 /// `.`, `_` and `-`; anything else in a program id becomes `_`.
@@ -218,63 +219,84 @@ pub struct AddMessageRequest {
     pub message: Message,
 }
 
-/// Builds the class of `program`: images and links are served from `public_url`; labels fall
-/// back to `default_locale` on phones in neither English nor Russian.
+/// The design's `custom` text in both languages, or `en`/`ru` when the design leaves it empty.
+fn or_default(custom: &LocalizedText, en: &str, ru: &str, default: Locale) -> LocalizedString {
+    if custom.is_empty() {
+        LocalizedString::en_ru(en, ru, default)
+    } else {
+        LocalizedString::en_ru(custom.get(Locale::En).trim(), custom.get(Locale::Ru).trim(), default)
+    }
+}
+
+/// The address of the Google variant of the design's `slot` image, when one was uploaded.
+fn design_image(program: &Program, slot: ImageSlot, public_url: &str) -> Option<String> {
+    let id = program.design.images.get(&slot)?.get(GOOGLE_IMAGE)?;
+    Some(format!("{public_url}{}", crate::http::media::path(id)))
+}
+
+/// Builds the class of `program`: its design's logo, strip (as the hero image), colour, texts
+/// and terms address; images and links are served from `public_url`; labels fall back to
+/// `default_locale` on phones in neither English nor Russian.
 pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, default_locale: Locale) -> LoyaltyClass {
     let l = |en: &str, ru: &str| LocalizedString::en_ru(en, ru, default_locale);
     let design = &program.design;
-    let text = |id: &str, header: LocalizedString, custom: &LocalizedText, default: LocalizedString| TextModuleData {
+    let text = |id: &str, header: LocalizedString, body: LocalizedString| TextModuleData {
         id: id.to_owned(),
         localized_header: header,
         body: None,
-        localized_body: Some(if custom.is_empty() {
-            default
-        } else {
-            l(custom.get(Locale::En).trim(), custom.get(Locale::Ru).trim())
-        }),
+        localized_body: Some(body),
     };
+    let texts = |custom: &LocalizedText, en: &str, ru: &str| or_default(custom, en, ru, default_locale);
     let mut text_modules = vec![
         text(
             "how_to_earn",
             l("How to earn points", "Как копить баллы"),
-            &design.how_to_earn,
-            l(HOW_TO_EARN_EN, HOW_TO_EARN_RU),
+            texts(&design.how_to_earn, HOW_TO_EARN_EN, HOW_TO_EARN_RU),
         ),
-        text("terms", l("Terms", "Условия"), &design.terms, l(TERMS_EN, TERMS_RU)),
+        text("terms", l("Terms", "Условия"), texts(&design.terms, TERMS_EN, TERMS_RU)),
     ];
     if !design.contacts.is_empty() {
-        text_modules.push(TextModuleData {
-            id: "contacts".to_owned(),
-            localized_header: l("Contacts", "Контакты"),
-            body: None,
-            localized_body: Some(l(design.contacts.get(Locale::En).trim(), design.contacts.get(Locale::Ru).trim())),
+        text_modules.push(text("contacts", l("Contacts", "Контакты"), texts(&design.contacts, "", "")));
+    }
+    let mut links = vec![Uri {
+        id: "program".to_owned(),
+        uri: format!("{public_url}/"),
+        localized_description: l("Program page", "Страница программы"),
+    }];
+    let terms_url = design.terms_url.trim();
+    if !terms_url.is_empty() {
+        links.push(Uri {
+            id: "terms".to_owned(),
+            uri: terms_url.to_owned(),
+            localized_description: l("Full terms of the program", "Полные условия программы"),
         });
     }
+    let program_name = if design.logo_text.trim().is_empty() { program.name.as_str() } else { design.logo_text.trim() };
+    let logo = design_image(program, ImageSlot::Logo, public_url)
+        .unwrap_or_else(|| format!("{public_url}/static/google/logo.png"));
+    let hero = design_image(program, ImageSlot::Strip, public_url)
+        .unwrap_or_else(|| format!("{public_url}/static/google/hero.png"));
     LoyaltyClass {
         id: class_id(issuer_id, &program.id),
         issuer_name: program.name.clone(),
-        program_name: program.name.clone(),
-        program_logo: Image {
-            source_uri: ImageUri { uri: format!("{public_url}/static/google/logo.png") },
-            content_description: l(&program.name, &program.name),
-        },
+        program_name: program_name.to_owned(),
+        program_logo: Image { source_uri: ImageUri { uri: logo }, content_description: l(program_name, program_name) },
         hero_image: Image {
-            source_uri: ImageUri { uri: format!("{public_url}/static/google/hero.png") },
+            source_uri: ImageUri { uri: hero },
             content_description: l("Card artwork", "Рисунок карты"),
         },
         hex_background_color: hex_colour(&design.background_color),
-        localized_account_id_label: l("Card number", "Номер карты"),
-        localized_account_name_label: l("Member", "Участник"),
+        localized_account_id_label: or_default(
+            &design.labels.card_number,
+            "Card number",
+            "Номер карты",
+            default_locale,
+        ),
+        localized_account_name_label: or_default(&design.labels.member, "Member", "Участник", default_locale),
         review_status: ReviewStatus::UnderReview,
         multiple_devices_and_holders_allowed_status: HoldersAllowed::OneUserAllDevices,
         text_modules_data: text_modules,
-        links_module_data: LinksModuleData {
-            uris: vec![Uri {
-                id: "program".to_owned(),
-                uri: format!("{public_url}/"),
-                localized_description: l("Program page", "Страница программы"),
-            }],
-        },
+        links_module_data: LinksModuleData { uris: links },
     }
 }
 
@@ -334,9 +356,12 @@ fn card_fields(program: &Program, card: &Card) -> CardFields {
         state: if card.is_deleted() { ObjectState::Expired } else { ObjectState::Active },
         account_id: card.card_number.grouped(),
         account_name: card.display_name(),
-        loyalty_points: LoyaltyPoints { localized_label: l("Points", "Баллы"), balance },
+        loyalty_points: LoyaltyPoints {
+            localized_label: or_default(&program.design.labels.balance, "Points", "Баллы", locale),
+            balance,
+        },
         secondary_loyalty_points: LoyaltyPoints {
-            localized_label: l("Level", "Уровень"),
+            localized_label: or_default(&program.design.labels.tier, "Level", "Уровень", locale),
             balance: LoyaltyPointsBalance::String(tier_name),
         },
         text_modules_data: text_modules,

@@ -6,6 +6,7 @@ pub mod client;
 pub mod errors;
 pub mod health;
 pub mod json;
+pub mod media;
 pub mod pages;
 pub mod request_id;
 pub mod security;

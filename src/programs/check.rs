@@ -8,13 +8,19 @@ use chrono::Utc;
 
 use crate::apple::Apple;
 use crate::apple::rules::is_rgb;
-use crate::domain::{Card, Customer, Locale, PersonName, Phone, PhoneRegion, Program, ProgramDesign};
+use crate::domain::{
+    Card, Customer, ImageSlot, Locale, LocalizedText, PersonName, Phone, PhoneRegion, Program, ProgramDesign,
+};
+use crate::programs::images::{file_names, is_image_id};
 
 /// The longest logo text that fits beside the logo on a phone.
 pub const MAX_LOGO_TEXT: usize = 20;
 
 /// The longest back-of-card text.
 pub const MAX_BACK_TEXT: usize = 2000;
+
+/// The longest field label (Wallet shows labels in one short line above the value).
+pub const MAX_LABEL: usize = 24;
 
 /// WCAG AA's minimum contrast for normal text.
 pub const MIN_CONTRAST: f64 = 4.5;
@@ -106,10 +112,22 @@ pub fn check(apple: &Apple, program: &Program, design: &ProgramDesign) -> Design
     for (field, text) in
         [("terms", &design.terms), ("how_to_earn", &design.how_to_earn), ("contacts", &design.contacts)]
     {
-        if text.ru.chars().count() > MAX_BACK_TEXT || text.en.chars().count() > MAX_BACK_TEXT {
+        if too_long(text, MAX_BACK_TEXT) {
             report.errors.push((field, format!("the text is longer than {MAX_BACK_TEXT} characters")));
         }
     }
+    let labels = &design.labels;
+    for (field, label) in [
+        ("label_balance", &labels.balance),
+        ("label_tier", &labels.tier),
+        ("label_member", &labels.member),
+        ("label_card_number", &labels.card_number),
+    ] {
+        if too_long(label, MAX_LABEL) {
+            report.errors.push((field, format!("the label is longer than {MAX_LABEL} characters")));
+        }
+    }
+    check_images(apple, design, &mut report);
     let url = design.terms_url.trim();
     if !url.is_empty() && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.has_host()) {
         report.errors.push(("terms_url", "the terms address must be a full https:// address".to_owned()));
@@ -125,6 +143,28 @@ pub fn check(apple: &Apple, program: &Program, design: &ProgramDesign) -> Design
         }
     }
     report
+}
+
+fn too_long(text: &LocalizedText, max: usize) -> bool {
+    text.ru.chars().count() > max || text.en.chars().count() > max
+}
+
+/// What `loy pass lint` would refuse in the files: a pass without `icon.png` (neither the
+/// template nor an upload gives one), and uploads that lost files or refer to no stored image.
+fn check_images(apple: &Apple, design: &ProgramDesign, report: &mut DesignReport) {
+    for (slot, files) in &design.images {
+        let missing: Vec<&str> = file_names(*slot).filter(|name| !files.contains_key(*name)).collect();
+        if !missing.is_empty() {
+            report.errors.push((slot.as_str(), format!("the image lacks {}: upload it again", missing.join(", "))));
+        }
+        if files.values().any(|id| !is_image_id(id)) {
+            report.errors.push((slot.as_str(), "the image refers to no stored file: upload it again".to_owned()));
+        }
+    }
+    let uploaded_icon = design.images.get(&ImageSlot::Icon).is_some_and(|files| files.contains_key("icon.png"));
+    if !uploaded_icon && !apple.template.files.iter().any(|f| f.name == "icon.png") {
+        report.errors.push(("icon", "the card has no icon: upload one (Wallet refuses a pass without it)".to_owned()));
+    }
 }
 
 #[cfg(test)]

@@ -69,6 +69,12 @@ fn outputs(slot: ImageSlot) -> &'static [(&'static str, u32, u32, Fit)] {
     }
 }
 
+/// The names of the files an upload for `slot` becomes (`logo.png`, …, and `google` where
+/// Google Wallet shows the image).
+pub fn file_names(slot: ImageSlot) -> impl Iterator<Item = &'static str> {
+    outputs(slot).iter().map(|(name, ..)| *name)
+}
+
 /// Decodes an upload after checking its size and type.
 pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
     if bytes.len() > MAX_UPLOAD_BYTES {

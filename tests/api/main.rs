@@ -46,6 +46,7 @@ mod ledger_races;
 mod mail;
 mod migrate;
 mod openapi;
+mod pass_design;
 mod passkit_abuse;
 mod pos_access;
 mod pos_api;
