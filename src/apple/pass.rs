@@ -14,6 +14,7 @@ use super::rules::{self, Mode, Severity};
 use super::signer;
 use super::template::{Template, Values};
 use crate::domain::{Card, Program};
+use crate::programs::brand::form_path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
@@ -141,7 +142,10 @@ pub fn values(card: &Card, program: &Program, public_url: &str) -> Values {
         ("last_transaction_label", Value::from(last_label)),
         ("last_transaction_date", Value::from(last_date)),
         ("referral_code", Value::from(card.referral_code.as_str())),
-        ("referral_link", Value::from(format!("{public_url}/?ref={}", card.referral_code.as_str()))),
+        (
+            "referral_link",
+            Value::from(format!("{public_url}{}?ref={}", form_path(&program.id), card.referral_code.as_str())),
+        ),
     ] {
         v.insert(name, value);
     }

@@ -260,7 +260,7 @@ pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, defau
     }
     let mut links = vec![Uri {
         id: "program".to_owned(),
-        uri: format!("{public_url}/"),
+        uri: format!("{public_url}{}", crate::programs::brand::form_path(&program.id)),
         localized_description: l("Program page", "Страница программы"),
     }];
     let terms_url = design.terms_url.trim();
