@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod images;
+pub mod preview;
 pub mod publish;
 
 use std::sync::Arc;
