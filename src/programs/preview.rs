@@ -165,6 +165,7 @@ fn apple(apple: &Apple, pass: &Value, design: &ProgramDesign, locale: Locale) ->
                         key: f.get("key").and_then(Value::as_str).unwrap_or_default().to_owned(),
                         label: resolve(f.get("label").and_then(Value::as_str).unwrap_or_default()),
                         value: match f.get("value") {
+                            Some(Value::String(s)) if f.get("dateStyle").is_some() => date(s),
                             Some(Value::String(s)) => resolve(s),
                             Some(Value::Null) | None => String::new(),
                             Some(other) => other.to_string(),
@@ -199,6 +200,12 @@ fn apple(apple: &Apple, pass: &Value, design: &ProgramDesign, locale: Locale) ->
             .or_else(|| pass.get("barcode"))
             .map(|b| b.get("altText").and_then(Value::as_str).unwrap_or_default().to_owned()),
     }
+}
+
+/// A date field as Wallet shows it (day, month, year and time) rather than its ISO form.
+fn date(value: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map_or_else(|_| value.to_owned(), |d| d.format("%d.%m.%Y %H:%M").to_string())
 }
 
 /// The address an image of the store is served at.
