@@ -424,3 +424,43 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(get_only("/design/colours.css", web::get().to(colours_css)))
     .service(get_only("/design/pass-files/{name}", web::get().to(pass_file)));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_design_survives_the_form_both_ways() {
+        let mut design = ProgramDesign {
+            logo_text: "Кофейня".into(),
+            terms: LocalizedText::new("Условия", "Terms"),
+            terms_url: "https://shop.example/terms".into(),
+            barcode: false,
+            revision: 7,
+            ..ProgramDesign::default()
+        };
+        design.labels.balance = LocalizedText::new("Штампы", "Stamps");
+        design.images.insert(ImageSlot::Logo, [("logo.png".to_owned(), "ab".repeat(32))].into());
+        let form = DesignForm::of(&design, 3);
+        assert_eq!(form.background_color, "#1c2b4a");
+        assert_eq!(form.barcode, None);
+        assert_eq!(form.apply(&design), design, "images and revision come from the base");
+    }
+
+    #[test]
+    fn typed_values_are_trimmed_and_a_ticked_barcode_is_on() {
+        let form = DesignForm {
+            background_color: "#FFFFFF".into(),
+            foreground_color: "#000000".into(),
+            label_color: "not a colour".into(),
+            logo_text: "  Bakery ".into(),
+            barcode: Some("on".into()),
+            ..DesignForm::default()
+        };
+        let design = form.apply(&ProgramDesign::default());
+        assert_eq!(design.background_color, "rgb(255, 255, 255)");
+        assert_eq!(design.label_color, "not a colour", "kept as typed, so the check names it");
+        assert_eq!(design.logo_text, "Bakery");
+        assert!(design.barcode);
+    }
+}

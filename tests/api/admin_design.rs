@@ -85,7 +85,10 @@ async fn owners_edit_managers_read_cashiers_are_refused_and_unknown_programs_are
     assert_eq!(read.status, 200);
     assert!(read.body.contains(r#"id="read-only""#));
     assert!(!read.body.contains(r#"id="do-save""#) && !read.body.contains(r#"id="do-publish""#));
-    assert!(read.body.contains(r##"type="hidden" name="background_color" value="#1c2b4a""##), "the preview keeps its colours");
+    assert!(
+        read.body.contains(r##"type="hidden" name="background_color" value="#1c2b4a""##),
+        "the preview keeps its colours"
+    );
     let before = program(&app).await;
     let looked = fields(&before, "", &[("preview_lang", "en")]);
     let pairs: Vec<(&str, &str)> = looked.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
