@@ -36,6 +36,11 @@ pub mod actions {
     pub const IMPORT_UPLOADED: &str = "data.import_uploaded";
     pub const IMPORT_STARTED: &str = "data.import_started";
     pub const IMPORT_LINKS_SENT: &str = "data.import_links_sent";
+    pub const DESIGN_DRAFT_SAVED: &str = "design.draft_saved";
+    pub const DESIGN_IMAGE_UPLOADED: &str = "design.image_uploaded";
+    pub const DESIGN_IMAGE_REMOVED: &str = "design.image_removed";
+    pub const DESIGN_PUBLISHED: &str = "design.published";
+    pub const DESIGN_RESTORED: &str = "design.restored";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -62,6 +67,11 @@ pub mod actions {
         IMPORT_UPLOADED,
         IMPORT_STARTED,
         IMPORT_LINKS_SENT,
+        DESIGN_DRAFT_SAVED,
+        DESIGN_IMAGE_UPLOADED,
+        DESIGN_IMAGE_REMOVED,
+        DESIGN_PUBLISHED,
+        DESIGN_RESTORED,
         "earn",
         "redeem",
         "refund",

@@ -26,7 +26,7 @@ const FRAMING_BYTES: u64 = 64 * 1024;
 
 /// Why an upload was refused (a key of the catalog's `data` table).
 #[derive(Debug, Clone, Copy)]
-enum UploadProblem {
+pub(super) enum UploadProblem {
     NoFile,
     Empty,
     TooLarge,
@@ -43,7 +43,7 @@ impl UploadProblem {
         }
     }
 
-    fn status(self) -> StatusCode {
+    pub(super) fn status(self) -> StatusCode {
         match self {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -52,19 +52,24 @@ impl UploadProblem {
 }
 
 /// An uploaded file.
-struct Upload {
-    file_name: String,
-    bytes: Vec<u8>,
+pub(super) struct Upload {
+    pub(super) file_name: String,
+    pub(super) bytes: Vec<u8>,
 }
 
-/// Reads the multipart body, refusing a file over [`MAX_FILE_BYTES`] as soon as it passes it.
-/// The CSRF field (which the form sends before the file) is returned whatever the outcome.
-async fn read_upload(req: &HttpRequest, payload: web::Payload) -> (Option<String>, Result<Upload, UploadProblem>) {
+/// Reads the multipart body (fields `csrf` and `file`), refusing a file over `max_bytes` as
+/// soon as it passes it. The CSRF field (which the form sends before the file) is returned
+/// whatever the outcome.
+pub(super) async fn read_upload(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max_bytes: usize,
+) -> (Option<String>, Result<Upload, UploadProblem>) {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Ok(boundary) = multer::parse_boundary(content_type) else { return (None, Err(UploadProblem::NotMultipart)) };
     let limits = multer::SizeLimit::new()
-        .whole_stream(MAX_FILE_BYTES as u64 + FRAMING_BYTES)
-        .for_field("file", MAX_FILE_BYTES as u64)
+        .whole_stream(max_bytes as u64 + FRAMING_BYTES)
+        .for_field("file", max_bytes as u64)
         .for_field("csrf", 1024);
     let constraints = multer::Constraints::new().allowed_fields(vec!["csrf", "file"]).size_limit(limits);
     // The parser wants a stream it could move across threads, which a request's payload is
@@ -125,7 +130,7 @@ pub async fn upload(
     payload: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
     let header_token = req.headers().get(super::session::CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let (field_token, upload) = read_upload(&req, payload).await;
+    let (field_token, upload) = read_upload(&req, payload, MAX_FILE_BYTES).await;
     let presented = header_token.or(field_token);
     if !presented.is_some_and(|p| session.csrf_matches(&p)) {
         tracing::warn!(path = req.path(), "a console upload came without its session's CSRF token");

@@ -17,6 +17,9 @@ pub mod customer_actions;
 pub mod customer_data;
 pub mod customers;
 pub mod data;
+pub mod design;
+pub mod design_images;
+pub mod design_publish;
 pub mod home;
 pub mod imports;
 pub mod keys;
@@ -113,7 +116,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(get_only("/static/{path:.*}", web::get().to(static_file)))
             .configure(cashier::routes)
-            .configure(customers::routes),
+            .configure(customers::routes)
+            .configure(design::routes),
     );
 }
 

@@ -10,6 +10,7 @@
 pub mod brand;
 pub mod check;
 pub mod images;
+pub mod preview;
 pub mod publish;
 
 use std::sync::Arc;

@@ -44,7 +44,7 @@ fn file(n: usize) -> String {
 }
 
 /// A `multipart/form-data` body with the given fields, as a browser sends the upload form.
-fn multipart(csrf: Option<&str>, file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
+pub fn multipart(csrf: Option<&str>, file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
     let boundary = "----loytestboundary7MA4YWxkTrZu0gW";
     let mut body = Vec::new();
     if let Some(csrf) = csrf {
@@ -67,11 +67,16 @@ fn multipart(csrf: Option<&str>, file: Option<(&str, &[u8])>) -> (String, Vec<u8
 }
 
 async fn upload_raw(staff: &Staff<'_>, csrf: Option<&str>, file: Option<(&str, &[u8])>) -> Page {
+    upload_to(staff, "/admin/data/import", csrf, file).await
+}
+
+/// A multipart upload of `file` to `path`, as a browser sends an upload form.
+pub async fn upload_to(staff: &Staff<'_>, path: &str, csrf: Option<&str>, file: Option<(&str, &[u8])>) -> Page {
     let (content_type, body) = multipart(csrf, file);
     let response = staff
         .app
         .client
-        .post(staff.app.url("/admin/data/import"))
+        .post(staff.app.url(path))
         .header(COOKIE, staff.cookie_header())
         .header(CONTENT_TYPE, content_type)
         .body(body)

@@ -12,6 +12,7 @@ mod webhook_receiver;
 mod admin_audit;
 mod admin_cashier;
 mod admin_customers;
+mod admin_design;
 mod admin_keys;
 mod admin_login;
 mod admin_pages;
