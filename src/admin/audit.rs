@@ -36,6 +36,11 @@ pub mod actions {
     pub const IMPORT_UPLOADED: &str = "data.import_uploaded";
     pub const IMPORT_STARTED: &str = "data.import_started";
     pub const IMPORT_LINKS_SENT: &str = "data.import_links_sent";
+    pub const PROGRAM_CREATED: &str = "program_created";
+    pub const PROGRAM_UPDATED: &str = "program_updated";
+    pub const PROGRAM_ARCHIVED: &str = "program_archived";
+    pub const PROGRAM_UNARCHIVED: &str = "program_unarchived";
+    pub const PROGRAM_RULES_CHANGED: &str = "program_rules_changed";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -62,6 +67,11 @@ pub mod actions {
         IMPORT_UPLOADED,
         IMPORT_STARTED,
         IMPORT_LINKS_SENT,
+        PROGRAM_CREATED,
+        PROGRAM_UPDATED,
+        PROGRAM_ARCHIVED,
+        PROGRAM_UNARCHIVED,
+        PROGRAM_RULES_CHANGED,
         "earn",
         "redeem",
         "refund",

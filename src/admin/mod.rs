@@ -24,6 +24,8 @@ pub mod login;
 pub mod mail;
 pub mod page;
 pub mod password;
+pub mod programs;
+pub mod programs_rules;
 pub mod session;
 pub mod setup;
 pub mod staff;
@@ -113,7 +115,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(get_only("/static/{path:.*}", web::get().to(static_file)))
             .configure(cashier::routes)
-            .configure(customers::routes),
+            .configure(customers::routes)
+            .configure(programs::routes),
     );
 }
 
