@@ -46,6 +46,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// A 303 to `to` (after a form was handled).
+pub fn see_other(to: String) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
+}
+
+/// Whether the page was reached after a save (`?saved=1`), to say so.
+pub fn just_saved(req: &HttpRequest) -> bool {
+    req.query_string().split('&').any(|p| p == "saved=1")
+}
+
 /// The address of a program's registration form: `/` for the default program.
 pub fn registration_path(id: &str) -> String {
     if id == DEFAULT_PROGRAM_ID { "/".to_owned() } else { format!("/p/{id}") }
@@ -251,7 +261,7 @@ pub async fn add(
     let (status, errors) = match create(state.store.as_ref(), state.clock.as_ref(), &session, &fields).await {
         Ok(program) => {
             let to = format!("/admin/programs/{}", program.id);
-            return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish());
+            return Ok(see_other(to));
         }
         Err(CreateError::Invalid(found)) => (StatusCode::UNPROCESSABLE_ENTITY, found),
         Err(CreateError::Taken) => (StatusCode::CONFLICT, vec![("slug", "slug_taken")]),
@@ -315,7 +325,7 @@ fn program_page<R: RoleRequirement>(
         values,
         errors,
         problem,
-        saved: req.query_string().split('&').any(|p| p == "saved=1"),
+        saved: just_saved(req),
     };
     session.page_with(req, status, "program.html", page)
 }
@@ -408,7 +418,7 @@ pub async fn edit(
     let details = json!({ "before": settings_json(&program), "after": settings_json(&next) });
     audit::record(&state, &session, actions::PROGRAM_UPDATED, Some(&program.id), details).await;
     let to = format!("/admin/programs/{}?saved=1", program.id);
-    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish())
+    Ok(see_other(to))
 }
 
 /// The 409 page for a save drawn from an older version: the form shows the stored values.
@@ -433,7 +443,7 @@ async fn archive_or_unarchive(
     let problem = match outcome {
         ArchiveOutcome::Changed | ArchiveOutcome::Unchanged => {
             let to = format!("/admin/programs/{}", program.id);
-            return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish());
+            return Ok(see_other(to));
         }
         ArchiveOutcome::Default => "default_not_archivable",
         ArchiveOutcome::Conflict => "conflict",

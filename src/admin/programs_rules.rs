@@ -8,7 +8,7 @@
 //! A saved change applies to later transactions only: it is just the stored program, and
 //! nothing recomputes the ledger. The audit log keeps the rules before and after.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::json;
@@ -16,7 +16,7 @@ use serde_json::json;
 use super::AdminError;
 use super::audit::{self, actions};
 use super::page::FieldErrors;
-use super::programs::{find, next_version};
+use super::programs::{find, just_saved, next_version, see_other};
 use super::session::{CsrfForm, Manager, Owner, RoleRequirement, StaffSession};
 use crate::domain::amount::{format_amount, parse_amount};
 use crate::domain::{Currency, Program, ProgramRules, Role, TierRule};
@@ -57,7 +57,7 @@ pub struct RulesValues {
 }
 
 /// Basis points as a percentage without trailing zeros: 750 → `7.5`.
-fn percent(bp: u32) -> String {
+pub fn percent(bp: u32) -> String {
     let text = format_amount(i64::from(bp), 2);
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
@@ -253,7 +253,7 @@ fn render<R: RoleRequirement>(
         values,
         errors,
         problem,
-        saved: req.query_string().split('&').any(|p| p == "saved=1"),
+        saved: just_saved(req),
         max_tiers: MAX_TIERS,
     };
     session.page_with(req, status, "program_rules.html", page)
@@ -329,8 +329,7 @@ pub async fn save(
 }
 
 fn saved(program: &Program) -> HttpResponse {
-    let to = format!("/admin/programs/{}/rules?saved=1", program.id);
-    HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
+    see_other(format!("/admin/programs/{}/rules?saved=1", program.id))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use crate::admin::audit::Actor;
 use crate::admin::programs::{self, ArchiveOutcome, CreateError, NewProgram};
+use crate::admin::programs_rules::percent;
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::Program;
@@ -138,7 +139,6 @@ pub fn describe(p: &Program, public_url: &str) -> String {
     use std::fmt::Write;
     let r = &p.rules;
     let mut out = String::new();
-    let percent = |bp: u32| format_amount(i64::from(bp), 2).trim_end_matches('0').trim_end_matches('.').to_owned();
     let _ = writeln!(out, "id                  {}", p.id);
     let _ = writeln!(out, "name                {}", p.name);
     let _ = writeln!(out, "currency            {}", p.currency.code);

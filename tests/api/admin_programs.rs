@@ -17,6 +17,7 @@ on_both_stores!(
     a_valid_rules_change_is_saved_audited_and_applies_from_the_next_earn,
     a_save_drawn_from_an_older_version_is_refused_as_a_conflict,
     tier_rows_are_added_and_removed_without_saving,
+    every_program_form_refuses_a_missing_or_wrong_csrf_token,
 );
 
 /// The rules form as the editor draws it for the default rules, at `version`.
@@ -385,4 +386,32 @@ async fn tier_rows_are_added_and_removed_without_saving(kind: StoreKind) {
     let ids: Vec<String> =
         app.store.program("default").await.unwrap().unwrap().rules.tiers.into_iter().map(|t| t.id).collect();
     assert_eq!(ids, ["bronze", "gold", "platinum"]);
+}
+
+async fn every_program_form_refuses_a_missing_or_wrong_csrf_token(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let owner = app.signed_in(Role::Owner).await;
+    let created = owner
+        .post("/admin/programs", &[("slug", "shop"), ("name", "Shop"), ("currency", "RUB"), ("locale", "ru")])
+        .await;
+    assert_eq!(created.status, 303);
+    let before = app.store.program("shop").await.unwrap().unwrap();
+    let version = before.version.to_string();
+    let rules = default_rules_form(before.version);
+    let rules: Vec<(&str, &str)> = rules.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let forms: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("/admin/programs", vec![("slug", "other"), ("name", "Other"), ("currency", "RUB"), ("locale", "ru")]),
+        ("/admin/programs/shop", vec![("name", "X"), ("currency", "EUR"), ("locale", "en"), ("version", &version)]),
+        ("/admin/programs/shop/archive", vec![]),
+        ("/admin/programs/shop/rules", rules),
+    ];
+
+    for (path, fields) in &forms {
+        assert_eq!(owner.post_raw(path, fields).await.status, 403, "{path} without a token");
+        let mut wrong = fields.clone();
+        wrong.push(("csrf", "not-the-token"));
+        assert_eq!(owner.post_raw(path, &wrong).await.status, 403, "{path} with a wrong token");
+    }
+    assert!(app.store.program("other").await.unwrap().is_none());
+    assert_eq!(app.store.program("shop").await.unwrap().unwrap(), before, "nothing changed");
 }
