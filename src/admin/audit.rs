@@ -41,6 +41,11 @@ pub mod actions {
     pub const DESIGN_IMAGE_REMOVED: &str = "design.image_removed";
     pub const DESIGN_PUBLISHED: &str = "design.published";
     pub const DESIGN_RESTORED: &str = "design.restored";
+    pub const PROGRAM_CREATED: &str = "program.created";
+    pub const PROGRAM_UPDATED: &str = "program.updated";
+    pub const PROGRAM_ARCHIVED: &str = "program.archived";
+    pub const PROGRAM_UNARCHIVED: &str = "program.unarchived";
+    pub const PROGRAM_RULES_CHANGED: &str = "program.rules_changed";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -72,6 +77,11 @@ pub mod actions {
         DESIGN_IMAGE_REMOVED,
         DESIGN_PUBLISHED,
         DESIGN_RESTORED,
+        PROGRAM_CREATED,
+        PROGRAM_UPDATED,
+        PROGRAM_ARCHIVED,
+        PROGRAM_UNARCHIVED,
+        PROGRAM_RULES_CHANGED,
         "earn",
         "redeem",
         "refund",

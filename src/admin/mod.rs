@@ -27,6 +27,8 @@ pub mod login;
 pub mod mail;
 pub mod page;
 pub mod password;
+pub mod programs;
+pub mod programs_rules;
 pub mod session;
 pub mod setup;
 pub mod staff;
@@ -117,7 +119,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(get_only("/static/{path:.*}", web::get().to(static_file)))
             .configure(cashier::routes)
             .configure(customers::routes)
-            .configure(design::routes),
+            .configure(design::routes)
+            .configure(programs::routes),
     );
 }
 

@@ -4,6 +4,7 @@ mod keys;
 mod ledger;
 mod migrate;
 mod ops;
+mod programs;
 mod push;
 mod staff;
 mod transfer;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Staff accounts of the console (/admin): add the first owner, list accounts.
     #[command(subcommand)]
     Staff(staff::StaffCommand),
+    /// Loyalty programs: list, create, show, archive and unarchive them.
+    #[command(subcommand)]
+    Program(programs::ProgramCommand),
     /// Verify stored data.
     #[command(subcommand)]
     Check(ledger::CheckCommand),
@@ -164,6 +168,7 @@ pub fn main() -> ExitCode {
             Command::WebhookSource(command) => keys::webhook_source(&settings, command).await,
             Command::WebhookEndpoint(command) => webhooks::webhook_endpoint(&settings, command).await,
             Command::Staff(command) => staff::staff(&settings, command).await,
+            Command::Program(command) => programs::program(&settings, command).await,
             Command::Check(command) => ledger::check(&settings, command).await,
             Command::Ledger(command) => ledger::ledger(&settings, command).await,
             Command::Import(command) => transfer::import(&settings, command).await,

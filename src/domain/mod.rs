@@ -26,7 +26,9 @@ pub use ledger::{EntryKind, EntrySource, LedgerEntry};
 pub use locale::Locale;
 pub use person::{PersonName, PersonNameError};
 pub use phone::{Phone, PhoneError, PhoneRegion};
-pub use program::{Currency, DEFAULT_PROGRAM_ID, Program, ProgramDesign, ProgramRules, TierRule};
+pub use program::{
+    Currency, DEFAULT_PROGRAM_ID, Program, ProgramDesign, ProgramRules, RuleError, RuleProblem, TierRule,
+};
 pub use registration::{DeviceLibraryId, PassTypeId, PushToken, RegisterOutcome, Registration};
 pub use staff::{AuditEntry, AuditFilter, Role, StaffAccount, StaffSessionRecord};
 pub use text::TextError;

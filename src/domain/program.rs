@@ -194,31 +194,111 @@ impl ProgramRules {
         self.tiers.iter().find(|t| t.id == id)
     }
 
-    /// Checks that the rules make sense; the message names what is wrong.
+    /// Checks that the rules make sense; the message names the first thing wrong.
     pub fn validate(&self) -> Result<(), String> {
+        match self.field_errors().into_iter().next() {
+            Some(error) => Err(error.problem.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Everything wrong with the rules, each with the form field it belongs to (`tier_2_threshold`,
+    /// `max_redeem_percent`, …): what the rules editor shows next to its fields and what
+    /// [`Self::validate`] refuses.
+    pub fn field_errors(&self) -> Vec<RuleError> {
+        let mut errors = Vec::new();
+        let mut add = |field: String, problem| errors.push(RuleError { field, problem });
         if self.tiers.is_empty() {
-            return Err("a program needs at least one tier".into());
+            add("tiers".into(), RuleProblem::NoTiers);
         }
-        if self.tiers[0].threshold != 0 {
-            return Err("the first tier must start at 0 points".into());
+        for (i, tier) in self.tiers.iter().enumerate() {
+            if Program::check_slug(&tier.id).is_err() {
+                add(format!("tier_{i}_id"), RuleProblem::TierIdInvalid);
+            } else if self.tiers[..i].iter().any(|t| t.id == tier.id) {
+                add(format!("tier_{i}_id"), RuleProblem::TierIdDuplicate);
+            }
+            for (lang, name) in [("ru", &tier.name_ru), ("en", &tier.name_en)] {
+                if name.trim().is_empty() {
+                    add(format!("tier_{i}_name_{lang}"), RuleProblem::TierNameEmpty);
+                }
+            }
+            if i == 0 && tier.threshold != 0 {
+                add(format!("tier_{i}_threshold"), RuleProblem::FirstThresholdNotZero);
+            } else if i > 0 && tier.threshold <= self.tiers[i - 1].threshold {
+                add(format!("tier_{i}_threshold"), RuleProblem::ThresholdsNotAscending);
+            }
+            if tier.cashback_bp > 10_000 {
+                add(format!("tier_{i}_cashback"), RuleProblem::CashbackOver100);
+            }
         }
-        if self.tiers.windows(2).any(|w| w[0].threshold >= w[1].threshold) {
-            return Err("tier thresholds must increase".into());
-        }
-        if self.tiers.iter().any(|t| t.cashback_bp > 10_000) {
-            return Err("cashback cannot exceed 100 %".into());
-        }
-        if self.welcome_bonus < 0
-            || self.min_redemption < 0
-            || self.referral_bonus < 0
-            || self.referral_min_purchase < 0
-        {
-            return Err("bonuses and the minimum redemption cannot be negative".into());
+        for (field, value) in [
+            ("welcome_bonus", self.welcome_bonus),
+            ("min_redemption", self.min_redemption),
+            ("referral_bonus", self.referral_bonus),
+            ("referral_min_purchase", self.referral_min_purchase),
+        ] {
+            if value < 0 {
+                add(field.into(), RuleProblem::Negative);
+            }
         }
         if self.max_redeem_percent > 100 {
-            return Err("the maximum share payable with points cannot exceed 100 %".into());
+            add("max_redeem_percent".into(), RuleProblem::ShareOver100);
         }
-        Ok(())
+        if self.expiry_days == Some(0) {
+            add("expiry_days".into(), RuleProblem::ExpiryZero);
+        }
+        errors
+    }
+}
+
+/// One thing wrong with a program's rules, and the field it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub field: String,
+    pub problem: RuleProblem,
+}
+
+/// What can be wrong with a program's rules. [`RuleProblem::code`] is the stable name the
+/// console's catalogs translate; the `Display` text is the English sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RuleProblem {
+    #[error("a program needs at least one tier")]
+    NoTiers,
+    #[error("a tier id must be 1–40 lowercase letters, digits and dashes")]
+    TierIdInvalid,
+    #[error("tier ids must be unique")]
+    TierIdDuplicate,
+    #[error("a tier needs a name in every language")]
+    TierNameEmpty,
+    #[error("the first tier must start at 0 points")]
+    FirstThresholdNotZero,
+    #[error("tier thresholds must increase")]
+    ThresholdsNotAscending,
+    #[error("cashback cannot exceed 100 %")]
+    CashbackOver100,
+    #[error("bonuses and the minimum redemption cannot be negative")]
+    Negative,
+    #[error("the maximum share payable with points cannot exceed 100 %")]
+    ShareOver100,
+    #[error("points cannot expire after 0 days: leave the expiry empty for never")]
+    ExpiryZero,
+}
+
+impl RuleProblem {
+    /// A stable name for the problem (catalog key, API code).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NoTiers => "no_tiers",
+            Self::TierIdInvalid => "tier_id_invalid",
+            Self::TierIdDuplicate => "tier_id_duplicate",
+            Self::TierNameEmpty => "tier_name_empty",
+            Self::FirstThresholdNotZero => "first_threshold_not_zero",
+            Self::ThresholdsNotAscending => "thresholds_not_ascending",
+            Self::CashbackOver100 => "cashback_over_100",
+            Self::Negative => "negative",
+            Self::ShareOver100 => "share_over_100",
+            Self::ExpiryZero => "expiry_zero",
+        }
     }
 }
 
@@ -263,6 +343,39 @@ mod tests {
         assert_eq!(rules.validate().unwrap_err(), "tier thresholds must increase");
         let rules = ProgramRules { max_redeem_percent: 150, ..Default::default() };
         assert!(rules.validate().is_err());
+    }
+
+    #[test]
+    fn every_rule_problem_names_its_field() {
+        let mut rules = ProgramRules::default();
+        rules.tiers[0].threshold = 10;
+        rules.tiers[1].id = "bronze".into();
+        rules.tiers[2].id = "Gold!".into();
+        rules.tiers[2].name_en = " ".into();
+        rules.tiers[3].threshold = 1500;
+        rules.tiers[3].cashback_bp = 10_001;
+        rules.welcome_bonus = -1;
+        rules.referral_min_purchase = -5;
+        rules.max_redeem_percent = 101;
+        rules.expiry_days = Some(0);
+        let found: Vec<(String, &str)> =
+            rules.field_errors().into_iter().map(|e| (e.field, e.problem.code())).collect();
+        let expected = [
+            ("tier_0_threshold", "first_threshold_not_zero"),
+            ("tier_1_id", "tier_id_duplicate"),
+            ("tier_2_id", "tier_id_invalid"),
+            ("tier_2_name_en", "tier_name_empty"),
+            ("tier_3_threshold", "thresholds_not_ascending"),
+            ("tier_3_cashback", "cashback_over_100"),
+            ("welcome_bonus", "negative"),
+            ("referral_min_purchase", "negative"),
+            ("max_redeem_percent", "share_over_100"),
+            ("expiry_days", "expiry_zero"),
+        ];
+        assert_eq!(found, expected.map(|(f, c)| (f.to_owned(), c)));
+        assert_eq!(rules.validate().unwrap_err(), "the first tier must start at 0 points");
+        let empty = ProgramRules { tiers: Vec::new(), ..Default::default() };
+        assert_eq!(empty.field_errors()[0].field, "tiers");
     }
 
     #[test]

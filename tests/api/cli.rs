@@ -10,7 +10,8 @@ use crate::on_both_stores;
 
 on_both_stores!(
     api_keys_created_on_the_command_line_work_at_once_and_revoking_stops_them,
-    check_ledger_passes_on_consistent_data_and_fails_on_a_mismatch
+    check_ledger_passes_on_consistent_data_and_fails_on_a_mismatch,
+    programs_are_created_listed_shown_and_archived_from_the_command_line,
 );
 
 /// Runs `loy ARGS` with the test app's settings; returns (exit code, stdout, stderr).
@@ -257,4 +258,73 @@ async fn healthcheck_exits_zero_only_while_the_server_is_ready() {
     let (code, _, err) = tokio::task::spawn_blocking(move || loy_with(&vars, &["healthcheck"])).await.unwrap();
     assert_eq!(code, 1);
     assert!(err.contains("did not answer"), "{err}");
+}
+
+async fn programs_are_created_listed_shown_and_archived_from_the_command_line(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+
+    let (code, stdout, stderr) = loy(
+        &app,
+        &["program", "create", "bakery", "--name", "Bakery on the corner", "--currency", "eur", "--locale", "en"],
+    );
+
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Created program bakery") && stdout.contains("/p/bakery"), "{stdout}");
+    let stored = app.store.program("bakery").await.unwrap().expect("created in the server's store");
+    assert_eq!(
+        (stored.name.as_str(), stored.currency.code.as_str(), stored.locale.code()),
+        ("Bakery on the corner", "EUR", "en")
+    );
+    let audit = crate::admin_helpers::audit_of(&app, None, "program_created").await;
+    assert_eq!(audit[0].staff_email, "loy program create");
+
+    let (code, _, stderr) = loy(&app, &["program", "create", "bakery", "--name", "Again"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("a program with the id bakery exists"), "{stderr}");
+    let (code, _, stderr) = loy(&app, &["program", "create", "stamps", "--name", "Stamps", "--mechanic", "stamps"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("stamps are not available yet"), "{stderr}");
+    let (code, _, stderr) = loy(&app, &["program", "create", "Bad Id", "--name", "X", "--currency", "RUBLES"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("slug:") && stderr.contains("currency:"), "{stderr}");
+    assert!(app.store.program("stamps").await.unwrap().is_none());
+
+    let (code, listing, _) = loy(&app, &["program", "list"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].contains("CURRENCY") && lines[0].contains("STATUS"));
+    let bakery = lines.iter().find(|l| l.starts_with("bakery ")).expect("listed");
+    assert!(bakery.contains("EUR") && bakery.contains("active") && bakery.contains("Bakery on the corner"));
+    assert!(lines.iter().any(|l| l.starts_with("default ")));
+
+    let (code, shown, _) = loy(&app, &["program", "show", "default"]);
+    assert_eq!(code, 0);
+    for part in [
+        "id                  default",
+        "currency            RUB",
+        "bronze",
+        "Бронза / Bronze",
+        "5 %",
+        "3000",
+        "welcome bonus             100 points, at registration",
+        "points expire             never",
+        "referral minimum purchase 100.00 RUB",
+    ] {
+        assert!(shown.contains(part), "{part} in {shown}");
+    }
+    assert_eq!(loy(&app, &["program", "show", "nothing"]).0, 1);
+
+    let (code, out, _) = loy(&app, &["program", "archive", "bakery"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(app.store.program("bakery").await.unwrap().unwrap().archived_at.is_some());
+    let (_, listing, _) = loy(&app, &["program", "list"]);
+    assert!(listing.lines().any(|l| l.starts_with("bakery ") && l.contains("archived")), "{listing}");
+    assert!(loy(&app, &["program", "show", "bakery"]).1.contains("archived since"));
+    let (code, _, stderr) = loy(&app, &["program", "archive", "default"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot be archived"));
+    let (code, _, _) = loy(&app, &["program", "unarchive", "bakery"]);
+    assert_eq!(code, 0);
+    assert!(app.store.program("bakery").await.unwrap().unwrap().archived_at.is_none());
+    assert_eq!(crate::admin_helpers::audit_of(&app, None, "program_archived").await.len(), 1);
 }

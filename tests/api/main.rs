@@ -16,6 +16,7 @@ mod admin_design;
 mod admin_keys;
 mod admin_login;
 mod admin_pages;
+mod admin_programs;
 mod admin_setup;
 mod admin_staff;
 mod admin_totp;

@@ -164,3 +164,45 @@ test('the cashier and customers screens work with JavaScript turned off', async 
   assert.equal(Number(await p.getByTestId('balance').textContent()), 100 + credited);
   await ctx.close();
 });
+
+test('an owner creates a program and corrects its rules where the editor points', async () => {
+  const slug = `bakery-${Math.floor(Math.random() * 1e6)}`;
+  const ctx = await context({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const p = await ctx.newPage();
+  await logIn(p);
+  await p.goto(`${base}/admin/programs?lang=en`);
+  await p.getByLabel('Id').fill(slug);
+  await p.getByLabel('Name').fill('Bakery on the corner');
+  await p.getByLabel('Currency').fill('EUR');
+  await Promise.all([p.waitForURL(new RegExp(`/admin/programs/${slug}$`)), p.getByRole('button', { name: 'Create the program' }).click()]);
+  await noSidewaysScroll(p, 'a program');
+  await screenshot(p, 'program-settings');
+  await p.goto(`${base}/admin/programs?lang=en`);
+  const row = p.locator(`#program-${slug}`);
+  assert.match(await row.textContent(), /Bakery on the corner[\s\S]*EUR[\s\S]*active/);
+  assert.equal(await row.getByRole('link', { name: /Registration form/ }).getAttribute('href'), `/p/${slug}`);
+  await noSidewaysScroll(p, 'the programs list');
+  await screenshot(p, 'programs-list');
+
+  await row.getByRole('link', { name: 'Rules' }).click();
+  await p.waitForURL(new RegExp(`/admin/programs/${slug}/rules$`));
+  await Promise.all([p.waitForLoadState('domcontentloaded'), p.getByRole('button', { name: 'Add a tier' }).click()]);
+  const fifth = p.locator('#tier-4');
+  await fifth.getByLabel('Id').fill('diamond');
+  await fifth.getByLabel('Name in Russian').fill('Бриллиант');
+  await fifth.getByLabel('Name in English').fill('Diamond');
+  await fifth.getByLabel('From points earned').fill('2000');
+  await fifth.getByLabel('Cashback, %').fill('22.5');
+  await Promise.all([p.waitForLoadState('domcontentloaded'), p.getByRole('button', { name: 'Save the rules' }).click()]);
+  assert.equal(await p.locator('#e-tier_4_threshold').textContent(), "Make this threshold higher than the previous tier's.");
+  assert.equal(await fifth.getByLabel('From points earned').getAttribute('aria-invalid'), 'true');
+  await noSidewaysScroll(p, 'the rules editor');
+  await screenshot(p, 'program-rules-errors');
+
+  await fifth.getByLabel('From points earned').fill('5000');
+  await Promise.all([p.waitForURL(/saved=1/), p.getByRole('button', { name: 'Save the rules' }).click()]);
+  assert.match(await p.getByRole('status').textContent(), /rules are saved/);
+  assert.equal(await p.locator('#tier-4').getByLabel('Cashback, %').inputValue(), '22.5');
+  await screenshot(p, 'program-rules');
+  await ctx.close();
+});
