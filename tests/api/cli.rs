@@ -275,7 +275,7 @@ async fn programs_are_created_listed_shown_and_archived_from_the_command_line(ki
         (stored.name.as_str(), stored.currency.code.as_str(), stored.locale.code()),
         ("Bakery on the corner", "EUR", "en")
     );
-    let audit = crate::admin_helpers::audit_of(&app, None, "program_created").await;
+    let audit = crate::admin_helpers::audit_of(&app, None, "program.created").await;
     assert_eq!(audit[0].staff_email, "loy program create");
 
     let (code, _, stderr) = loy(&app, &["program", "create", "bakery", "--name", "Again"]);
@@ -326,5 +326,5 @@ async fn programs_are_created_listed_shown_and_archived_from_the_command_line(ki
     let (code, _, _) = loy(&app, &["program", "unarchive", "bakery"]);
     assert_eq!(code, 0);
     assert!(app.store.program("bakery").await.unwrap().unwrap().archived_at.is_none());
-    assert_eq!(crate::admin_helpers::audit_of(&app, None, "program_archived").await.len(), 1);
+    assert_eq!(crate::admin_helpers::audit_of(&app, None, "program.archived").await.len(), 1);
 }
