@@ -15,7 +15,6 @@ use crate::domain::{Program, ProgramDesign};
 use crate::programs::check::DesignReport;
 use crate::programs::publish::{self, PublishError, Published};
 use crate::state::AppState;
-use crate::telemetry::error_chain;
 
 /// Where the push of a program's cards stands, as the page shows it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -58,23 +57,6 @@ pub async fn progress(
     Ok(session.page(&req, "design_progress.html", serde_json::json!({ "progress": progress })))
 }
 
-/// What follows a publish, off the request: the cards owed a push are queued (the push worker
-/// then tells the phones and patches the Google objects) and the Google class is rewritten.
-fn after_publish(state: &AppState, program: &Program) {
-    let store = state.store.clone();
-    let queue = state.queue.clone();
-    let id = program.id.clone();
-    tokio::spawn(async move {
-        match publish::queue_owed(&store, &queue, &id).await {
-            Ok(queued) => tracing::info!(program = %id, queued, "published design queued for push"),
-            Err(e) => tracing::warn!(error = %error_chain(&e), "queueing a published design failed; the sweeper will"),
-        }
-    });
-    if let Some(google) = &state.google {
-        google.prepare_in_background(program.clone());
-    }
-}
-
 /// Records a publish or restore: the live revision before and after, and the cards moved.
 async fn published(
     state: &AppState,
@@ -84,7 +66,7 @@ async fn published(
     done: &Published,
 ) -> HttpResponse {
     state.programs.invalidate(&done.program.id).await;
-    after_publish(state, &done.program);
+    crate::programs::push_program_change(state, &done.program);
     let details = serde_json::json!({ "before": before, "after": done.program.design.revision, "cards": done.cards });
     audit::record(state, session, action, Some(&done.program.id), details).await;
     back_to(&done.program.id, if action == actions::DESIGN_RESTORED { "restored" } else { "published" })

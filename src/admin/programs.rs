@@ -417,6 +417,10 @@ pub async fn edit(
     }
     let details = json!({ "before": settings_json(&program), "after": settings_json(&next) });
     audit::record(&state, &session, actions::PROGRAM_UPDATED, Some(&program.id), details).await;
+    if next.name != program.name {
+        // The name is on every pass and the Google class: the cards follow it.
+        crate::programs::refresh_cards(&state, &next).await?;
+    }
     let to = format!("/admin/programs/{}?saved=1", program.id);
     Ok(see_other(to))
 }

@@ -325,6 +325,14 @@ pub async fn save(
     }
     let details = json!({ "before": program.rules, "after": next.rules });
     audit::record(&state, &session, actions::PROGRAM_RULES_CHANGED, Some(&program.id), details).await;
+    let names = |p: &Program| -> Vec<(String, String, String)> {
+        p.rules.tiers.iter().map(|t| (t.id.clone(), t.name_ru.clone(), t.name_en.clone())).collect()
+    };
+    if names(&next) != names(&program) {
+        // Tier names are on the passes: the cards follow them. Other rules apply to later
+        // transactions only, so they change no card.
+        crate::programs::refresh_cards(&state, &next).await?;
+    }
     Ok(saved(&program))
 }
 

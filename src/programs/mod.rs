@@ -50,6 +50,33 @@ impl ProgramCache {
     }
 }
 
+/// What follows a change the cards show (a published design, a new name, renamed tiers), off
+/// the request: the program's cards owed a push are queued (the push worker then tells the
+/// phones and patches the Google objects) and the Google class is rewritten.
+pub fn push_program_change(state: &crate::state::AppState, program: &Program) {
+    let (store, queue, id) = (state.store.clone(), state.queue.clone(), program.id.clone());
+    tokio::spawn(async move {
+        match publish::queue_owed(&store, &queue, &id).await {
+            Ok(queued) => tracing::info!(program = %id, queued, "the program's cards are queued for push"),
+            Err(e) => tracing::warn!(
+                error = %crate::telemetry::error_chain(&e),
+                "queueing the program's cards failed; the push sweeper will pick them up"
+            ),
+        }
+    });
+    if let Some(google) = &state.google {
+        google.prepare_in_background(program.clone());
+    }
+}
+
+/// A change outside the design that the passes show (the program's name, its tiers' names):
+/// every card of the program moves to a new version and is queued for push, as a publish does.
+pub async fn refresh_cards(state: &crate::state::AppState, program: &Program) -> StoreResult<u64> {
+    let moved = state.store.bump_program_cards(&program.id, state.clock.now()).await?;
+    push_program_change(state, program);
+    Ok(moved)
+}
+
 /// The error a shared read failed with, for each of its waiters.
 fn copy_error(e: &StoreError) -> StoreError {
     match e {

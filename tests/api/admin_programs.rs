@@ -97,6 +97,14 @@ async fn an_owner_creates_edits_archives_and_unarchives_a_program(kind: StoreKin
     assert_eq!(audit[0].target.as_deref(), Some("bakery"));
     assert_eq!(audit[0].details["after"]["currency"], "EUR");
 
+    let enrolled = app
+        .post_enrollment(&json!({"first_name": "Ann", "phone": crate::helpers::unique_phone(), "consent": true,
+            "program": "bakery"}))
+        .await;
+    assert_eq!(enrolled.status(), 201);
+    let number =
+        enrolled.json::<serde_json::Value>().await.unwrap()["card"]["card_number"].as_str().unwrap().to_owned();
+    let card_version = app.card(&number).await.version;
     let version = stored.version.to_string();
     let edited = owner
         .post(
@@ -111,6 +119,7 @@ async fn an_owner_creates_edits_archives_and_unarchives_a_program(kind: StoreKin
         ("Bakery & Co", "RUB", "ru")
     );
     assert_eq!(stored.version, version.parse::<i64>().unwrap() + 1);
+    assert!(app.card(&number).await.version > card_version, "the new name reaches the passes: every card moves");
     let audit = owner.audit("program.updated").await;
     assert_eq!(audit[0].details["before"]["name"], "Bakery");
     assert_eq!(audit[0].details["after"]["name"], "Bakery & Co");
@@ -281,6 +290,7 @@ async fn a_valid_rules_change_is_saved_audited_and_applies_from_the_next_earn(ki
     assert_eq!(first.body["points"], 50, "{first:?}");
 
     let version = version_of(&owner, "default").await;
+    let card_version = app.card(&number).await.version;
     let mut form = default_rules_form(version);
     set(&mut form, "tier_0_cashback", "7,5");
     set(&mut form, "tier_0_name_en", "Starter");
@@ -294,6 +304,9 @@ async fn a_valid_rules_change_is_saved_audited_and_applies_from_the_next_earn(ki
     assert_eq!((stored.rules.tiers[0].cashback_bp, stored.rules.tiers[0].name_en.as_str()), (750, "Starter"));
     assert_eq!((stored.rules.expiry_days, stored.rules.referral_min_purchase), (Some(365), 25_050));
     assert_eq!(stored.version, version + 1);
+    let card = app.card(&number).await;
+    assert!(card.version > card_version, "a renamed tier reaches the passes: every card moves");
+    assert!(card.push_pending_since.is_some(), "and is owed a push");
     let audit = owner.audit("program.rules_changed").await;
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].target.as_deref(), Some("default"));
