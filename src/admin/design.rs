@@ -19,7 +19,7 @@ use super::design_publish;
 use super::session::{CsrfForm, Manager, Owner, RoleRequirement, StaffSession};
 use crate::domain::design::{FieldLabels, LocalizedText};
 use crate::domain::{ImageSlot, Locale, Program, ProgramDesign, Role};
-use crate::programs::check::DesignReport;
+use crate::programs::check::{DesignReport, Finding};
 use crate::programs::preview::{self, Colours, Preview, hex_to_rgb, parse_hex, rgb_to_hex};
 use crate::state::AppState;
 
@@ -153,13 +153,13 @@ pub fn preview_of(state: &AppState, program: &Program, design: &ProgramDesign, l
     preview::preview(&ctx, program, design, locale)
 }
 
-/// Problems of a design by form field.
-type ByField = BTreeMap<&'static str, Vec<String>>;
+/// Problems of a design by form field (the template words each by its code).
+type ByField = BTreeMap<&'static str, Vec<Finding>>;
 
-fn by_field(list: &[(&'static str, String)]) -> ByField {
+fn by_field(list: &[Finding]) -> ByField {
     let mut map = ByField::new();
-    for (field, message) in list {
-        map.entry(*field).or_default().push(message.clone());
+    for finding in list {
+        map.entry(finding.field).or_default().push(finding.clone());
     }
     map
 }

@@ -25,12 +25,26 @@ pub const MAX_LABEL: usize = 24;
 /// WCAG AA's minimum contrast for normal text.
 pub const MIN_CONTRAST: f64 = 4.5;
 
+/// One problem of a design: the form field it belongs to, a stable code (the console shows the
+/// catalog's text for it, with `{v}` replaced by `value`), and the same in English words.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub field: &'static str,
+    pub code: &'static str,
+    /// The detail the text names: a colour, a length, a ratio, file names.
+    pub value: String,
+    pub message: String,
+}
+
 /// What is wrong with a design: errors block publishing, warnings are shown.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DesignReport {
-    /// (field, message) — the field names the form input it belongs to.
-    pub errors: Vec<(&'static str, String)>,
-    pub warnings: Vec<(&'static str, String)>,
+    pub errors: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+}
+
+fn finding(field: &'static str, code: &'static str, value: impl ToString, message: String) -> Finding {
+    Finding { field, code, value: value.to_string(), message }
 }
 
 impl DesignReport {
@@ -88,7 +102,7 @@ pub fn check(apple: &Apple, program: &Program, design: &ProgramDesign) -> Design
     ];
     for (field, value) in colours {
         if rgb(value).is_none() {
-            report.errors.push((field, format!("“{value}” is not a colour")));
+            report.errors.push(finding(field, "colour_invalid", value, format!("“{value}” is not a colour")));
         }
     }
     if let (Some(bg), Some(fg), Some(label)) =
@@ -97,23 +111,23 @@ pub fn check(apple: &Apple, program: &Program, design: &ProgramDesign) -> Design
         for (field, colour, what) in [("foreground_color", fg, "text"), ("label_color", label, "labels")] {
             let ratio = contrast(bg, colour);
             if ratio < MIN_CONTRAST {
-                report.warnings.push((
-                    field,
-                    format!(
-                        "the {what} have a contrast of {ratio:.1}:1 with the background, below the 4.5:1 of WCAG AA"
-                    ),
-                ));
+                let ratio = format!("{ratio:.1}");
+                let message =
+                    format!("the {what} have a contrast of {ratio}:1 with the background, below the 4.5:1 of WCAG AA");
+                report.warnings.push(finding(field, "contrast_low", ratio, message));
             }
         }
     }
     if design.logo_text.chars().count() > MAX_LOGO_TEXT {
-        report.errors.push(("logo_text", format!("the logo text is longer than {MAX_LOGO_TEXT} characters")));
+        let message = format!("the logo text is longer than {MAX_LOGO_TEXT} characters");
+        report.errors.push(finding("logo_text", "too_long", MAX_LOGO_TEXT, message));
     }
     for (field, text) in
         [("terms", &design.terms), ("how_to_earn", &design.how_to_earn), ("contacts", &design.contacts)]
     {
         if too_long(text, MAX_BACK_TEXT) {
-            report.errors.push((field, format!("the text is longer than {MAX_BACK_TEXT} characters")));
+            let message = format!("the text is longer than {MAX_BACK_TEXT} characters");
+            report.errors.push(finding(field, "too_long", MAX_BACK_TEXT, message));
         }
     }
     let labels = &design.labels;
@@ -124,20 +138,22 @@ pub fn check(apple: &Apple, program: &Program, design: &ProgramDesign) -> Design
         ("label_card_number", &labels.card_number),
     ] {
         if too_long(label, MAX_LABEL) {
-            report.errors.push((field, format!("the label is longer than {MAX_LABEL} characters")));
+            let message = format!("the label is longer than {MAX_LABEL} characters");
+            report.errors.push(finding(field, "too_long", MAX_LABEL, message));
         }
     }
     check_images(apple, design, &mut report);
     let url = design.terms_url.trim();
     if !url.is_empty() && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.has_host()) {
-        report.errors.push(("terms_url", "the terms address must be a full https:// address".to_owned()));
+        let message = "the terms address must be a full https:// address".to_owned();
+        report.errors.push(finding("terms_url", "terms_url_invalid", url, message));
     }
     if report.errors.is_empty() {
         let mut next = program.clone();
         next.design = design.clone();
         for locale in Locale::ALL {
             if let Err(e) = apple.builder().pass_json(&sample_card(&next, locale), &next) {
-                report.errors.push(("pass", e.to_string()));
+                report.errors.push(finding("pass", "pass_invalid", &e, e.to_string()));
                 break;
             }
         }
@@ -155,15 +171,19 @@ fn check_images(apple: &Apple, design: &ProgramDesign, report: &mut DesignReport
     for (slot, files) in &design.images {
         let missing: Vec<&str> = file_names(*slot).filter(|name| !files.contains_key(*name)).collect();
         if !missing.is_empty() {
-            report.errors.push((slot.as_str(), format!("the image lacks {}: upload it again", missing.join(", "))));
+            let missing = missing.join(", ");
+            let message = format!("the image lacks {missing}: upload it again");
+            report.errors.push(finding(slot.as_str(), "image_incomplete", missing, message));
         }
         if files.values().any(|id| !is_image_id(id)) {
-            report.errors.push((slot.as_str(), "the image refers to no stored file: upload it again".to_owned()));
+            let message = "the image refers to no stored file: upload it again".to_owned();
+            report.errors.push(finding(slot.as_str(), "image_unknown", "", message));
         }
     }
     let uploaded_icon = design.images.get(&ImageSlot::Icon).is_some_and(|files| files.contains_key("icon.png"));
     if !uploaded_icon && !apple.template.files.iter().any(|f| f.name == "icon.png") {
-        report.errors.push(("icon", "the card has no icon: upload one (Wallet refuses a pass without it)".to_owned()));
+        let message = "the card has no icon: upload one (Wallet refuses a pass without it)".to_owned();
+        report.errors.push(finding("icon", "icon_missing", "", message));
     }
 }
 

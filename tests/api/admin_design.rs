@@ -141,7 +141,13 @@ async fn the_preview_follows_typed_values_and_saves_nothing(kind: StoreKind) {
     let typed = fields(
         &before,
         "",
-        &[("background_color", "#ff0000"), ("how_to_earn_en", "One stamp per coffee"), ("preview_lang", "en")],
+        &[
+            ("background_color", "#ff0000"),
+            ("how_to_earn_en", "One stamp per coffee"),
+            ("label_balance_en", "Beans"),
+            ("logo_text", "Cafe Typed"),
+            ("preview_lang", "en"),
+        ],
     );
     let pairs: Vec<(&str, &str)> = typed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let fragment = owner.post_htmx("/admin/programs/default/design/preview", &pairs).await;
@@ -151,6 +157,8 @@ async fn the_preview_follows_typed_values_and_saves_nothing(kind: StoreKind) {
     let css = fragment.body.split("/admin/design/colours.css?").nth(1).unwrap().split('"').next().unwrap();
     assert!(css.starts_with("bg=ff0000&"), "{css}");
     assert!(fragment.body.contains("One stamp per coffee"), "the back of the pass shows the typed text");
+    assert!(fragment.body.contains("Beans"), "the front shows the typed label");
+    assert!(fragment.body.contains("Cafe Typed"), "and the typed logo text");
     let stylesheet = app.get(&format!("/admin/design/colours.css?{css}")).await;
     assert_eq!(stylesheet.status(), 200);
     assert!(stylesheet.text().await.unwrap().contains(".pv-apple{background-color:#ff0000;"));
@@ -228,7 +236,11 @@ async fn a_design_with_an_unreadable_colour_is_not_published_and_nothing_moves(k
     let page = post_design(&owner, DESIGN, &fields(&before, "publish", &[("background_color", "blue")])).await;
     assert_eq!(page.status, 422, "{}", page.body);
     assert!(text_of_id(&page.body, "design-problem").is_some());
-    assert_eq!(text_of_id(&page.body, "e-background_color").as_deref(), Some("“blue” is not a colour"));
+    assert_eq!(text_of_id(&page.body, "e-background_color").as_deref(), Some("“blue” is not a colour."));
+    let russian =
+        post_design(&owner, &format!("{DESIGN}?lang=ru"), &fields(&before, "publish", &[("background_color", "blue")]))
+            .await;
+    assert_eq!(text_of_id(&russian.body, "e-background_color").as_deref(), Some("«blue» — не цвет."), "in Russian");
     assert_eq!(program(&app).await, before, "nothing was published");
     assert!(app.store.design_versions(DEFAULT_PROGRAM_ID, 10).await.unwrap().is_empty());
     let card_after = app.store.find_card(CardLookup::Serial(&serial)).await.unwrap().unwrap();

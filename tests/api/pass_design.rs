@@ -317,9 +317,9 @@ async fn the_design_check_refuses_broken_images_and_over_long_labels(kind: Store
     broken.images.insert(ImageSlot::Logo, [("logo.png".to_owned(), "../../etc/passwd".to_owned())].into());
     broken.labels.balance = LocalizedText::new("Бонусные баллы программы лояльности", "Points");
     let report = check(&app.state.apple, &program, &broken);
-    let fields: Vec<&str> = report.errors.iter().map(|(field, _)| *field).collect();
+    let fields: Vec<&str> = report.errors.iter().map(|f| f.field).collect();
     assert!(fields.contains(&"icon") && fields.contains(&"logo") && fields.contains(&"label_balance"), "{report:?}");
-    let icon = report.errors.iter().find(|(f, _)| *f == "icon").unwrap();
-    assert!(icon.1.contains("icon@3x.png"), "{icon:?}");
+    let icon = report.errors.iter().find(|f| f.field == "icon").unwrap();
+    assert!(icon.message.contains("icon@3x.png"), "{icon:?}");
     assert!(!report.is_publishable());
 }
