@@ -5,53 +5,11 @@
 // (same variables); LOY_SCREENSHOT_DIR, when set, receives screenshots.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { base, inside, launch, logIn, logoPng, screenshot } from './support.mjs';
 
-const base = process.env.LOY_BASE_URL ?? 'http://127.0.0.1:8080';
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const ownerEmail = process.env.LOY_OWNER_EMAIL;
-const ownerPassword = process.env.LOY_OWNER_PASSWORD;
-const shots = process.env.LOY_SCREENSHOT_DIR;
 let browser;
-
-before(async () => {
-  assert.ok(ownerEmail && ownerPassword, 'LOY_OWNER_EMAIL and LOY_OWNER_PASSWORD name the owner made by `loy staff add`');
-  browser = await chromium.launch({
-    executablePath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  if (shots) mkdirSync(shots, { recursive: true });
-});
-
-after(async () => {
-  await browser?.close();
-});
-
-/** Whether `inner` lies within `outer` (boxes from boundingBox()), to a pixel. */
-function inside(inner, outer) {
-  return inner.x >= outer.x - 1 && inner.y >= outer.y - 1 &&
-    inner.x + inner.width <= outer.x + outer.width + 1 && inner.y + inner.height <= outer.y + outer.height + 1;
-}
-
-/** A 600×200 PNG logo drawn on a canvas in the page. */
-async function logoPng(p) {
-  const dataUrl = await p.evaluate(() => {
-    const canvas = document.createElement('canvas');
-    canvas.width = 600;
-    canvas.height = 200;
-    const g = canvas.getContext('2d');
-    g.fillStyle = '#ffffff';
-    g.fillRect(0, 0, 600, 200);
-    g.fillStyle = '#1d6b3a';
-    g.beginPath();
-    g.arc(100, 100, 80, 0, 2 * Math.PI);
-    g.fill();
-    return canvas.toDataURL('image/png');
-  });
-  return Buffer.from(dataUrl.split(',')[1], 'base64');
-}
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
 
 test("a program's published name, logo and colour are on its form and its card page", async () => {
   const slug = `bakery-${Math.floor(Math.random() * 1e6)}`;
@@ -59,10 +17,7 @@ test("a program's published name, logo and colour are on its form and its card p
   const p = await ctx.newPage();
   const refused = [];
   p.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) refused.push(m.text()); });
-  await p.goto(`${base}/admin/login?lang=en`);
-  await p.getByLabel('E-mail').fill(ownerEmail);
-  await p.getByLabel('Password').fill(ownerPassword);
-  await Promise.all([p.waitForURL((u) => !u.pathname.startsWith('/admin/login')), p.getByRole('button', { name: 'Log in' }).click()]);
+  await logIn(p);
 
   // The program, made in the console.
   await p.goto(`${base}/admin/programs?lang=en`);
@@ -73,7 +28,7 @@ test("a program's published name, logo and colour are on its form and its card p
 
   // Its colour and logo, published from the designer.
   await p.goto(`${base}/admin/programs/${slug}/design?lang=en`);
-  await p.locator('#file-logo').setInputFiles({ name: 'logo.png', mimeType: 'image/png', buffer: await logoPng(p) });
+  await p.locator('#file-logo').setInputFiles({ name: 'logo.png', mimeType: 'image/png', buffer: await logoPng(p, '#ffffff', '#1d6b3a') });
   await Promise.all([p.waitForURL(/done=uploaded/), p.locator('#upload-logo').click()]);
   await p.locator('#f-background_color').fill('#1d6b3a');
   p.once('dialog', (d) => d.accept());
@@ -87,12 +42,7 @@ test("a program's published name, logo and colour are on its form and its card p
   const logo = p.getByTestId('brand-logo');
   assert.match(await logo.getAttribute('src'), /^\/media\/[0-9a-f]{64}\.png$/);
   assert.ok(await logo.evaluate((img) => img.complete && img.naturalWidth > 0), 'the logo loads');
-  if (shots) {
-    for (const width of [320, 390, 1280]) {
-      await p.setViewportSize({ width, height: 844 });
-      await p.screenshot({ path: join(shots, `brand-form-${width}.png`), fullPage: true });
-    }
-  }
+  await screenshot(p, 'brand-form');
 
   // A customer registers there; the card page carries the brand and both badges fit.
   await p.locator('#first_name').fill('Anna');
@@ -115,8 +65,8 @@ test("a program's published name, logo and colour are on its form and its card p
     }
     const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${width}px: the card page is ${overflow}px wider than the screen`);
-    if (shots) await p.screenshot({ path: join(shots, `brand-card-${width}.png`), fullPage: true });
   }
+  await screenshot(p, 'brand-card');
   assert.deepEqual(refused, [], 'the pages need nothing the CSP refuses');
   await ctx.close();
 });

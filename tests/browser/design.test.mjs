@@ -5,39 +5,12 @@
 // 390 and 1280 px.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { base, launch, logIn, logoPng, screenshot } from './support.mjs';
 
-const base = process.env.LOY_BASE_URL ?? 'http://127.0.0.1:8080';
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const ownerEmail = process.env.LOY_OWNER_EMAIL;
-const ownerPassword = process.env.LOY_OWNER_PASSWORD;
-const shots = process.env.LOY_SCREENSHOT_DIR;
 const designer = `${base}/admin/programs/default/design`;
 let browser;
-
-before(async () => {
-  assert.ok(ownerEmail && ownerPassword, 'LOY_OWNER_EMAIL and LOY_OWNER_PASSWORD name the owner made by `loy staff add`');
-  browser = await chromium.launch({
-    executablePath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  if (shots) mkdirSync(shots, { recursive: true });
-});
-
-after(async () => {
-  await browser?.close();
-});
-
-async function screenshot(p, name) {
-  if (!shots) return;
-  for (const width of [320, 390, 1280]) {
-    await p.setViewportSize({ width, height: width < 1000 ? 844 : 900 });
-    await p.screenshot({ path: join(shots, `${name}-${width}.png`), fullPage: true });
-  }
-  await p.setViewportSize({ width: 1280, height: 900 });
-}
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
 
 async function noSidewaysScroll(p, what) {
   for (const width of [320, 390]) {
@@ -58,31 +31,12 @@ async function waitForBackground(p, expected) {
   );
 }
 
-/** A 600×200 PNG drawn on a canvas in the page: Chromium encodes it. */
-async function logoPng(p) {
-  const dataUrl = await p.evaluate(() => {
-    const canvas = document.createElement('canvas');
-    canvas.width = 600;
-    canvas.height = 200;
-    const g = canvas.getContext('2d');
-    g.fillStyle = '#f4c462';
-    g.fillRect(0, 0, 600, 200);
-    g.fillStyle = '#1c2b4a';
-    g.fillRect(40, 40, 520, 120);
-    return canvas.toDataURL('image/png');
-  });
-  return Buffer.from(dataUrl.split(',')[1], 'base64');
-}
-
 test('an owner recolours the card, sees the preview follow, uploads a logo, publishes and sees the progress', async () => {
   const ctx = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
   const p = await ctx.newPage();
   const refused = [];
   p.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) refused.push(m.text()); });
-  await p.goto(`${base}/admin/login?lang=en`);
-  await p.getByLabel('E-mail').fill(ownerEmail);
-  await p.getByLabel('Password').fill(ownerPassword);
-  await Promise.all([p.waitForURL((u) => !u.pathname.startsWith('/admin/login')), p.getByRole('button', { name: 'Log in' }).click()]);
+  await logIn(p);
 
   await p.goto(designer);
   await p.locator('#pv-apple-front').waitFor();

@@ -4,38 +4,14 @@
 // LOY_SCREENSHOT_DIR, when set, receives screenshots at 320, 390 and 1280 px.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { base, launch, logIn, screenshot as shoot } from './support.mjs';
 
-const base = process.env.LOY_BASE_URL ?? 'http://127.0.0.1:8080';
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const ownerEmail = process.env.LOY_OWNER_EMAIL;
-const ownerPassword = process.env.LOY_OWNER_PASSWORD;
-const shots = process.env.LOY_SCREENSHOT_DIR;
 let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
 
-before(async () => {
-  assert.ok(ownerEmail && ownerPassword, 'LOY_OWNER_EMAIL and LOY_OWNER_PASSWORD name the owner made by `loy staff add`');
-  browser = await chromium.launch({
-    executablePath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
-  if (shots) mkdirSync(shots, { recursive: true });
-});
-
-after(async () => {
-  await browser?.close();
-});
-
-async function screenshot(p, name) {
-  if (!shots) return;
-  for (const width of [320, 390, 1280]) {
-    await p.setViewportSize({ width, height: width < 1000 ? 844 : 900 });
-    await p.screenshot({ path: join(shots, `${name}-${width}.png`), fullPage: true });
-  }
-  await p.setViewportSize({ width: 390, height: 844 });
-}
+/** Screenshots at 320, 390 and 1280 px, then back to a phone's width. */
+const screenshot = (p, name) => shoot(p, name, { width: 390, height: 844 });
 
 async function noSidewaysScroll(p, what) {
   const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -57,10 +33,7 @@ function customersCsv(n) {
 test('an owner uploads a CSV file, reads the dry run and imports it with a progress bar', async () => {
   const ctx = await browser.newContext({ locale: 'en-US', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const p = await ctx.newPage();
-  await p.goto(`${base}/admin/login?lang=en`);
-  await p.getByLabel('E-mail').fill(ownerEmail);
-  await p.getByLabel('Password').fill(ownerPassword);
-  await Promise.all([p.waitForURL((u) => !u.pathname.startsWith('/admin/login')), p.getByRole('button', { name: 'Log in' }).click()]);
+  await logIn(p);
   await p.goto(`${base}/admin/data`);
   await noSidewaysScroll(p, 'the data page');
   await screenshot(p, 'data');
