@@ -93,19 +93,23 @@ pub struct NewProgram {
 /// The longest program name.
 pub const MAX_NAME: usize = 100;
 
-/// Checks the name, currency and language of a program; errors are (field, catalog key).
+/// Checks the name, currency and language of a program (an empty language follows
+/// `LOY_DEFAULT_LOCALE`); errors are (field, catalog key).
 fn parse_settings(
     name: &str,
     currency: &str,
     locale: &str,
     errors: &mut Vec<(&'static str, &'static str)>,
-) -> Option<(String, Currency, Locale)> {
+) -> Option<(String, Currency, Option<Locale>)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME {
         errors.push(("name", "name_invalid"));
     }
     let currency = Currency::parse(currency).map_err(|_| errors.push(("currency", "currency_invalid"))).ok();
-    let locale = Locale::parse(locale.trim());
+    let locale = match locale.trim() {
+        "" => Some(None),
+        code => Locale::parse(code).map(Some),
+    };
     if locale.is_none() {
         errors.push(("locale", "locale_invalid"));
     }
@@ -145,7 +149,7 @@ pub async fn create(
 
 /// What a program's settings look like in the audit log.
 fn settings_json(p: &Program) -> serde_json::Value {
-    json!({ "name": p.name, "currency": p.currency.code, "locale": p.locale.code(), "archived": p.is_archived() })
+    json!({ "name": p.name, "currency": p.currency.code, "locale": p.locale.map(Locale::code), "archived": p.is_archived() })
 }
 
 /// What archiving or unarchiving came to.
@@ -301,7 +305,7 @@ fn values_of(p: &Program) -> EditValues {
     EditValues {
         name: p.name.clone(),
         currency: p.currency.code.clone(),
-        locale: p.locale.code().into(),
+        locale: p.locale.map(Locale::code).unwrap_or_default().into(),
         version: p.version,
     }
 }

@@ -28,8 +28,9 @@ pub enum ProgramCommand {
         name: String,
         #[arg(long, default_value = "RUB")]
         currency: String,
-        /// The registration form's language when the visitor's browser prefers neither.
-        #[arg(long, default_value = "ru", value_parser = ["ru", "en"])]
+        /// The registration form's language when the visitor's browser prefers neither
+        /// (without it: LOY_DEFAULT_LOCALE).
+        #[arg(long, default_value = "", value_parser = ["", "ru", "en"], hide_default_value = true)]
         locale: String,
         /// How customers collect: `points` (stamp cards are not available yet).
         #[arg(long, default_value = "points")]
@@ -142,7 +143,7 @@ pub fn describe(p: &Program, public_url: &str) -> String {
     let _ = writeln!(out, "id                  {}", p.id);
     let _ = writeln!(out, "name                {}", p.name);
     let _ = writeln!(out, "currency            {}", p.currency.code);
-    let _ = writeln!(out, "default language    {}", p.locale.code());
+    let _ = writeln!(out, "default language    {}", p.locale.map_or("LOY_DEFAULT_LOCALE", |l| l.code()));
     let _ = writeln!(out, "mechanic            points");
     let archived = p.archived_at.map(|t| format!("archived since {}", t.format("%Y-%m-%d %H:%M UTC")));
     let _ = writeln!(out, "status              {}", archived.unwrap_or_else(|| "active".into()));

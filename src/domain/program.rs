@@ -20,9 +20,10 @@ pub struct Program {
     /// The designer's unpublished edits; `None` when there are none.
     #[serde(default)]
     pub draft: Option<ProgramDesign>,
-    /// The language of the registration form when the visitor's browser prefers neither.
+    /// The language of the registration form when the visitor's browser prefers neither;
+    /// `None` follows `LOY_DEFAULT_LOCALE` (programs stored before they had one).
     #[serde(default)]
-    pub locale: Locale,
+    pub locale: Option<Locale>,
     /// Set when the program was archived: registration is closed, existing cards keep working.
     #[serde(default)]
     pub archived_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -48,7 +49,7 @@ impl Program {
             rules: ProgramRules::default(),
             design: ProgramDesign::default(),
             draft: None,
-            locale: Locale::Ru,
+            locale: None,
             archived_at: None,
             version: 1,
             fanned_out_revision: 1,
@@ -59,6 +60,11 @@ impl Program {
 }
 
 impl Program {
+    /// The program's language, or `fallback` (`LOY_DEFAULT_LOCALE`) when it has none of its own.
+    pub fn locale_or(&self, fallback: Locale) -> Locale {
+        self.locale.unwrap_or(fallback)
+    }
+
     pub fn is_archived(&self) -> bool {
         self.archived_at.is_some()
     }

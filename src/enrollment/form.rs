@@ -116,6 +116,8 @@ async fn show_form(state: &AppState, req: &HttpRequest, slug: &str) -> HttpRespo
         Ok(program) => program,
         Err(page) => return page,
     };
+    // A visitor whose browser prefers neither language sees the program's own.
+    let locale = locale_of(req, program.locale_or(state.settings.default_locale));
     let mut values = HashMap::new();
     let invited_by = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .ok()
@@ -132,6 +134,7 @@ async fn submit_form(state: &AppState, req: &HttpRequest, mut payload: web::Payl
         Ok(program) => program,
         Err(page) => return page,
     };
+    let query_locale = locale_of(req, program.locale_or(state.settings.default_locale));
     let is_form = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)

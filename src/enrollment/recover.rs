@@ -64,6 +64,7 @@ async fn show_for(state: &AppState, req: &HttpRequest, slug: &str) -> HttpRespon
         Ok(program) => program,
         Err(page) => return page,
     };
+    let locale = locale_of(req, program.locale_or(state.settings.default_locale));
     let page = RecoverPage {
         program_name: program.name.clone(),
         brand: Brand::of(&program),

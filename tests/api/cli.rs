@@ -272,7 +272,7 @@ async fn programs_are_created_listed_shown_and_archived_from_the_command_line(ki
     assert!(stdout.contains("Created program bakery") && stdout.contains("/p/bakery"), "{stdout}");
     let stored = app.store.program("bakery").await.unwrap().expect("created in the server's store");
     assert_eq!(
-        (stored.name.as_str(), stored.currency.code.as_str(), stored.locale.code()),
+        (stored.name.as_str(), stored.currency.code.as_str(), stored.locale.map(|l| l.code()).unwrap_or_default()),
         ("Bakery on the corner", "EUR", "en")
     );
     let audit = crate::admin_helpers::audit_of(&app, None, "program.created").await;

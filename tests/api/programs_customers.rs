@@ -41,6 +41,7 @@ async fn bakery(app: &TestApp) -> Program {
     }];
     bakery.design.background_color = "rgb(200, 16, 46)".into();
     bakery.design.terms_url = "https://bakery.example/terms".into();
+    bakery.locale = Some(loy::domain::Locale::En);
     app.store.insert_program(&bakery).await.unwrap();
     bakery
 }
@@ -65,6 +66,12 @@ async fn two_programs_keep_separate_phones_rules_pages_and_passes(kind: StoreKin
     assert!(html.contains(r#"href="https://bakery.example/terms""#), "the consent links the program's terms");
     assert!(html.contains("--brand-bg: rgb(200, 16, 46)"), "in the program's colours");
     assert!(!app.get("/?lang=en").await.text().await.unwrap().contains("bakery.example"));
+    // Without a language from the browser: the program's own; the default program has none of
+    // its own and follows LOY_DEFAULT_LOCALE.
+    let bare = app.get("/p/bakery").await.text().await.unwrap();
+    assert!(bare.contains(r#"<html lang="en">"#), "the bakery's language");
+    let server_default = app.state.settings.default_locale.code();
+    assert!(app.get("/").await.text().await.unwrap().contains(&format!(r#"<html lang="{server_default}">"#)));
 
     // One phone, one card in each program.
     let default_page = register(&app, "/?lang=en", &phone).await;
