@@ -22,6 +22,9 @@ use crate::telemetry::error_chain;
 /// Cards handed to the push queue per page of a fan-out.
 const PAGE: usize = 1000;
 
+/// Queue calls outstanding at once during a fan-out.
+const IN_FLIGHT: usize = 64;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// Someone saved the program in between: reload and try again.
@@ -89,14 +92,25 @@ async fn fan_out(store: &DynStore, program: &Program, now: DateTime<Utc>) -> Res
 }
 
 /// Hands the program's cards owed a push to the queue, a page at a time (in the background
-/// after a publish). Cards it misses (the node stops) are re-queued by the push sweeper.
+/// after a publish), with up to [`IN_FLIGHT`] calls outstanding so that a Redis queue is not
+/// paced by round trips. Cards it misses (the node stops, Redis fails) are re-queued by the push
+/// sweeper.
 pub async fn queue_owed(store: &DynStore, queue: &Arc<dyn PushQueue>, program_id: &str) -> Result<u64, StoreError> {
+    use futures_util::StreamExt;
     let mut after = None;
     let mut queued = 0;
     loop {
         let page = store.program_cards_owed(program_id, after.as_ref(), PAGE).await?;
-        for serial in &page {
-            if let Err(e) = queue.ensure_queued(serial).await {
+        let results: Vec<_> = futures_util::stream::iter(page.iter().cloned())
+            .map(|serial| {
+                let queue = queue.clone();
+                async move { queue.ensure_queued(&serial).await }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        for result in results {
+            if let Err(e) = result {
                 tracing::warn!(error = %error_chain(&e), "queueing a published card failed; the sweeper will pick it up");
                 return Ok(queued);
             }
