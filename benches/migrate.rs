@@ -29,6 +29,8 @@ fn earn(card: &Card, points: i64, now: chrono::DateTime<chrono::Utc>) -> LedgerW
         seq: card.version + 1,
         kind: EntryKind::Earn,
         points,
+        rewards: 0,
+        rewards_after: 0,
         purchase_amount: Some(points * 100),
         balance_after: card.balance + points,
         lifetime_after: card.lifetime_earned + points,

@@ -57,6 +57,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::admin::routes)
         .service(get_only("/static/{path:.*}", web::get().to(assets::static_file)))
         .service(get_only("/media/{name}", web::get().to(media::image)))
+        .service(get_only("/media/stamps/{program}/{name}", web::get().to(media::stamp_strip)))
         .default_service(web::to(fallback));
 }
 

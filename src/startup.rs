@@ -171,6 +171,7 @@ impl Application {
         let programs = crate::programs::ProgramCache::new(settings.program_cache);
         let state = web::Data::new(AppState {
             programs,
+            strips: Arc::default(),
             settings: Arc::new(settings),
             store,
             clock,

@@ -43,6 +43,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Programs as this node last read them (`crate::programs`).
     pub programs: crate::programs::ProgramCache,
+    /// Stamps programs' strips for Google Wallet, as this node drew them.
+    pub strips: Arc<crate::programs::stamp_strips::GoogleStrips>,
 }
 
 impl AppState {

@@ -86,6 +86,8 @@ pub mod actions {
         "redeem",
         "refund",
         "adjust",
+        "stamp",
+        "redeem_reward",
         "block",
         "unblock",
         "customer_deleted",

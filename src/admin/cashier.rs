@@ -34,6 +34,22 @@ struct TillCard {
     redeemable_for_purchase: Option<i64>,
     min_redemption: i64,
     max_share_percent: u32,
+    /// Stamps programs: the card's stamps instead of points.
+    stamps: Option<TillStamps>,
+}
+
+/// A stamp card at the till.
+#[derive(Serialize)]
+struct TillStamps {
+    /// Stamps of the round in progress, and of a full round.
+    stamps: i64,
+    per_reward: u32,
+    /// One entry per slot: whether it is stamped (the till draws the card).
+    slots: Vec<bool>,
+    rewards: i64,
+    reward: String,
+    /// Whether a purchase earns stamps by its amount (the amount field is shown then).
+    by_amount: bool,
 }
 
 fn till_card(card: &Card, program: &Program, locale: Locale, purchase: Option<i64>) -> TillCard {
@@ -50,6 +66,14 @@ fn till_card(card: &Card, program: &Program, locale: Locale, purchase: Option<i6
         redeemable_for_purchase: purchase.map(|p| till::redeemable_for(program, card, Some(p))),
         min_redemption: rules.min_redemption,
         max_share_percent: rules.max_redeem_percent,
+        stamps: rules.stamp_rules().map(|s| TillStamps {
+            stamps: card.balance,
+            per_reward: s.stamps_per_reward,
+            slots: (0..i64::from(s.stamps_per_reward)).map(|i| i < card.balance).collect(),
+            rewards: card.rewards,
+            reward: s.reward.get(locale).to_owned(),
+            by_amount: s.amount_per_stamp.is_some(),
+        }),
     }
 }
 
@@ -62,6 +86,10 @@ struct Outcome {
     balance: i64,
     bonus: i64,
     replayed: bool,
+    /// Stamps programs: rewards waiting after, and issued or taken back by this write.
+    rewards: Option<i64>,
+    rewards_issued: i64,
+    rewards_taken_back: i64,
 }
 
 #[derive(Serialize, Default)]
@@ -288,6 +316,8 @@ pub async fn submit(
             }
         }
         "refund" => Some(TillOperation::RefundLast),
+        "stamp" => Some(TillOperation::Stamp { purchase_amount: amount }),
+        "redeem_reward" => Some(TillOperation::RedeemReward),
         _ => return Ok(super::bad_form(&req, &session.viewer())),
     };
     let values = Values { card: card.card_number.grouped(), amount: form.amount.clone(), points: form.points.clone() };
@@ -325,6 +355,7 @@ pub async fn submit(
                         "points": done.points,
                         "balance_before": card.balance,
                         "balance_after": done.balance,
+                        "rewards_after": done.rewards,
                     }),
                 )
                 .await;
@@ -347,7 +378,9 @@ pub async fn submit(
             let field = match code.as_str() {
                 "card_blocked" | "card_not_found" => "card",
                 "invalid_amount" => "amount",
-                "transaction_not_found" | "already_reversed" | "not_reversible" | "form_used" | "in_progress" => "op",
+                "transaction_not_found" | "already_reversed" | "not_reversible" | "form_used" | "in_progress"
+                | "no_reward" | "daily_stamp_limit" | "wrong_mechanic" => "op",
+                "below_stamp_amount" => "amount",
                 _ => "points",
             };
             errors.add(field, &code);
@@ -376,6 +409,9 @@ fn result_of(operation: &'static str, done: &TillDone) -> Outcome {
         balance: done.balance,
         bonus: done.welcome_bonus.unwrap_or(0) + done.referral_bonus.unwrap_or(0),
         replayed: done.replayed,
+        rewards: done.rewards,
+        rewards_issued: done.rewards_issued.unwrap_or(0),
+        rewards_taken_back: done.rewards_taken_back.unwrap_or(0),
     }
 }
 

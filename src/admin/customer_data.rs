@@ -106,6 +106,8 @@ async fn audit_about(state: &AppState, serial: &str) -> Result<Vec<crate::custom
         "redeem",
         "refund",
         "adjust",
+        "stamp",
+        "redeem_reward",
         "block",
         "unblock",
         "card_link_shown",

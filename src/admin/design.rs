@@ -18,7 +18,7 @@ use super::audit::{self, actions};
 use super::design_publish;
 use super::session::{CsrfForm, Manager, Owner, RoleRequirement, StaffSession};
 use crate::domain::design::{FieldLabels, LocalizedText};
-use crate::domain::{ImageSlot, Locale, Program, ProgramDesign, Role};
+use crate::domain::{ImageSlot, Locale, Program, ProgramDesign, Role, StampIcon};
 use crate::programs::check::{DesignReport, Finding};
 use crate::programs::preview::{self, Colours, Preview, hex_to_rgb, parse_hex, rgb_to_hex};
 use crate::state::AppState;
@@ -57,6 +57,8 @@ pub struct DesignForm {
     pub terms_url: String,
     /// A ticked checkbox sends `on`; an unticked one nothing.
     pub barcode: Option<String>,
+    /// Stamps programs: `cup`, `star`, `scissors`, `car` or `uploaded`.
+    pub stamp_icon: String,
 }
 
 fn text(ru: &str, en: &str) -> LocalizedText {
@@ -92,6 +94,7 @@ impl DesignForm {
             contacts_en: design.contacts.en.clone(),
             terms_url: design.terms_url.clone(),
             barcode: design.barcode.then(|| "on".to_owned()),
+            stamp_icon: design.stamp_icon.as_str().to_owned(),
         }
     }
 
@@ -114,6 +117,7 @@ impl DesignForm {
             terms_url: self.terms_url.trim().to_owned(),
             barcode: self.barcode.is_some(),
             images: base.images.clone(),
+            stamp_icon: StampIcon::parse(&self.stamp_icon).unwrap_or(base.stamp_icon),
             revision: base.revision,
         }
     }
@@ -150,7 +154,15 @@ pub fn not_found(req: &HttpRequest, viewer: &super::page::Viewer) -> HttpRespons
 pub fn preview_of(state: &AppState, program: &Program, design: &ProgramDesign, locale: Locale) -> Preview {
     let issuer_id = state.settings.google.as_ref().map_or("preview", |g| g.issuer_id.as_str());
     let ctx = preview::Context { apple: &state.apple, issuer_id, public_url: &state.settings.public_url };
-    preview::preview(&ctx, program, design, locale)
+    let mut shown = preview::preview(&ctx, program, design, locale);
+    if let Some(stamps) = program.rules.stamp_rules() {
+        // The strip is drawn from the design as typed, with the sample card's stamps.
+        let filled = stamps.stamps_per_reward.saturating_sub(1).min(4);
+        let strip = super::design_images::stamp_strip_url(&program.id, design, filled);
+        shown.apple.strip = Some(strip.clone());
+        shown.google.hero = strip;
+    }
+    shown
 }
 
 /// Problems of a design by form field (the template words each by its code).
@@ -198,6 +210,8 @@ struct DesignPage {
     program_name: String,
     can_edit: bool,
     has_draft: bool,
+    /// A stamps program: the stamp picture is chosen and the strip drawn.
+    stamps: bool,
     revision: i64,
     form: DesignForm,
     preview: Preview,
@@ -224,8 +238,11 @@ pub async fn render<R: RoleRequirement>(
     let design = form.apply(working_design(program));
     let report = extras.report;
     let preview = preview_of(state, program, &design, form.preview_locale(req));
+    let stamps = program.rules.stamp_rules().is_some();
     let images = ImageSlot::ALL
         .into_iter()
+        // Only a stamp card draws a stamp picture.
+        .filter(|slot| stamps || *slot != ImageSlot::Stamp)
         .map(|slot| ImageView {
             slot: slot.as_str(),
             current: preview_image(&preview, &design, slot),
@@ -251,6 +268,7 @@ pub async fn render<R: RoleRequirement>(
         program_name: program.name.clone(),
         can_edit: session.staff.role >= Role::Owner,
         has_draft: program.draft.is_some(),
+        stamps,
         revision: program.design.revision,
         form,
         preview,
@@ -274,6 +292,7 @@ fn preview_image(preview: &Preview, design: &ProgramDesign, slot: ImageSlot) -> 
             Some(id) => Some(preview::media_url(id)),
             None => Some(format!("{}/icon@2x.png", preview::TEMPLATE_FILES_PATH)),
         },
+        ImageSlot::Stamp => crate::programs::stamp_strips::stamp_image(&design.images).map(|id| preview::media_url(&id)),
     }
 }
 
@@ -421,6 +440,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(post_only("/programs/{slug}/design/history/{revision}/restore", web::post().to(design_publish::restore)))
     .service(post_only("/programs/{slug}/design/images/{slot}", web::post().to(super::design_images::upload)))
     .service(post_only("/programs/{slug}/design/images/{slot}/remove", web::post().to(super::design_images::remove)))
+    .service(get_only("/programs/{slug}/design/stamps.png", web::get().to(super::design_images::stamp_strip)))
     .service(get_only("/design/colours.css", web::get().to(colours_css)))
     .service(get_only("/design/pass-files/{name}", web::get().to(pass_file)));
 }

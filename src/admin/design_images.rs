@@ -130,3 +130,61 @@ pub async fn remove(
     audit::record(&state, &session, actions::DESIGN_IMAGE_REMOVED, Some(&program.id), details).await;
     Ok(back_to(&program.id, "removed"))
 }
+
+/// The address of the designer's preview strip: the design as typed (colours, stamp picture)
+/// with `filled` stamps.
+pub fn stamp_strip_url(slug: &str, design: &ProgramDesign, filled: u32) -> String {
+    let image = crate::programs::stamp_strips::stamp_image(&design.images).unwrap_or_default();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("bg", &design.background_color)
+        .append_pair("fg", &design.foreground_color)
+        .append_pair("label", &design.label_color)
+        .append_pair("icon", design.stamp_icon.as_str())
+        .append_pair("image", &image)
+        .append_pair("filled", &filled.to_string())
+        .finish();
+    format!("/admin/programs/{slug}/design/stamps.png?{query}")
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct StripQuery {
+    #[serde(default)]
+    bg: String,
+    #[serde(default)]
+    fg: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    icon: String,
+    #[serde(default)]
+    image: String,
+    #[serde(default)]
+    filled: u32,
+}
+
+/// `GET /admin/programs/{slug}/design/stamps.png?…` (owners and managers): a stamps program's
+/// strip as the designer's preview shows it, drawn from the query (nothing is stored).
+pub async fn stamp_strip(
+    state: web::Data<AppState>,
+    session: StaffSession<crate::admin::session::Manager>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    query: web::Query<StripQuery>,
+) -> Result<HttpResponse, AdminError> {
+    use crate::domain::StampIcon;
+    use crate::programs::stamp_strips::{StripKey, render};
+    let Some(program) = load(&state, &slug).await? else { return Ok(not_found(&req, &session.viewer())) };
+    let Some(rules) = program.rules.stamp_rules() else { return Ok(not_found(&req, &session.viewer())) };
+    let image = crate::programs::images::is_image_id(&query.image).then(|| query.image.clone());
+    let key = StripKey {
+        program_id: program.id.clone(),
+        revision: 0,
+        slots: rules.stamps_per_reward,
+        filled: query.filled.min(rules.stamps_per_reward),
+        icon: StampIcon::parse(&query.icon).unwrap_or_default(),
+        image,
+        colours: [query.bg.clone(), query.fg.clone(), query.label.clone()],
+    };
+    let png = render(&state.store, &key, &[(750, 288)]).await?.pop().unwrap_or_default();
+    Ok(HttpResponse::Ok().content_type("image/png").insert_header(("Cache-Control", "private, max-age=60")).body(png))
+}

@@ -29,6 +29,7 @@ pub mod page;
 pub mod password;
 pub mod programs;
 pub mod programs_rules;
+pub mod programs_stamps;
 pub mod session;
 pub mod setup;
 pub mod staff;

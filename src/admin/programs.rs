@@ -17,7 +17,9 @@ use super::AdminError;
 use super::audit::{self, Acting, actions};
 use super::page::{FieldErrors, Notice};
 use super::session::{CsrfForm, Manager, NoFields, Owner, RoleRequirement, StaffSession};
-use crate::domain::{Currency, DEFAULT_PROGRAM_ID, Locale, Program, Role};
+use crate::domain::{
+    Currency, DEFAULT_PROGRAM_ID, Locale, LocalizedText, Mechanic, Program, ProgramRules, Role, StampRules,
+};
 use crate::http::{not_allowed, post_only};
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
@@ -88,6 +90,15 @@ pub struct NewProgram {
     pub currency: String,
     #[serde(default)]
     pub locale: String,
+    /// `points` (also when empty) or `stamps`.
+    #[serde(default)]
+    pub mechanic: String,
+    /// Stamps programs: the stamps of a reward (empty: 10) and what the reward is, the same text
+    /// in both languages until the rules editor sets each (empty: the default).
+    #[serde(default)]
+    pub stamps_per_reward: String,
+    #[serde(default)]
+    pub reward: String,
 }
 
 /// The longest program name.
@@ -132,11 +143,20 @@ pub async fn create(
         errors.push(("slug", "slug_invalid"));
     }
     let parsed = parse_settings(&fields.name, &fields.currency, &fields.locale, &mut errors);
-    let Some((name, currency, locale)) = parsed.filter(|_| errors.is_empty()) else {
+    let rules = parse_mechanic(fields, &mut errors);
+    let (Some((name, currency, locale)), Some(rules)) = (parsed, rules) else {
         return Err(CreateError::Invalid(errors));
     };
+    if !errors.is_empty() {
+        return Err(CreateError::Invalid(errors));
+    }
     let mut program = Program::new(slug, &name, currency, clock.now());
     program.locale = locale;
+    if rules.mechanic == Mechanic::Stamps {
+        // The front field shows stamps, not points.
+        program.design.labels.balance = LocalizedText::new("Штампы", "Stamps");
+    }
+    program.rules = rules;
     match store.insert_program(&program).await {
         Ok(()) => {}
         Err(StoreError::Duplicate(_)) => return Err(CreateError::Taken),
@@ -147,9 +167,44 @@ pub async fn create(
     Ok(program)
 }
 
+/// The rules a new program starts with: the default points rules, or stamp rules from the
+/// creation fields; errors are (field, catalog key).
+fn parse_mechanic(fields: &NewProgram, errors: &mut Vec<(&'static str, &'static str)>) -> Option<ProgramRules> {
+    match Mechanic::parse(fields.mechanic.trim()).or(fields.mechanic.trim().is_empty().then_some(Mechanic::Points)) {
+        Some(Mechanic::Points) => Some(ProgramRules::default()),
+        Some(Mechanic::Stamps) => {
+            let mut stamps = StampRules::default();
+            match fields.stamps_per_reward.trim() {
+                "" => {}
+                n => match n.parse() {
+                    Ok(n) => stamps.stamps_per_reward = n,
+                    Err(_) => errors.push(("stamps_per_reward", "stamps_per_reward_range")),
+                },
+            }
+            if !fields.reward.trim().is_empty() {
+                stamps.reward = LocalizedText::from(fields.reward.trim());
+            }
+            let rules = ProgramRules::stamps(stamps);
+            let before = errors.len();
+            for problem in rules.field_errors() {
+                let field = if problem.field == "reward" { "reward" } else { "stamps_per_reward" };
+                errors.push((field, problem.problem.code()));
+            }
+            (errors.len() == before).then_some(rules)
+        }
+        None => {
+            errors.push(("mechanic", "mechanic_invalid"));
+            None
+        }
+    }
+}
+
 /// What a program's settings look like in the audit log.
 fn settings_json(p: &Program) -> serde_json::Value {
-    json!({ "name": p.name, "currency": p.currency.code, "locale": p.locale.map(Locale::code), "archived": p.is_archived() })
+    json!({
+        "name": p.name, "currency": p.currency.code, "locale": p.locale.map(Locale::code),
+        "archived": p.is_archived(), "mechanic": p.rules.mechanic.as_str(),
+    })
 }
 
 /// What archiving or unarchiving came to.

@@ -17,6 +17,7 @@ use super::AdminError;
 use super::audit::{self, actions};
 use super::page::FieldErrors;
 use super::programs::{find, just_saved, next_version, see_other};
+use super::programs_stamps::{self, StampValues};
 use super::session::{CsrfForm, Manager, Owner, RoleRequirement, StaffSession};
 use crate::domain::amount::{format_amount, parse_amount};
 use crate::domain::{Currency, Program, ProgramRules, Role, TierRule};
@@ -215,6 +216,7 @@ pub fn parse_rules(values: &mut RulesValues, currency: &Currency) -> Result<Prog
         referral_bonus,
         referral_min_purchase,
         welcome_at_first_purchase,
+        ..ProgramRules::default()
     };
     for problem in rules.field_errors() {
         errors.add(&problem.field, problem.problem.code());
@@ -233,6 +235,8 @@ struct RulesPage {
     problem: Option<&'static str>,
     saved: bool,
     max_tiers: usize,
+    /// A stamps program's rules (its form replaces the tiers and points rules).
+    stamps: Option<StampValues>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -244,8 +248,10 @@ fn render<R: RoleRequirement>(
     values: RulesValues,
     errors: FieldErrors,
     problem: Option<&'static str>,
+    stamps: Option<StampValues>,
 ) -> HttpResponse {
     let page = RulesPage {
+        stamps,
         id: program.id.clone(),
         name: program.name.clone(),
         currency: program.currency.code.clone(),
@@ -270,7 +276,13 @@ pub async fn show(
         Ok(p) => p,
         Err(page) => return Ok(page),
     };
-    Ok(render(&session, &req, StatusCode::OK, &program, values_of(&program), FieldErrors::default(), None))
+    let stamps = stamp_values(&program);
+    Ok(render(&session, &req, StatusCode::OK, &program, values_of(&program), FieldErrors::default(), None, stamps))
+}
+
+/// The stamp rules form of a stamps program.
+fn stamp_values(program: &Program) -> Option<StampValues> {
+    program.rules.stamp_rules().map(|_| programs_stamps::values_of(program))
 }
 
 /// `POST /admin/programs/{slug}/rules`: adds or removes a row (redrawn, not saved), or saves the
@@ -287,30 +299,36 @@ pub async fn save(
         Err(page) => return Ok(page),
     };
     let (mut values, intent) = read_form(&form);
+    let stamps = program.rules.stamp_rules().map(|_| programs_stamps::read_form(&form));
     match intent {
         Intent::AddRow => {
             if values.tiers.len() < MAX_TIERS {
                 values.tiers.push(TierRow::default());
             }
-            return Ok(render(&session, &req, StatusCode::OK, &program, values, FieldErrors::default(), None));
+            return Ok(render(&session, &req, StatusCode::OK, &program, values, FieldErrors::default(), None, stamps));
         }
         Intent::RemoveRow(i) => {
             if i < values.tiers.len() {
                 values.tiers.remove(i);
             }
-            return Ok(render(&session, &req, StatusCode::OK, &program, values, FieldErrors::default(), None));
+            return Ok(render(&session, &req, StatusCode::OK, &program, values, FieldErrors::default(), None, stamps));
         }
         Intent::Save => {}
     }
-    let rules = match parse_rules(&mut values, &program.currency) {
+    let parsed = match &stamps {
+        Some(typed) => programs_stamps::parse(typed, &program.currency, &program.rules),
+        None => parse_rules(&mut values, &program.currency),
+    };
+    let rules = match parsed {
         Ok(rules) => rules,
         Err(errors) => {
-            return Ok(render(&session, &req, StatusCode::UNPROCESSABLE_ENTITY, &program, values, errors, None));
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(render(&session, &req, status, &program, values, errors, None, stamps));
         }
     };
     let conflict = |current: &Program| {
-        let values = values_of(current);
-        render(&session, &req, StatusCode::CONFLICT, current, values, FieldErrors::default(), Some("conflict"))
+        let (values, stamps) = (values_of(current), stamp_values(current));
+        render(&session, &req, StatusCode::CONFLICT, current, values, FieldErrors::default(), Some("conflict"), stamps)
     };
     if values.version != program.version {
         return Ok(conflict(&program));
@@ -328,9 +346,10 @@ pub async fn save(
     let names = |p: &Program| -> Vec<(String, String, String)> {
         p.rules.tiers.iter().map(|t| (t.id.clone(), t.name_ru.clone(), t.name_en.clone())).collect()
     };
-    if names(&next) != names(&program) {
-        // Tier names are on the passes: the cards follow them. Other rules apply to later
-        // transactions only, so they change no card.
+    let shown = |p: &Program| (p.rules.stamps.stamps_per_reward, p.rules.stamps.reward.clone());
+    if names(&next) != names(&program) || (stamps.is_some() && shown(&next) != shown(&program)) {
+        // Tier names (and a stamp card's round and reward) are on the passes: the cards follow
+        // them. Other rules apply to later transactions only, so they change no card.
         crate::programs::refresh_cards(&state, &next).await?;
     }
     Ok(saved(&program))

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use super::bundle::sha1_hex;
 use super::template::{StaticFile, png_size};
 use crate::domain::design::{GOOGLE_IMAGE, ImageFiles};
-use crate::domain::{ImageSlot, Program};
+use crate::domain::{Card, ImageSlot, Program};
 use crate::programs::images::is_image_id;
-use crate::store::{DynStore, StoreResult};
+use crate::programs::stamp_strips::{self, APPLE_STRIPS, StripKey};
+use crate::store::{DynStore, StoreError, StoreResult};
 
 /// One design's replacement files.
 #[derive(Debug, Default)]
@@ -51,15 +52,25 @@ impl DesignFiles {
 /// How many designs are kept (each a few hundred KB at most).
 const DESIGNS: u64 = 256;
 
+/// How many stamp cards' file sets are kept: one per (design, stamps filled), each the
+/// design's files plus a strip at three sizes.
+const STAMPED: u64 = 512;
+
 /// Loaded designs by (program id, design revision).
 pub struct DesignFileCache {
     cache: moka::future::Cache<(String, i64), Arc<DesignFiles>>,
+    /// Stamps programs: the design's files with the strip of a number of stamps.
+    stamped: moka::future::Cache<StripKey, Arc<DesignFiles>>,
     empty: Arc<DesignFiles>,
 }
 
 impl Default for DesignFileCache {
     fn default() -> Self {
-        Self { cache: moka::future::Cache::new(DESIGNS), empty: Arc::default() }
+        Self {
+            cache: moka::future::Cache::new(DESIGNS),
+            stamped: moka::future::Cache::new(STAMPED),
+            empty: Arc::default(),
+        }
     }
 }
 
@@ -80,13 +91,38 @@ impl DesignFileCache {
         self.cache.insert(key, files.clone()).await;
         Ok(files)
     }
+
+    /// The files of `card`'s pass: the design's, and for a stamps program the strip showing the
+    /// card's stamps (drawn the first time this node needs that number of stamps, then kept).
+    pub async fn for_card(&self, store: &DynStore, program: &Program, card: &Card) -> StoreResult<Arc<DesignFiles>> {
+        let base = self.get(store, program).await?;
+        let Some(rules) = program.rules.stamp_rules() else { return Ok(base) };
+        let key = StripKey::of(program, rules, card.balance);
+        let build = async {
+            let sizes: Vec<(u32, u32)> = APPLE_STRIPS.iter().map(|(_, w, h)| (*w, *h)).collect();
+            let pngs = stamp_strips::render(store, &key, &sizes).await?;
+            let strips: Vec<StaticFile> = APPLE_STRIPS
+                .iter()
+                .zip(pngs)
+                .map(|((name, ..), bytes)| StaticFile { sha1: sha1_hex(&bytes), name: (*name).to_owned(), bytes, stored: true })
+                .collect();
+            let mut files: Vec<StaticFile> =
+                base.files.iter().filter(|f| !strips.iter().any(|s| s.name == f.name)).cloned().collect();
+            files.extend(strips);
+            files.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok::<_, StoreError>(Arc::new(DesignFiles { images: base.images.clone(), files }))
+        };
+        self.stamped.try_get_with(key.clone(), build).await.map_err(|e| crate::programs::copy_error(&e))
+    }
 }
 
 /// Reads the design's pass images from the store. An image that is missing or not a PNG is left
 /// out (logged): the pass then keeps the template's file of that name rather than failing.
 async fn load(store: &DynStore, program: &Program) -> StoreResult<DesignFiles> {
     let mut files = Vec::new();
-    for entry in program.design.images.values() {
+    // The stamp picture is drawn into the strip (`stamp_strips`), not a file of the pass.
+    let pass_images = program.design.images.iter().filter(|(slot, _)| **slot != ImageSlot::Stamp);
+    for (_, entry) in pass_images {
         for (name, id) in entry.iter().filter(|(name, _)| name.as_str() != GOOGLE_IMAGE) {
             let bytes = if is_image_id(id) { store.image(id).await? } else { None };
             match bytes {

@@ -20,6 +20,7 @@ pub mod lint;
 pub mod pass;
 pub mod rules;
 pub mod signer;
+pub mod stamps;
 pub mod strings;
 pub mod tag;
 pub mod template;
@@ -130,7 +131,7 @@ pub async fn signed_pass(state: &AppState, card: Card) -> Result<Arc<SignedPass>
     let serial = card.serial.as_str().to_owned();
     let (version, revision) = (card.version, program.design.revision);
     let build = async {
-        let design = state.apple.design_files(&state.store, &program).await?;
+        let design = state.apple.designs.for_card(&state.store, &program, &card).await?;
         let apple = state.apple.clone();
         state.metrics.pass_builds.inc();
         tokio::task::spawn_blocking(move || apple.build(&card, &program, &design))

@@ -43,6 +43,9 @@ impl PassBuilder<'_> {
     /// `pass.json` of `card`: the template filled in, plus the keys loy owns.
     pub fn pass_json(&self, card: &Card, program: &Program) -> Result<Vec<u8>, PassError> {
         let mut pass = self.template.render(&values(card, program, self.public_url()));
+        if let Some(stamps) = program.rules.stamp_rules() {
+            super::stamps::adapt(&mut pass, card, program, stamps);
+        }
         let object = pass.as_object_mut().ok_or_else(|| PassError::Invalid("not an object".to_owned()))?;
         for (key, value) in [
             ("formatVersion", Value::from(1)),

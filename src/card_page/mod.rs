@@ -48,6 +48,16 @@ struct CardPage {
     google_url: Option<String>,
     referral_code: String,
     referral_link: String,
+    /// A stamp card: the round's size, the rewards waiting and what a reward is.
+    stamps: Option<StampsShown>,
+}
+
+#[derive(Serialize)]
+struct StampsShown {
+    per_reward: u32,
+    rewards: i64,
+    /// "10 stamps: Free coffee".
+    reward_line: String,
 }
 
 /// The address of the program's registration form that fills in `code` as the invitation code
@@ -116,6 +126,17 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, key: web::Path<S
         google_url: state.google.as_ref().map(|_| google::add_path(&card.card_key)),
         referral_code: card.referral_code.as_str().to_owned(),
         referral_link: referral_link(&state, &program.id, &card.referral_code),
+        stamps: program.rules.stamp_rules().map(|s| StampsShown {
+            per_reward: s.stamps_per_reward,
+            rewards: card.rewards,
+            reward_line: match locale {
+                Locale::Ru => {
+                    let n = s.stamps_per_reward;
+                    format!("{n} {} — {}", crate::apple::stamps::stamps_ru(n), s.reward.get(locale))
+                }
+                Locale::En => format!("{} stamps: {}", s.stamps_per_reward, s.reward.get(locale)),
+            },
+        }),
     };
     let mut response = state.pages.respond(StatusCode::OK, "card.html", locale, ctx);
     // The page holds the card's secrets: never cache it anywhere shared.

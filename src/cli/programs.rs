@@ -32,9 +32,15 @@ pub enum ProgramCommand {
         /// (without it: LOY_DEFAULT_LOCALE).
         #[arg(long, default_value = "", value_parser = ["", "ru", "en"], hide_default_value = true)]
         locale: String,
-        /// How customers collect: `points` (stamp cards are not available yet).
-        #[arg(long, default_value = "points")]
+        /// How customers collect: `points` (cashback by tier) or `stamps` (N stamps earn a reward).
+        #[arg(long, default_value = "points", value_parser = ["points", "stamps"])]
         mechanic: String,
+        /// Stamps programs: the stamps that earn a reward (2–30).
+        #[arg(long, default_value = "10")]
+        stamps_per_reward: String,
+        /// Stamps programs: what the reward is ("Free coffee"); set each language in the console.
+        #[arg(long, default_value = "")]
+        reward: String,
     },
     /// Show a program's settings and rules.
     Show { slug: String },
@@ -58,17 +64,18 @@ pub async fn program(settings: &Settings, command: ProgramCommand) -> anyhow::Re
                 println!("{:<24} {:<8} {:<9} {}", p.id, p.currency.code, status(&p), p.name);
             }
         }
-        ProgramCommand::Create { slug, name, currency, locale, mechanic } => {
-            if mechanic != "points" {
-                eprintln!(
-                    "loy: the `{mechanic}` mechanic is not available: stamps are not available yet, only `points` exists"
-                );
-                return Ok(ExitCode::from(2));
-            }
-            let fields = NewProgram { slug, name, currency, locale };
+        ProgramCommand::Create { slug, name, currency, locale, mechanic, stamps_per_reward, reward } => {
+            let fields = NewProgram { slug, name, currency, locale, mechanic, stamps_per_reward, reward };
             match programs::create(store, &SystemClock, &actor("create"), &fields).await {
                 Ok(p) => {
                     println!("Created program {} ({}), currency {}", p.id, p.name, p.currency.code);
+                    if let Some(stamps) = p.rules.stamp_rules() {
+                        println!(
+                            "Stamp card: {} stamps earn a reward: {}",
+                            stamps.stamps_per_reward,
+                            stamps.reward.get(crate::domain::Locale::En)
+                        );
+                    }
                     println!("Registration form: {}{}", settings.public_url, programs::registration_path(&p.id));
                 }
                 Err(CreateError::Invalid(problems)) => {
@@ -131,6 +138,10 @@ fn explain(key: &str) -> &'static str {
         "name_invalid" => "give a name of 1–100 characters",
         "currency_invalid" => "give a three-letter currency code such as RUB, EUR or USD",
         "locale_invalid" => "use ru or en",
+        "mechanic_invalid" => "use points or stamps",
+        "stamps_per_reward_range" => "a reward needs from 2 to 30 stamps",
+        "reward_empty" => "say what the reward is",
+        "reward_too_long" => "the reward's name must be at most 60 characters",
         _ => "invalid",
     }
 }
@@ -144,12 +155,28 @@ pub fn describe(p: &Program, public_url: &str) -> String {
     let _ = writeln!(out, "name                {}", p.name);
     let _ = writeln!(out, "currency            {}", p.currency.code);
     let _ = writeln!(out, "default language    {}", p.locale.map_or("LOY_DEFAULT_LOCALE", |l| l.code()));
-    let _ = writeln!(out, "mechanic            points");
+    let _ = writeln!(out, "mechanic            {}", r.mechanic.as_str());
     let archived = p.archived_at.map(|t| format!("archived since {}", t.format("%Y-%m-%d %H:%M UTC")));
     let _ = writeln!(out, "status              {}", archived.unwrap_or_else(|| "active".into()));
     let _ = writeln!(out, "registration        {public_url}{}", programs::registration_path(&p.id));
     let _ = writeln!(out, "version             {}", p.version);
     let _ = writeln!(out, "design revision     {}", p.design.revision);
+    if let Some(s) = r.stamp_rules() {
+        let _ = writeln!(out, "\nStamps");
+        let _ = writeln!(out, "  stamps per reward         {}", s.stamps_per_reward);
+        let per_purchase = match s.amount_per_stamp {
+            Some(a) => format!("1 per {} {}", format_amount(a, p.currency.minor_digits), p.currency.code),
+            None => format!("{} per purchase", s.stamps_per_purchase),
+        };
+        let _ = writeln!(out, "  stamps                    {per_purchase}");
+        let _ = writeln!(out, "  reward                    {} / {}", s.reward.ru, s.reward.en);
+        let expiry = s.reward_expiry_days.map(|d| format!("after {d} days")).unwrap_or_else(|| "never".into());
+        let _ = writeln!(out, "  rewards expire            {expiry}");
+        let _ = writeln!(out, "  welcome stamps            {}", s.welcome_stamps);
+        let limit = s.daily_limit.map(|n| format!("{n} stamps in 24 hours")).unwrap_or_else(|| "none".into());
+        let _ = writeln!(out, "  daily limit               {limit}");
+        return out;
+    }
     let _ = writeln!(out, "\nTiers");
     let _ = writeln!(out, "  {:<16} {:>10} {:>9}  NAMES (ru / en)", "ID", "FROM", "CASHBACK");
     for t in &r.tiers {

@@ -24,6 +24,10 @@ pub enum TillOperation {
     RefundLast,
     /// A manager's correction of the balance, with the reason.
     Adjust { points: i64, reason: String },
+    /// Stamps programs: stamps for a purchase (the program's count, or by its amount).
+    Stamp { purchase_amount: Option<i64> },
+    /// Stamps programs: one waiting reward given to the customer.
+    RedeemReward,
 }
 
 impl TillOperation {
@@ -33,6 +37,8 @@ impl TillOperation {
             Self::Redeem { .. } => "redeem",
             Self::RefundLast => "refund",
             Self::Adjust { .. } => "adjust",
+            Self::Stamp { .. } => "stamp",
+            Self::RedeemReward => "redeem_reward",
         }
     }
 }
@@ -60,6 +66,16 @@ pub struct TillDone {
     pub welcome_bonus: Option<i64>,
     #[serde(default)]
     pub referral_bonus: Option<i64>,
+    /// Stamps programs: the rewards waiting after the write, and those it issued, redeemed or
+    /// took back.
+    #[serde(default)]
+    pub rewards: Option<i64>,
+    #[serde(default)]
+    pub rewards_issued: Option<i64>,
+    #[serde(default)]
+    pub rewards_redeemed: Option<i64>,
+    #[serde(default)]
+    pub rewards_taken_back: Option<i64>,
     /// Set when the same form was sent before: nothing was applied this time.
     #[serde(skip)]
     pub replayed: bool,
@@ -114,6 +130,19 @@ pub async fn write(
         TillOperation::Adjust { points, reason } => {
             (Target::Card(card.card_number.as_str().to_owned()), Command::Adjust { points, reason })
         }
+        TillOperation::Stamp { purchase_amount } => (
+            Target::Card(card.card_number.as_str().to_owned()),
+            Command::Stamp {
+                stamps: None,
+                purchase_amount,
+                order_id: None,
+                description: Some("Cashier screen".to_owned()),
+            },
+        ),
+        TillOperation::RedeemReward => (
+            Target::Card(card.card_number.as_str().to_owned()),
+            Command::RedeemReward { count: 1, order_id: None, description: None },
+        ),
         TillOperation::RefundLast => {
             // A replayed form answers from its record whatever this finds; a first one needs a
             // purchase to refund.
@@ -151,7 +180,7 @@ pub async fn write(
     Ok(TillOutcome::Refused { code: body.error.code, message: body.error.message })
 }
 
-/// The card's newest earn or redeem. Only that one is refunded: pressing "refund" again on a
+/// The card's newest earn, redeem or stamps. Only that one is refunded: pressing "refund" again on a
 /// new form says it was already refunded rather than refunding an older purchase.
 async fn last_refundable(state: &AppState, card: &Card) -> Result<Option<String>, ApiError> {
     let mut before = None;
@@ -159,7 +188,7 @@ async fn last_refundable(state: &AppState, card: &Card) -> Result<Option<String>
         let page = state.store.card_entries(&card.serial, before, 50).await?;
         let Some(last) = page.last() else { return Ok(None) };
         before = Some(last.seq);
-        if let Some(entry) = page.iter().find(|e| matches!(e.kind, EntryKind::Earn | EntryKind::Redeem)) {
+        if let Some(entry) = page.iter().find(|e| matches!(e.kind, EntryKind::Earn | EntryKind::Redeem | EntryKind::Stamp)) {
             return Ok(Some(entry.id.clone()));
         }
         if page.len() < 50 {

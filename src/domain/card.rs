@@ -91,8 +91,12 @@ pub struct Card {
     /// `None` once the customer was deleted ([`CardStatus::Deleted`]).
     pub holder: Option<Customer>,
     pub status: CardStatus,
+    /// Points; in a stamps program, the stamps of the round in progress.
     pub balance: i64,
+    /// Points (or stamps) ever earned, net of reversals.
     pub lifetime_earned: i64,
+    /// Rewards waiting to be redeemed (stamps programs).
+    pub rewards: i64,
     pub tier: String,
     pub version: i64,
     pub pushed_version: i64,
@@ -118,7 +122,11 @@ impl Card {
     ) -> (Card, LedgerEntry) {
         let now = stored_precision(now);
         let rules = &program.rules;
-        let welcome = if rules.welcome_at_first_purchase { 0 } else { rules.welcome_bonus };
+        let welcome = match rules.stamp_rules() {
+            Some(stamps) => i64::from(stamps.welcome_stamps),
+            None if rules.welcome_at_first_purchase => 0,
+            None => rules.welcome_bonus,
+        };
         let tier = rules.tier_for(0).id.clone();
         let modified_at = whole_second(now);
         let serial = SerialNumber::generate();
@@ -135,6 +143,7 @@ impl Card {
             status: CardStatus::Active,
             balance: welcome,
             lifetime_earned: 0,
+            rewards: 0,
             tier: tier.clone(),
             version: 1,
             pushed_version: 1,
@@ -151,6 +160,8 @@ impl Card {
             seq: 1,
             kind: EntryKind::Welcome,
             points: welcome,
+            rewards: 0,
+            rewards_after: 0,
             purchase_amount: None,
             balance_after: welcome,
             lifetime_after: 0,

@@ -80,16 +80,19 @@ pub enum ImageSlot {
     Logo,
     Icon,
     Strip,
+    /// A stamps program's own stamp picture (drawn in each slot of the strip, never a pass file).
+    Stamp,
 }
 
 impl ImageSlot {
-    pub const ALL: [ImageSlot; 3] = [ImageSlot::Logo, ImageSlot::Icon, ImageSlot::Strip];
+    pub const ALL: [ImageSlot; 4] = [ImageSlot::Logo, ImageSlot::Icon, ImageSlot::Strip, ImageSlot::Stamp];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Logo => "logo",
             Self::Icon => "icon",
             Self::Strip => "strip",
+            Self::Stamp => "stamp",
         }
     }
 
@@ -126,6 +129,8 @@ pub struct ProgramDesign {
     pub barcode: bool,
     /// Uploaded images by slot; a slot without one uses the built-in design's.
     pub images: BTreeMap<ImageSlot, ImageFiles>,
+    /// Stamps programs: the picture in each slot of the strip.
+    pub stamp_icon: super::StampIcon,
     /// The published version this design is (0 for a draft never published). Part of the
     /// signed-pass cache key, and what the card's change of version is checked against.
     pub revision: i64,
@@ -145,6 +150,7 @@ impl Default for ProgramDesign {
             terms_url: String::new(),
             barcode: true,
             images: BTreeMap::new(),
+            stamp_icon: super::StampIcon::default(),
             revision: 1,
         }
     }

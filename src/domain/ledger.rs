@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::SerialNumber;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     Welcome,
     Earn,
@@ -17,10 +17,16 @@ pub enum EntryKind {
     /// The opening balance of a card brought in from another system (CSV import); like
     /// `welcome`, only ever a card's first entry.
     Import,
+    /// Stamps for a purchase (stamps programs; `points` holds the stamps).
+    Stamp,
+    /// A round of stamps completed: its stamps leave the balance and a reward is added.
+    RewardIssued,
+    /// A waiting reward given to the customer.
+    RewardRedeemed,
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 8] = [
+    pub const ALL: [EntryKind; 11] = [
         Self::Welcome,
         Self::Earn,
         Self::Redeem,
@@ -29,6 +35,9 @@ impl EntryKind {
         Self::Expire,
         Self::Referral,
         Self::Import,
+        Self::Stamp,
+        Self::RewardIssued,
+        Self::RewardRedeemed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,11 +50,19 @@ impl EntryKind {
             Self::Expire => "expire",
             Self::Referral => "referral",
             Self::Import => "import",
+            Self::Stamp => "stamp",
+            Self::RewardIssued => "reward_issued",
+            Self::RewardRedeemed => "reward_redeemed",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether a purchase made this entry (what a refund reverses).
+    pub fn is_purchase(self) -> bool {
+        matches!(self, Self::Earn | Self::Stamp)
     }
 }
 
@@ -84,8 +101,13 @@ pub struct LedgerEntry {
     /// The card version this entry produced: orders a card's entries and pages them.
     pub seq: i64,
     pub kind: EntryKind,
-    /// Signed: positive credits, negative debits.
+    /// Signed: positive credits, negative debits. Stamps in a stamps program.
     pub points: i64,
+    /// Rewards added (issued) or taken (redeemed, expired, reversed) by this entry; stamps
+    /// programs only, 0 otherwise.
+    pub rewards: i64,
+    /// Rewards waiting on the card after this entry.
+    pub rewards_after: i64,
     /// The purchase in minor currency units, for earn and redeem.
     pub purchase_amount: Option<i64>,
     pub balance_after: i64,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Locale;
 pub use super::design::ProgramDesign;
+use super::stamps::{Mechanic, StampProblem, StampRules};
 
 /// The program every install starts with.
 pub const DEFAULT_PROGRAM_ID: &str = "default";
@@ -140,6 +141,11 @@ pub struct TierRule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ProgramRules {
+    /// Points or stamps; chosen when the program is created and never changed after (a card's
+    /// balance means points in one and stamps in the other).
+    pub mechanic: Mechanic,
+    /// The rules of a stamps program (kept, unused, by a points program).
+    pub stamps: StampRules,
     /// Sorted by threshold, the first at 0.
     pub tiers: Vec<TierRule>,
     pub welcome_bonus: i64,
@@ -168,6 +174,8 @@ impl Default for ProgramRules {
             cashback_bp,
         };
         Self {
+            mechanic: Mechanic::Points,
+            stamps: StampRules::default(),
             tiers: vec![
                 tier("bronze", "Bronze", "Бронза", 0, 500),
                 tier("silver", "Silver", "Серебро", 500, 1000),
@@ -186,6 +194,31 @@ impl Default for ProgramRules {
 }
 
 impl ProgramRules {
+    /// The rules of a new stamps program: one tier (stamp cards have no levels), no points bonuses.
+    pub fn stamps(stamps: StampRules) -> Self {
+        let member = TierRule {
+            id: "member".into(),
+            name_en: "Member".into(),
+            name_ru: "Участник".into(),
+            threshold: 0,
+            cashback_bp: 0,
+        };
+        Self {
+            mechanic: Mechanic::Stamps,
+            stamps,
+            tiers: vec![member],
+            welcome_bonus: 0,
+            min_redemption: 0,
+            referral_bonus: 0,
+            ..Self::default()
+        }
+    }
+
+    /// The stamp rules when this is a stamps program.
+    pub fn stamp_rules(&self) -> Option<&StampRules> {
+        (self.mechanic == Mechanic::Stamps).then_some(&self.stamps)
+    }
+
     /// The tier a card with `lifetime_earned` points belongs to.
     pub fn tier_for(&self, lifetime_earned: i64) -> &TierRule {
         self.tiers
@@ -253,6 +286,11 @@ impl ProgramRules {
         if self.expiry_days == Some(0) {
             add("expiry_days".into(), RuleProblem::ExpiryZero);
         }
+        if self.mechanic == Mechanic::Stamps {
+            for (field, problem) in self.stamps.field_errors() {
+                add(field.into(), RuleProblem::Stamp(problem));
+            }
+        }
         errors
     }
 }
@@ -288,6 +326,8 @@ pub enum RuleProblem {
     ShareOver100,
     #[error("points cannot expire after 0 days: leave the expiry empty for never")]
     ExpiryZero,
+    #[error(transparent)]
+    Stamp(StampProblem),
 }
 
 impl RuleProblem {
@@ -304,6 +344,7 @@ impl RuleProblem {
             Self::Negative => "negative",
             Self::ShareOver100 => "share_over_100",
             Self::ExpiryZero => "expiry_zero",
+            Self::Stamp(problem) => problem.code(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod objects;
 pub mod rate_limit;
 pub mod save_link;
+pub mod stamps;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,7 +105,7 @@ impl GoogleWallet {
     /// already (`409`), patch the fields loy owns. The class is ensured first.
     pub async fn upsert_object(&self, program: &Program, card: &Card) -> Result<(), GoogleError> {
         self.ensure_class(program).await?;
-        let object = objects::loyalty_object(&self.issuer_id, program, card);
+        let object = objects::loyalty_object(&self.issuer_id, program, card, &self.public_url);
         match self.client.insert_object(&object).await? {
             Inserted::Created => Ok(()),
             Inserted::AlreadyExists => match self.client.patch_object(&object.id, &object).await? {
@@ -120,7 +121,7 @@ impl GoogleWallet {
     /// enrollment) is created with the current state instead.
     pub async fn sync_card(&self, program: &Program, card: &Card, notify: bool) -> Result<(), GoogleError> {
         self.ensure_class(program).await?;
-        let update = objects::object_update(program, card, notify);
+        let update = objects::object_update(program, card, notify, &self.public_url);
         match self.client.update_object(&self.object_id(card), &update).await? {
             Patched::Updated => Ok(()),
             Patched::NotFound => self.upsert_object(program, card).await,

@@ -171,6 +171,13 @@ pub struct LoyaltyClass {
     pub links_module_data: LinksModuleData,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageModuleData {
+    pub id: String,
+    pub main_image: Image,
+}
+
 /// What a card shows and a card change updates: sent on insert and in every sync PATCH.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -178,10 +185,14 @@ pub struct CardFields {
     pub state: ObjectState,
     pub account_id: String,
     pub account_name: String,
+    /// The balance (stamps programs: the stamps, "4 / 10").
     pub loyalty_points: LoyaltyPoints,
-    /// The tier, shown beside the balance.
+    /// The tier, shown beside the balance (stamps programs: the rewards waiting).
     pub secondary_loyalty_points: LoyaltyPoints,
     pub text_modules_data: Vec<TextModuleData>,
+    /// Stamps programs: the strip with the card's stamps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_modules_data: Option<Vec<ImageModuleData>>,
 }
 
 /// A card's object, as inserted (and patched over when it already exists).
@@ -220,7 +231,7 @@ pub struct AddMessageRequest {
 }
 
 /// The design's `custom` text in both languages, or `en`/`ru` when the design leaves it empty.
-fn or_default(custom: &LocalizedText, en: &str, ru: &str, default: Locale) -> LocalizedString {
+pub(super) fn or_default(custom: &LocalizedText, en: &str, ru: &str, default: Locale) -> LocalizedString {
     if custom.is_empty() {
         LocalizedString::en_ru(en, ru, default)
     } else {
@@ -247,12 +258,12 @@ pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, defau
         localized_body: Some(body),
     };
     let texts = |custom: &LocalizedText, en: &str, ru: &str| or_default(custom, en, ru, default_locale);
+    let how_to_earn = match program.rules.stamp_rules() {
+        Some(stamps) if design.how_to_earn.is_empty() => super::stamps::how_it_works(stamps, default_locale),
+        _ => (l("How to earn points", "Как копить баллы"), texts(&design.how_to_earn, HOW_TO_EARN_EN, HOW_TO_EARN_RU)),
+    };
     let mut text_modules = vec![
-        text(
-            "how_to_earn",
-            l("How to earn points", "Как копить баллы"),
-            texts(&design.how_to_earn, HOW_TO_EARN_EN, HOW_TO_EARN_RU),
-        ),
+        text("how_to_earn", how_to_earn.0, how_to_earn.1),
         text("terms", l("Terms", "Условия"), texts(&design.terms, TERMS_EN, TERMS_RU)),
     ];
     if !design.contacts.is_empty() {
@@ -300,8 +311,8 @@ pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, defau
     }
 }
 
-/// Builds the object of `card` in `program`'s class.
-pub fn loyalty_object(issuer_id: &str, program: &Program, card: &Card) -> LoyaltyObject {
+/// Builds the object of `card` in `program`'s class (images served from `public_url`).
+pub fn loyalty_object(issuer_id: &str, program: &Program, card: &Card, public_url: &str) -> LoyaltyObject {
     LoyaltyObject {
         id: object_id(issuer_id, card),
         class_id: class_id(issuer_id, &program.id),
@@ -310,19 +321,19 @@ pub fn loyalty_object(issuer_id: &str, program: &Program, card: &Card) -> Loyalt
             value: card.barcode.as_str().to_owned(),
             alternate_text: card.card_number.grouped(),
         },
-        fields: card_fields(program, card),
+        fields: card_fields(program, card, public_url),
     }
 }
 
 /// The PATCH for a change of `card`, asking Google to notify the holder when `notify`.
-pub fn object_update(program: &Program, card: &Card, notify: bool) -> ObjectUpdate {
+pub fn object_update(program: &Program, card: &Card, notify: bool, public_url: &str) -> ObjectUpdate {
     ObjectUpdate {
-        fields: card_fields(program, card),
+        fields: card_fields(program, card, public_url),
         notify_preference: notify.then_some(NotifyPreference::NotifyOnUpdate),
     }
 }
 
-fn card_fields(program: &Program, card: &Card) -> CardFields {
+fn card_fields(program: &Program, card: &Card, public_url: &str) -> CardFields {
     let locale = card.locale();
     let l = |en: &str, ru: &str| LocalizedString::en_ru(en, ru, locale);
     let tier_name = match program.rules.tier(&card.tier) {
@@ -335,13 +346,18 @@ fn card_fields(program: &Program, card: &Card) -> CardFields {
         Err(_) => LoyaltyPointsBalance::String(card.balance.to_string()),
     };
     let mut text_modules = Vec::new();
+    let stamps = program.rules.stamp_rules();
     if let Some(last) = &card.last_entry {
         let (en, ru) = entry_label(last.kind);
+        let (header, body) = match stamps {
+            Some(_) => super::stamps::last_entry(last, locale),
+            None => (l(en, ru), l(&points_en(last.points, last.at), &points_ru(last.points, last.at))),
+        };
         text_modules.push(TextModuleData {
             id: "last_transaction".to_owned(),
-            localized_header: l(en, ru),
+            localized_header: header,
             body: None,
-            localized_body: Some(l(&points_en(last.points, last.at), &points_ru(last.points, last.at))),
+            localized_body: Some(body),
         });
     }
     if !card.is_deleted() {
@@ -352,7 +368,7 @@ fn card_fields(program: &Program, card: &Card) -> CardFields {
             localized_body: Some(l(card.referral_code.as_str(), card.referral_code.as_str())),
         });
     }
-    CardFields {
+    let mut fields = CardFields {
         state: if card.is_deleted() { ObjectState::Expired } else { ObjectState::Active },
         account_id: card.card_number.grouped(),
         account_name: card.display_name(),
@@ -365,7 +381,12 @@ fn card_fields(program: &Program, card: &Card) -> CardFields {
             balance: LoyaltyPointsBalance::String(tier_name),
         },
         text_modules_data: text_modules,
+        image_modules_data: None,
+    };
+    if let Some(stamps) = stamps {
+        super::stamps::apply(&mut fields, program, stamps, card, public_url);
     }
+    fields
 }
 
 fn entry_label(kind: EntryKind) -> (&'static str, &'static str) {
@@ -378,10 +399,13 @@ fn entry_label(kind: EntryKind) -> (&'static str, &'static str) {
         EntryKind::Expire => ("Points expired", "Баллы сгорели"),
         EntryKind::Referral => ("Bonus for an invitation", "Бонус за приглашение"),
         EntryKind::Import => ("Balance carried over", "Перенесённый баланс"),
+        EntryKind::Stamp => ("Last purchase: stamps", "Последняя покупка: штампы"),
+        EntryKind::RewardIssued => ("Reward earned", "Подарок получен"),
+        EntryKind::RewardRedeemed => ("Reward redeemed", "Подарок выдан"),
     }
 }
 
-fn signed(points: i64) -> String {
+pub(super) fn signed(points: i64) -> String {
     if points > 0 { format!("+{points}") } else { points.to_string() }
 }
 
@@ -442,11 +466,11 @@ mod tests {
             consent_at: now,
         };
         let (card, _) = Card::enroll(&program, holder, None, now);
-        let active = serde_json::to_value(object_update(&program, &card, false)).unwrap();
+        let active = serde_json::to_value(object_update(&program, &card, false, "https://loy.example")).unwrap();
         assert_eq!(active["state"], "ACTIVE");
         assert_eq!(active["accountName"], "Anna");
 
-        let deleted = serde_json::to_value(object_update(&program, &card.deleted(now), false)).unwrap();
+        let deleted = serde_json::to_value(object_update(&program, &card.deleted(now), false, "https://loy.example")).unwrap();
         assert_eq!(deleted["state"], "EXPIRED");
         assert_eq!(deleted["accountName"], "");
     }

@@ -97,6 +97,22 @@ pub fn card_problems(card: &Card, entries: &[LedgerEntry]) -> Vec<String> {
     if entries.iter().any(|e| e.balance_after < 0) {
         problems.push("the balance went below zero".into());
     }
+    // Stamps programs: the rewards waiting follow their entries the same way.
+    let rewards: i64 = entries.iter().map(|e| e.rewards).sum();
+    if rewards != card.rewards {
+        problems.push(format!("{} rewards waiting but its entries sum to {rewards}", card.rewards));
+    }
+    let mut running = 0;
+    for entry in entries {
+        running += entry.rewards;
+        if entry.rewards_after != running || running < 0 {
+            problems.push(format!(
+                "entry {} says {} rewards waiting but the running sum is {running}",
+                entry.id, entry.rewards_after
+            ));
+            break;
+        }
+    }
     if entries.first().is_some_and(|e| !matches!(e.kind, EntryKind::Welcome | EntryKind::Import)) {
         problems.push("the first entry is neither the welcome entry nor an import".into());
     }

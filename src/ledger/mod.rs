@@ -14,6 +14,7 @@ pub mod expiry;
 pub mod idempotency;
 mod plan;
 pub mod rules;
+mod stamps;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -41,8 +42,14 @@ pub enum Command {
     Redeem { points: i64, purchase_amount: Option<i64>, order_id: Option<String>, description: Option<String> },
     /// A manual correction by staff, positive or negative.
     Adjust { points: i64, reason: String },
-    /// Undoes an earn or a redeem (a refund).
+    /// Undoes an earn or a redeem (a refund); in a stamps program a purchase's stamps or a
+    /// reward's redemption.
     Reverse { transaction_id: String, reason: Option<String> },
+    /// Stamps for a purchase (stamps programs): `stamps` when given, else what the program gives
+    /// for `purchase_amount` (or per visit).
+    Stamp { stamps: Option<i64>, purchase_amount: Option<i64>, order_id: Option<String>, description: Option<String> },
+    /// Gives `count` waiting rewards to the customer (stamps programs).
+    RedeemReward { count: i64, order_id: Option<String>, description: Option<String> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +107,20 @@ pub struct TransactionResult {
     /// back (the balance stops at zero).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub points_not_reversed: Option<i64>,
+    /// Stamps programs (where `points` are stamps and `balance` the stamps of the round in
+    /// progress): the rewards waiting after this request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewards: Option<i64>,
+    /// The rewards this request issued: rounds it completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewards_issued: Option<i64>,
+    /// The rewards this request gave to the customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewards_redeemed: Option<i64>,
+    /// For a refunded purchase whose stamps had completed a reward still waiting: the rewards
+    /// taken back with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewards_taken_back: Option<i64>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -128,6 +149,11 @@ pub fn referral_reversal_id(invited: &SerialNumber) -> String {
 /// The id of the entry taking back the inviting customer's bonus for inviting `invited`.
 pub fn referrer_reversal_id(invited: &SerialNumber) -> String {
     format!("unrefby_{invited}")
+}
+
+/// The id of the reward a stamps write issues when it completes a round: one per write.
+pub fn reward_entry_id(main: &str) -> String {
+    format!("{main}_reward")
 }
 
 /// The id of a welcome bonus credited at the first purchase: one per card, ever.
@@ -159,11 +185,12 @@ impl WriteContext {
 /// written with it follow it directly on the card.
 pub async fn describe_stored(
     store: &dyn Store,
+    program: &Program,
     main: &LedgerEntry,
     card_number: &str,
 ) -> Result<TransactionResult, LedgerError> {
     let followers = match main.kind {
-        EntryKind::Earn | EntryKind::Reverse => {
+        EntryKind::Earn | EntryKind::Reverse | EntryKind::Stamp | EntryKind::Adjust => {
             let mut next = store.card_entries(&main.serial, Some(main.seq + 3), 2).await?;
             next.retain(|e| e.seq > main.seq && is_follower(main, e));
             next.sort_by_key(|e| e.seq);
@@ -177,7 +204,7 @@ pub async fn describe_stored(
     };
     let mut entries = vec![main.clone()];
     entries.extend(followers);
-    Ok(describe(&entries, original.as_ref(), card_number))
+    Ok(describe(&entries, original.as_ref(), card_number, program.rules.stamp_rules().is_some()))
 }
 
 /// Whether `entry` is one a write of `main` adds after it (bonuses, a referral taken back).
@@ -186,12 +213,19 @@ fn is_follower(main: &LedgerEntry, entry: &LedgerEntry) -> bool {
     match main.kind {
         EntryKind::Earn => entry.id == referral_entry_id(serial) || entry.id == first_purchase_welcome_id(serial),
         EntryKind::Reverse => entry.id == referral_reversal_id(serial),
+        EntryKind::Stamp | EntryKind::Adjust => entry.id == reward_entry_id(&main.id),
         _ => false,
     }
 }
 
-/// The answer to a write that produced `entries` (the main one first).
-fn describe(entries: &[LedgerEntry], original: Option<&LedgerEntry>, card_number: &str) -> TransactionResult {
+/// The answer to a write that produced `entries` (the main one first); `stamps` for a stamps
+/// program's card.
+fn describe(
+    entries: &[LedgerEntry],
+    original: Option<&LedgerEntry>,
+    card_number: &str,
+    stamps: bool,
+) -> TransactionResult {
     let main = &entries[0];
     let last = entries.last().unwrap_or(main);
     let serial = &main.serial;
@@ -209,10 +243,16 @@ fn describe(entries: &[LedgerEntry], original: Option<&LedgerEntry>, card_number
         welcome_bonus: points_of(first_purchase_welcome_id(serial)),
         referral_bonus_reversed: points_of(referral_reversal_id(serial)).map(i64::abs),
         reversed_transaction_id: main.reverses.clone(),
-        points_not_reversed: original.and_then(|o| {
+        points_not_reversed: original.filter(|_| !stamps).and_then(|o| {
             let missing = o.points.abs() - main.points.abs();
             (main.kind == EntryKind::Reverse && missing > 0).then_some(missing)
         }),
+        rewards: stamps.then_some(last.rewards_after),
+        rewards_issued: stamps
+            .then(|| entries.iter().filter(|e| e.kind == EntryKind::RewardIssued).map(|e| e.rewards).sum())
+            .filter(|n: &i64| *n > 0),
+        rewards_redeemed: (main.kind == EntryKind::RewardRedeemed).then_some(-main.rewards),
+        rewards_taken_back: (stamps && main.kind == EntryKind::Reverse && main.rewards < 0).then_some(-main.rewards),
         created_at: main.created_at,
     }
 }
@@ -247,7 +287,7 @@ pub async fn apply(
                 .ok_or(LedgerError::CardNotFound)?,
         };
         if let Some(existing) = existing {
-            let result = describe_stored(store, &existing, card.card_number.as_str()).await?;
+            let result = describe_stored(store, program, &existing, card.card_number.as_str()).await?;
             if let Some(follow_up) = FollowUp::of(&card, &result) {
                 follow_up.run(store, program, serial, ctx).await;
             }
@@ -255,7 +295,8 @@ pub async fn apply(
             return Ok((result, false));
         }
         let plan = plan(store, program, &card, command, ctx).await?;
-        let result = describe(&plan.entries, plan.original.as_ref(), card.card_number.as_str());
+        let stamps = program.rules.stamp_rules().is_some();
+        let result = describe(&plan.entries, plan.original.as_ref(), card.card_number.as_str(), stamps);
         // The answer is recorded with the write itself, unless a follow-up write remains.
         let completes = match (&ctx.idempotency, &plan.follow_up) {
             (Some(key), None) => Some((key.clone(), result.stored())),

@@ -63,6 +63,8 @@ pub(super) struct Builder<'a> {
     pub(super) ctx: &'a WriteContext,
     pub(super) balance: i64,
     pub(super) lifetime: i64,
+    /// Rewards waiting (stamps programs).
+    pub(super) rewards: i64,
     pub(super) tier: String,
     pub(super) entries: Vec<LedgerEntry>,
 }
@@ -75,6 +77,7 @@ impl<'a> Builder<'a> {
             ctx,
             balance: card.balance,
             lifetime: card.lifetime_earned,
+            rewards: card.rewards,
             tier: card.tier.clone(),
             entries: Vec::new(),
         }
@@ -92,7 +95,25 @@ impl<'a> Builder<'a> {
         description: Option<String>,
         reverses: Option<String>,
     ) {
+        self.push_entry(id, kind, points, 0, lifetime_delta, purchase_amount, order_id, description, reverses);
+    }
+
+    /// [`Self::push`] for an entry that also moves the rewards waiting (stamps programs).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn push_entry(
+        &mut self,
+        id: String,
+        kind: EntryKind,
+        points: i64,
+        rewards: i64,
+        lifetime_delta: i64,
+        purchase_amount: Option<i64>,
+        order_id: Option<String>,
+        description: Option<String>,
+        reverses: Option<String>,
+    ) {
         self.balance += points;
+        self.rewards += rewards;
         self.lifetime = (self.lifetime + lifetime_delta).max(0);
         self.tier = self.program.rules.tier_for(self.lifetime).id.clone();
         let main = self.entries.is_empty();
@@ -103,6 +124,8 @@ impl<'a> Builder<'a> {
             seq: self.card.version + 1 + self.entries.len() as i64,
             kind,
             points,
+            rewards,
+            rewards_after: self.rewards,
             purchase_amount,
             balance_after: self.balance,
             lifetime_after: self.lifetime,
@@ -123,6 +146,7 @@ impl<'a> Builder<'a> {
         card.version = self.card.version + self.entries.len() as i64;
         card.balance = self.balance;
         card.lifetime_earned = self.lifetime;
+        card.rewards = self.rewards;
         card.tier = self.tier;
         card.last_entry =
             Some(LastEntry { kind: self.entries[0].kind, points: self.entries[0].points, at: last.created_at });
@@ -138,9 +162,17 @@ pub(super) async fn plan(
     ctx: &WriteContext,
 ) -> Result<Plan, LedgerError> {
     let rules = &program.rules;
+    if let Some(stamps) = rules.stamp_rules() {
+        return super::stamps::plan(store, program, stamps, card, command, ctx).await;
+    }
     let mut b = Builder::new(program, card, ctx);
     let id = ctx.entry_id.clone();
     match command {
+        Command::Stamp { .. } | Command::RedeemReward { .. } => Err(LedgerError::refused(
+            "wrong_mechanic",
+            "This card's program collects points: earn and redeem points instead.",
+            None,
+        )),
         Command::Earn { purchase_amount, order_id, description } => {
             if card.status != CardStatus::Active {
                 return Err(LedgerError::CardBlocked);

@@ -74,6 +74,14 @@ pub fn points_to_expire(entries: &[LedgerEntry], cutoff: DateTime<Utc>, balance:
     (old_credits - debits).clamp(0, balance.max(0))
 }
 
+/// Rewards that expire at `cutoff`: those issued up to the cutoff and not given out since,
+/// rewards being given out (redeemed, expired, taken back) oldest first.
+pub fn rewards_to_expire(entries: &[LedgerEntry], cutoff: DateTime<Utc>, waiting: i64) -> i64 {
+    let old: i64 = entries.iter().filter(|e| e.rewards > 0 && e.created_at <= cutoff).map(|e| e.rewards).sum();
+    let given_out: i64 = entries.iter().filter(|e| e.rewards < 0).map(|e| -e.rewards).sum();
+    (old - given_out).clamp(0, waiting.max(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +126,8 @@ mod tests {
             seq: 0,
             kind: if points > 0 { EntryKind::Earn } else { EntryKind::Redeem },
             points,
+            rewards: 0,
+            rewards_after: 0,
             purchase_amount: None,
             balance_after: 0,
             lifetime_after: 0,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::ApiKeyAuth;
 use super::idempotent::{self, Done, Failure};
 use super::{card_not_found, resolve_card};
-use crate::domain::{Card, CardStatus, EntryKind, EntrySource, LedgerEntry, Locale, Phone, Program, Scope};
+use crate::domain::{Card, CardStatus, EntryKind, EntrySource, LedgerEntry, Locale, Mechanic, Phone, Program, Scope};
 use crate::http::errors::ApiError;
 use crate::ledger::idempotency::request_hash;
 use crate::ledger::rules;
@@ -28,6 +28,25 @@ pub struct CardView {
     pub redeem: RedeemView,
     /// The card's own referral code, for a till or CRM to hand out to friends.
     pub referral_code: String,
+    /// `points` or `stamps`: how the card's program collects.
+    pub mechanic: Mechanic,
+    /// Stamps programs: the stamps, the rewards waiting and what the next reward is (`balance`
+    /// is the stamps too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stamps: Option<StampsView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StampsView {
+    /// Stamps of the round in progress.
+    pub stamps: i64,
+    pub stamps_per_reward: u32,
+    /// Stamps still needed for the next reward.
+    pub stamps_to_next_reward: i64,
+    /// Rewards waiting to be redeemed.
+    pub rewards_waiting: i64,
+    /// What a reward is, in the card holder's language.
+    pub reward: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,6 +93,14 @@ pub fn card_view(card: &Card, program: &Program, locale: Locale) -> CardView {
             max_share_percent: rules.max_redeem_percent,
         },
         referral_code: card.referral_code.as_str().to_owned(),
+        mechanic: rules.mechanic,
+        stamps: rules.stamp_rules().map(|stamps| StampsView {
+            stamps: card.balance,
+            stamps_per_reward: stamps.stamps_per_reward,
+            stamps_to_next_reward: (i64::from(stamps.stamps_per_reward) - card.balance).max(0),
+            rewards_waiting: card.rewards,
+            reward: stamps.reward.get(locale).to_owned(),
+        }),
     }
 }
 
@@ -122,6 +149,11 @@ pub struct EntryView {
     pub points: i64,
     pub balance_after: i64,
     pub tier_after: String,
+    /// Stamps programs: the rewards this entry added or took, and those waiting after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewards: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewards_after: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub purchase_amount: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -142,6 +174,8 @@ impl From<LedgerEntry> for EntryView {
             points: e.points,
             balance_after: e.balance_after,
             tier_after: e.tier_after,
+            rewards: (e.rewards != 0 || e.rewards_after != 0).then_some(e.rewards),
+            rewards_after: (e.rewards != 0 || e.rewards_after != 0).then_some(e.rewards_after),
             purchase_amount: e.purchase_amount,
             order_id: e.order_id,
             description: e.description,

@@ -26,6 +26,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(post_only("/cards/{id}/earn", web::post().to(writes::card_write::<writes::EarnRequest>)))
         .service(post_only("/cards/{id}/redeem", web::post().to(writes::card_write::<writes::RedeemRequest>)))
         .service(post_only("/cards/{id}/adjust", web::post().to(writes::card_write::<writes::AdjustRequest>)))
+        .service(post_only("/cards/{id}/stamps", web::post().to(writes::card_write::<writes::StampRequest>)))
+        .service(post_only(
+            "/cards/{id}/rewards/redeem",
+            web::post().to(writes::card_write::<writes::RedeemRewardRequest>),
+        ))
         .service(post_only("/cards/{id}/block", web::post().to(cards::block)))
         .service(post_only("/cards/{id}/unblock", web::post().to(cards::unblock)))
         .service(post_only("/transactions/{id}/reverse", web::post().to(writes::reverse)))

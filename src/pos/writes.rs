@@ -40,6 +40,26 @@ pub struct AdjustRequest {
     pub reason: String,
 }
 
+/// Stamps for a purchase (stamps programs): `stamps` to give that many, else the program's
+/// stamps for `purchase_amount` (or per visit).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StampRequest {
+    pub stamps: Option<i64>,
+    pub purchase_amount: Option<i64>,
+    pub order_id: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRewardRequest {
+    /// How many waiting rewards to give (1 when absent).
+    pub count: Option<i64>,
+    pub order_id: Option<String>,
+    pub description: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReverseRequest {
@@ -124,6 +144,41 @@ impl CardWrite for AdjustRequest {
         let reason = text(Some(self.reason), "reason", 500)?
             .ok_or_else(|| invalid("required", "reason is required.", "reason"))?;
         Ok(Command::Adjust { points: self.points, reason })
+    }
+}
+
+/// A count of stamps or rewards in a request: 1 to the most one purchase may earn.
+fn count(value: i64, field: &str) -> Result<i64, ApiError> {
+    let max = i64::from(crate::domain::stamps::MAX_STAMPS_PER_PURCHASE);
+    if (1..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid("invalid_count", &format!("{field} must be a whole number from 1 to {max}."), field))
+    }
+}
+
+impl CardWrite for StampRequest {
+    const SCOPE: Scope = Scope::Pos;
+
+    fn command(self) -> Result<Command, ApiError> {
+        Ok(Command::Stamp {
+            stamps: self.stamps.map(|n| count(n, "stamps")).transpose()?,
+            purchase_amount: self.purchase_amount.map(|a| amount(a, "purchase_amount")).transpose()?,
+            order_id: text(self.order_id, "order_id", 128)?,
+            description: text(self.description, "description", 500)?,
+        })
+    }
+}
+
+impl CardWrite for RedeemRewardRequest {
+    const SCOPE: Scope = Scope::Pos;
+
+    fn command(self) -> Result<Command, ApiError> {
+        Ok(Command::RedeemReward {
+            count: count(self.count.unwrap_or(1), "count")?,
+            order_id: text(self.order_id, "order_id", 128)?,
+            description: text(self.description, "description", 500)?,
+        })
     }
 }
 

@@ -65,7 +65,14 @@ pub fn sample_card(program: &Program, locale: Locale) -> Card {
         consent_at: Utc::now(),
     };
     let (mut card, _) = Card::enroll(program, holder, None, Utc::now());
-    card.balance = 1250;
+    match program.rules.stamp_rules() {
+        // A round under way, one reward waiting.
+        Some(stamps) => {
+            card.balance = i64::from(stamps.stamps_per_reward.saturating_sub(1).min(4));
+            card.rewards = 1;
+        }
+        None => card.balance = 1250,
+    }
     card
 }
 

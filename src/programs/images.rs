@@ -13,6 +13,9 @@ use crate::domain::ImageSlot;
 use crate::domain::design::{GOOGLE_IMAGE, ImageFiles};
 use crate::store::{DynStore, StoreError};
 
+/// The file name of an uploaded stamp picture.
+pub const STAMP_IMAGE: &str = "stamp.png";
+
 /// The largest upload accepted.
 pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
 
@@ -66,6 +69,8 @@ fn outputs(slot: ImageSlot) -> &'static [(&'static str, u32, u32, Fit)] {
             // Google: the hero image, 1032×336.
             (GOOGLE_IMAGE, 1032, 336, Fit::Fill),
         ],
+        // Drawn into every slot of a stamp card's strip (see `stamp_strips`), never a pass file.
+        ImageSlot::Stamp => &[(STAMP_IMAGE, 256, 256, Fit::Pad)],
     }
 }
 

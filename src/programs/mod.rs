@@ -12,6 +12,8 @@ pub mod check;
 pub mod images;
 pub mod preview;
 pub mod publish;
+pub mod stamp_strip;
+pub mod stamp_strips;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +80,7 @@ pub async fn refresh_cards(state: &crate::state::AppState, program: &Program) ->
 }
 
 /// The error a shared read failed with, for each of its waiters.
-fn copy_error(e: &StoreError) -> StoreError {
+pub(crate) fn copy_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Duplicate(key) => StoreError::Duplicate(*key),
         StoreError::Unavailable(cause) => StoreError::Unavailable(anyhow::anyhow!("{cause:#}")),

@@ -94,7 +94,7 @@ pub fn preview(ctx: &Context<'_>, program: &Program, design: &ProgramDesign, loc
     };
     preview.apple = apple(ctx.apple, &pass, design, locale);
     let class = loyalty_class(ctx.issuer_id, &program, ctx.public_url, locale);
-    let object = loyalty_object(ctx.issuer_id, &program, &card);
+    let object = loyalty_object(ctx.issuer_id, &program, &card, ctx.public_url);
     let text = |s: &LocalizedString| pick(s, locale);
     let balance = |b: &LoyaltyPointsBalance| match b {
         LoyaltyPointsBalance::Int(n) => n.to_string(),

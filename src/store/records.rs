@@ -49,6 +49,9 @@ pub struct CardRecord {
     pub status: String,
     pub balance: i64,
     pub lifetime_earned: i64,
+    /// Stamps programs' waiting rewards (absent from cards stored before stamps existed).
+    #[serde(default)]
+    pub rewards: i64,
     pub tier: String,
     pub version: i64,
     pub pushed_version: i64,
@@ -123,6 +126,7 @@ impl From<&Card> for CardRecord {
             status: c.status.as_str().to_owned(),
             balance: c.balance,
             lifetime_earned: c.lifetime_earned,
+            rewards: c.rewards,
             tier: c.tier.clone(),
             version: c.version,
             pushed_version: c.pushed_version,
@@ -185,6 +189,7 @@ impl TryFrom<CardRecord> for Card {
             status: CardStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
             balance: r.balance,
             lifetime_earned: r.lifetime_earned,
+            rewards: r.rewards,
             tier: r.tier,
             version: r.version,
             pushed_version: r.pushed_version,
@@ -206,6 +211,11 @@ pub struct EntryRecord {
     pub seq: i64,
     pub kind: String,
     pub points: i64,
+    /// See [`LedgerEntry::rewards`] (absent from entries stored before stamps existed).
+    #[serde(default)]
+    pub rewards: i64,
+    #[serde(default)]
+    pub rewards_after: i64,
     pub purchase_amount: Option<i64>,
     pub balance_after: i64,
     pub lifetime_after: i64,
@@ -228,6 +238,8 @@ impl From<&LedgerEntry> for EntryRecord {
             seq: e.seq,
             kind: e.kind.as_str().to_owned(),
             points: e.points,
+            rewards: e.rewards,
+            rewards_after: e.rewards_after,
             purchase_amount: e.purchase_amount,
             balance_after: e.balance_after,
             lifetime_after: e.lifetime_after,
@@ -256,6 +268,8 @@ impl TryFrom<EntryRecord> for LedgerEntry {
             program_id: r.program_id,
             seq: r.seq,
             points: r.points,
+            rewards: r.rewards,
+            rewards_after: r.rewards_after,
             purchase_amount: r.purchase_amount,
             balance_after: r.balance_after,
             lifetime_after: r.lifetime_after,

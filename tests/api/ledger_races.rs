@@ -44,6 +44,8 @@ fn write(card: &Card, id: &str, kind: EntryKind, points: i64, reverses: Option<&
         seq: card.version + 1,
         kind,
         points,
+        rewards: 0,
+        rewards_after: 0,
         purchase_amount: None,
         balance_after: card.balance + points,
         lifetime_after: card.lifetime_earned,

@@ -7,6 +7,7 @@ mod apple_support;
 #[allow(dead_code)]
 mod helpers;
 mod smtp_sink;
+mod stamps;
 mod webhook_receiver;
 
 mod admin_audit;

@@ -277,6 +277,8 @@ pub fn earn_write(card: &Card, points: i64) -> loy::store::LedgerWrite {
         seq: card.version + 1,
         kind: loy::domain::EntryKind::Earn,
         points,
+        rewards: 0,
+        rewards_after: 0,
         purchase_amount: Some(points * 2000),
         balance_after: card.balance + points,
         lifetime_after: card.lifetime_earned + points,

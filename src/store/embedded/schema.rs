@@ -273,6 +273,12 @@ CREATE TABLE images (
 CREATE INDEX cards_program_serial ON cards (program_id, serial);
 ALTER TABLE api_keys ADD COLUMN program_id TEXT;
 "#,
+    // Stamp cards (`domain::stamps`): the rewards waiting on a card, and what each entry did to them.
+    r#"
+ALTER TABLE cards ADD COLUMN rewards INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN rewards INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN rewards_after INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Marks the migration after which the name keys of existing cards are computed in Rust.

@@ -285,10 +285,10 @@ fn cards_and_ledger(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Re
     let (mut card_docs, mut entry_docs) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
     while let Some(row) = cards.next()? {
         let mut card = card_from_row(row)?;
-        card.name_key = row.get(28)?;
-        card.surname_key = row.get(29)?;
-        card.activity_at = row.get(30)?;
-        let push_generation: i64 = row.get(31)?;
+        card.name_key = row.get(29)?;
+        card.surname_key = row.get(30)?;
+        card.activity_at = row.get(31)?;
+        let push_generation: i64 = row.get(32)?;
         let mut ids = Vec::new();
         let mut reversed = Vec::new();
         while let Some(entry) = next_entry.take() {

@@ -134,6 +134,8 @@ impl MongoStore {
                     seq: 0,
                     kind: "welcome".into(),
                     points: card.balance,
+                    rewards: 0,
+                    rewards_after: 0,
                     purchase_amount: None,
                     balance_after: card.balance,
                     lifetime_after: card.lifetime_earned,
@@ -415,7 +417,8 @@ pub(super) fn card_state(r: &CardRecord) -> Document {
     doc! {
         "first_name": &r.first_name, "last_name": &r.last_name, "phone": &r.phone, "email": &r.email,
         "birthday": &r.birthday, "locale": &r.locale, "consent_at": r.consent_at, "status": &r.status,
-        "balance": r.balance, "lifetime_earned": r.lifetime_earned, "tier": &r.tier, "version": r.version,
+        "balance": r.balance, "lifetime_earned": r.lifetime_earned, "rewards": r.rewards, "tier": &r.tier,
+        "version": r.version,
         "push_pending_since": r.push_pending_since, "modified_at": r.modified_at,
         "last_entry_kind": &r.last_entry_kind, "last_entry_points": r.last_entry_points,
         "last_entry_at": r.last_entry_at, "updated_at": r.updated_at,
