@@ -8,6 +8,7 @@ mod apple_support;
 mod helpers;
 mod smtp_sink;
 mod stamps;
+mod stamps_wallets;
 mod webhook_receiver;
 
 mod admin_audit;
