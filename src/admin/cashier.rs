@@ -187,8 +187,17 @@ pub async fn show(
         )
         .await?
     };
+    // A scanned or typed card of another program: the till switches to that program.
+    let program = match &found {
+        Some(card) if card.program_id != program.id => chosen_program(&state, &card.program_id).await?,
+        _ => program,
+    };
     if let Some(card) = &found {
-        if query.card.trim() != card.card_number.as_str() {
+        let named = match query.program.trim() {
+            "" => DEFAULT_PROGRAM_ID,
+            id => id,
+        };
+        if query.card.trim() != card.card_number.as_str() || named != program.id {
             // A phone, a scanned code or a card page address (whose key is a secret) leaves the
             // address bar and the history: the page is the card number's.
             let mut location = format!("/admin/cashier?card={}", card.card_number.as_str());

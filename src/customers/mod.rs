@@ -17,8 +17,8 @@ pub const SEARCH_LIMIT: usize = 50;
 
 /// Finds the card a till is shown or told: the Wallet pass's QR (its barcode value), the card
 /// page's QR (the page address, `…/c/{card key}`), the card number typed with or without
-/// spaces, or the phone number in any format the enrollment form accepts. Deleted customers'
-/// cards are not found.
+/// spaces — in any program —, or the phone number in any format the enrollment form accepts,
+/// in `program_id`. Deleted customers' cards are not found.
 pub async fn find_for_till(
     store: &dyn Store,
     program_id: &str,
@@ -43,7 +43,9 @@ pub async fn find_for_till(
         }
         found
     };
-    Ok(found.filter(|c| !c.is_deleted() && c.program_id == program_id))
+    // A scanned code or a card number names one card whatever program the till is in; only a
+    // phone is looked up in the chosen program.
+    Ok(found.filter(|c| !c.is_deleted()))
 }
 
 /// The card key in a card page address (`https://host/c/{key}`, with or without a query).

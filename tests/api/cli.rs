@@ -281,13 +281,25 @@ async fn programs_are_created_listed_shown_and_archived_from_the_command_line(ki
     let (code, _, stderr) = loy(&app, &["program", "create", "bakery", "--name", "Again"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("a program with the id bakery exists"), "{stderr}");
-    let (code, _, stderr) = loy(&app, &["program", "create", "stamps", "--name", "Stamps", "--mechanic", "stamps"]);
+    let args = ["program", "create", "coffee", "--name", "Coffee", "--mechanic", "stamps", "--stamps-per-reward", "40"];
+    let (code, _, stderr) = loy(&app, &args);
     assert_eq!(code, 2);
-    assert!(stderr.contains("stamps are not available yet"), "{stderr}");
+    assert!(stderr.contains("stamps_per_reward: a reward needs from 2 to 30 stamps"), "{stderr}");
     let (code, _, stderr) = loy(&app, &["program", "create", "Bad Id", "--name", "X", "--currency", "RUBLES"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("slug:") && stderr.contains("currency:"), "{stderr}");
-    assert!(app.store.program("stamps").await.unwrap().is_none());
+    assert!(app.store.program("coffee").await.unwrap().is_none());
+    let args =
+        ["program", "create", "coffee", "--name", "Coffee", "--mechanic", "stamps", "--stamps-per-reward", "8", "--reward", "Free coffee"];
+    let (code, stdout, stderr) = loy(&app, &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Stamp card: 8 stamps earn a reward: Free coffee"), "{stdout}");
+    let coffee = app.store.program("coffee").await.unwrap().expect("created");
+    let stamps = coffee.rules.stamp_rules().expect("a stamps program");
+    assert_eq!((stamps.stamps_per_reward, stamps.reward.en.as_str(), stamps.reward.ru.as_str()), (8, "Free coffee", "Free coffee"));
+    let (code, shown, _) = loy(&app, &["program", "show", "coffee"]);
+    assert_eq!(code, 0);
+    assert!(shown.contains("mechanic            stamps") && shown.contains("stamps per reward         8"), "{shown}");
 
     let (code, listing, _) = loy(&app, &["program", "list"]);
     assert_eq!(code, 0);

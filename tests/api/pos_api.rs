@@ -48,7 +48,8 @@ async fn a_card_is_found_by_barcode_by_number_with_spaces_and_by_phone(kind: Sto
             "tier": {"id": "bronze", "name": "Bronze", "cashback_percent": 5.0},
             "status": "active",
             "redeem": {"available_points": 100, "min_redemption": 100, "max_share_percent": 50},
-            "referral_code": card.referral_code.as_str()
+            "referral_code": card.referral_code.as_str(),
+            "mechanic": "points"
         })
     );
     for missing in
