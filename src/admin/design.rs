@@ -241,8 +241,8 @@ pub async fn render<R: RoleRequirement>(
     let stamps = program.rules.stamp_rules().is_some();
     let images = ImageSlot::ALL
         .into_iter()
-        // Only a stamp card draws a stamp picture.
-        .filter(|slot| stamps || *slot != ImageSlot::Stamp)
+        // A stamp card draws its strip from the stamp picture; other cards have no stamp picture.
+        .filter(|slot| if stamps { *slot != ImageSlot::Strip } else { *slot != ImageSlot::Stamp })
         .map(|slot| ImageView {
             slot: slot.as_str(),
             current: preview_image(&preview, &design, slot),

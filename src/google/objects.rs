@@ -264,7 +264,10 @@ pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, defau
     };
     let mut text_modules = vec![
         text("how_to_earn", how_to_earn.0, how_to_earn.1),
-        text("terms", l("Terms", "Условия"), texts(&design.terms, TERMS_EN, TERMS_RU)),
+        match program.rules.stamp_rules() {
+            Some(_) if design.terms.is_empty() => text("terms", l("Terms", "Условия"), super::stamps::terms(default_locale)),
+            _ => text("terms", l("Terms", "Условия"), texts(&design.terms, TERMS_EN, TERMS_RU)),
+        },
     ];
     if !design.contacts.is_empty() {
         text_modules.push(text("contacts", l("Contacts", "Контакты"), texts(&design.contacts, "", "")));

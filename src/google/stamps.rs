@@ -50,6 +50,15 @@ pub fn how_it_works(rules: &StampRules, default: Locale) -> (LocalizedString, Lo
     )
 }
 
+/// The class's terms of a stamps program whose design has none of its own.
+pub fn terms(default: Locale) -> LocalizedString {
+    LocalizedString::en_ru(
+        "Stamps and rewards are personal and cannot be exchanged for cash. The program's full terms are available where you registered.",
+        "Штампы и подарки именные и не обмениваются на деньги. Полные условия программы — там, где вы регистрировались.",
+        default,
+    )
+}
+
 /// The last entry of a stamp card: what happened and how many stamps it moved.
 pub fn last_entry(last: &LastEntry, locale: Locale) -> (LocalizedString, LocalizedString) {
     let header = LocalizedString::en_ru(
