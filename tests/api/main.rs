@@ -20,6 +20,7 @@ mod admin_login;
 mod admin_pages;
 mod admin_programs;
 mod admin_setup;
+mod admin_stamps;
 mod admin_staff;
 mod admin_totp;
 
