@@ -91,7 +91,12 @@ fn main() {
 
 /// A 10-stamp card with 4 stamps: its three strips drawn once (as `DesignFileCache::for_card`
 /// does on the first pass of that count), then every pass built with them.
-fn stamp_card_benchmark(identity: &loy::apple::certs::SigningIdentity, template: &Template, program: &Program, card: &Card) {
+fn stamp_card_benchmark(
+    identity: &loy::apple::certs::SigningIdentity,
+    template: &Template,
+    program: &Program,
+    card: &Card,
+) {
     use loy::apple::design_files::DesignFiles;
     use loy::domain::{ProgramRules, StampRules};
     use loy::programs::stamp_strips::{APPLE_STRIPS, StripKey, style};
@@ -106,7 +111,9 @@ fn stamp_card_benchmark(identity: &loy::apple::certs::SigningIdentity, template:
         let started = Instant::now();
         files = APPLE_STRIPS
             .iter()
-            .map(|(name, w, h)| ((*name).to_owned(), loy::programs::stamp_strip::render_png(&style(&key, None), *w, *h)))
+            .map(|(name, w, h)| {
+                ((*name).to_owned(), loy::programs::stamp_strip::render_png(&style(&key, None), *w, *h))
+            })
             .collect();
         draws.push(started.elapsed());
     }

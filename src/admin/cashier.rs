@@ -387,8 +387,14 @@ pub async fn submit(
             let field = match code.as_str() {
                 "card_blocked" | "card_not_found" => "card",
                 "invalid_amount" => "amount",
-                "transaction_not_found" | "already_reversed" | "not_reversible" | "form_used" | "in_progress"
-                | "no_reward" | "daily_stamp_limit" | "wrong_mechanic" => "op",
+                "transaction_not_found"
+                | "already_reversed"
+                | "not_reversible"
+                | "form_used"
+                | "in_progress"
+                | "no_reward"
+                | "daily_stamp_limit"
+                | "wrong_mechanic" => "op",
                 "below_stamp_amount" => "amount",
                 _ => "points",
             };

@@ -292,7 +292,9 @@ fn preview_image(preview: &Preview, design: &ProgramDesign, slot: ImageSlot) -> 
             Some(id) => Some(preview::media_url(id)),
             None => Some(format!("{}/icon@2x.png", preview::TEMPLATE_FILES_PATH)),
         },
-        ImageSlot::Stamp => crate::programs::stamp_strips::stamp_image(&design.images).map(|id| preview::media_url(&id)),
+        ImageSlot::Stamp => {
+            crate::programs::stamp_strips::stamp_image(&design.images).map(|id| preview::media_url(&id))
+        }
     }
 }
 

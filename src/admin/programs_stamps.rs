@@ -31,7 +31,10 @@ pub fn values_of(program: &Program) -> StampValues {
     StampValues {
         stamps_per_reward: s.stamps_per_reward.to_string(),
         stamps_per_purchase: s.stamps_per_purchase.to_string(),
-        amount_per_stamp: s.amount_per_stamp.map(|a| format_amount(a, program.currency.minor_digits)).unwrap_or_default(),
+        amount_per_stamp: s
+            .amount_per_stamp
+            .map(|a| format_amount(a, program.currency.minor_digits))
+            .unwrap_or_default(),
         reward_ru: s.reward.ru.clone(),
         reward_en: s.reward.en.clone(),
         reward_expiry_days: optional(s.reward_expiry_days),

@@ -104,7 +104,12 @@ impl DesignFileCache {
             let strips: Vec<StaticFile> = APPLE_STRIPS
                 .iter()
                 .zip(pngs)
-                .map(|((name, ..), bytes)| StaticFile { sha1: sha1_hex(&bytes), name: (*name).to_owned(), bytes, stored: true })
+                .map(|((name, ..), bytes)| StaticFile {
+                    sha1: sha1_hex(&bytes),
+                    name: (*name).to_owned(),
+                    bytes,
+                    stored: true,
+                })
                 .collect();
             let mut files: Vec<StaticFile> =
                 base.files.iter().filter(|f| !strips.iter().any(|s| s.name == f.name)).cloned().collect();

@@ -188,7 +188,9 @@ async fn last_refundable(state: &AppState, card: &Card) -> Result<Option<String>
         let page = state.store.card_entries(&card.serial, before, 50).await?;
         let Some(last) = page.last() else { return Ok(None) };
         before = Some(last.seq);
-        if let Some(entry) = page.iter().find(|e| matches!(e.kind, EntryKind::Earn | EntryKind::Redeem | EntryKind::Stamp)) {
+        if let Some(entry) =
+            page.iter().find(|e| matches!(e.kind, EntryKind::Earn | EntryKind::Redeem | EntryKind::Stamp))
+        {
             return Ok(Some(entry.id.clone()));
         }
         if page.len() < 50 {

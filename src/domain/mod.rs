@@ -12,8 +12,8 @@ pub mod person;
 pub mod phone;
 pub mod program;
 pub mod registration;
-pub mod stamps;
 pub mod staff;
+pub mod stamps;
 pub mod text;
 pub mod tokens;
 
@@ -31,7 +31,7 @@ pub use program::{
     Currency, DEFAULT_PROGRAM_ID, Program, ProgramDesign, ProgramRules, RuleError, RuleProblem, TierRule,
 };
 pub use registration::{DeviceLibraryId, PassTypeId, PushToken, RegisterOutcome, Registration};
-pub use stamps::{Mechanic, StampIcon, StampRules};
 pub use staff::{AuditEntry, AuditFilter, Role, StaffAccount, StaffSessionRecord};
+pub use stamps::{Mechanic, StampIcon, StampRules};
 pub use text::TextError;
 pub use tokens::{AuthToken, BarcodeValue, CardKey, ReferralCode, SerialNumber, TokenError};

@@ -78,9 +78,7 @@ impl StampRules {
     /// program counts by amount (and an amount was given), else `stamps_per_purchase`.
     pub fn stamps_for_purchase(&self, purchase_amount: Option<i64>) -> i64 {
         match (self.amount_per_stamp, purchase_amount) {
-            (Some(per), Some(amount)) if per > 0 => {
-                (amount / per).min(i64::from(MAX_STAMPS_PER_PURCHASE))
-            }
+            (Some(per), Some(amount)) if per > 0 => (amount / per).min(i64::from(MAX_STAMPS_PER_PURCHASE)),
             _ => i64::from(self.stamps_per_purchase),
         }
     }

@@ -265,7 +265,9 @@ pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, defau
     let mut text_modules = vec![
         text("how_to_earn", how_to_earn.0, how_to_earn.1),
         match program.rules.stamp_rules() {
-            Some(_) if design.terms.is_empty() => text("terms", l("Terms", "Условия"), super::stamps::terms(default_locale)),
+            Some(_) if design.terms.is_empty() => {
+                text("terms", l("Terms", "Условия"), super::stamps::terms(default_locale))
+            }
             _ => text("terms", l("Terms", "Условия"), texts(&design.terms, TERMS_EN, TERMS_RU)),
         },
     ];
@@ -473,7 +475,8 @@ mod tests {
         assert_eq!(active["state"], "ACTIVE");
         assert_eq!(active["accountName"], "Anna");
 
-        let deleted = serde_json::to_value(object_update(&program, &card.deleted(now), false, "https://loy.example")).unwrap();
+        let deleted =
+            serde_json::to_value(object_update(&program, &card.deleted(now), false, "https://loy.example")).unwrap();
         assert_eq!(deleted["state"], "EXPIRED");
         assert_eq!(deleted["accountName"], "");
     }

@@ -43,8 +43,13 @@ pub fn how_it_works(rules: &StampRules, default: Locale) -> (LocalizedString, Lo
     (
         LocalizedString::en_ru("How it works", "Как это работает", default),
         LocalizedString::en_ru(
-            format!("Show this card's QR code at the till with every purchase: each purchase earns a stamp, and {n} stamps earn {en}."),
-            format!("Показывайте QR-код карты на кассе при каждой покупке: за покупку ставится штамп, {n} {} — {ru}.", stamps_ru(n)),
+            format!(
+                "Show this card's QR code at the till with every purchase: each purchase earns a stamp, and {n} stamps earn {en}."
+            ),
+            format!(
+                "Показывайте QR-код карты на кассе при каждой покупке: за покупку ставится штамп, {n} {} — {ru}.",
+                stamps_ru(n)
+            ),
             default,
         ),
     )

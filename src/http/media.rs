@@ -38,7 +38,7 @@ pub async fn stamp_strip(
     use crate::programs::stamp_strips::StripKey;
     let (program_id, name) = path.into_inner();
     let parts: Option<Vec<i64>> =
-        name.strip_suffix(".png").map(|n| n.split('-').map(str::parse).collect::<Result<_, _>>().ok()).flatten();
+        name.strip_suffix(".png").and_then(|n| n.split('-').map(str::parse).collect::<Result<_, _>>().ok());
     let not_found = || ApiError::not_found("No such image.");
     let Some([revision, slots, filled]) = parts.as_deref().and_then(|p| <[i64; 3]>::try_from(p).ok()) else {
         return Err(not_found());

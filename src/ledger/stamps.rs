@@ -46,7 +46,16 @@ pub(super) async fn plan(
                     ));
                 }
             }
-            b.push(id.clone(), EntryKind::Stamp, count, count, *purchase_amount, order_id.clone(), description.clone(), None);
+            b.push(
+                id.clone(),
+                EntryKind::Stamp,
+                count,
+                count,
+                *purchase_amount,
+                order_id.clone(),
+                description.clone(),
+                None,
+            );
             complete_rounds(&mut b, rules, &id);
             Ok(b.finish(None, None))
         }

@@ -20,11 +20,23 @@ on_both_stores!(
 async fn an_owner_creates_a_stamps_program_and_corrects_its_stamp_rules(kind: StoreKind) {
     let app = app(kind).await;
     let owner = app.signed_in(Role::Owner).await;
-    let fields =
-        |per: &'static str| vec![("slug", "coffee"), ("name", "Coffee"), ("currency", "RUB"), ("mechanic", "stamps"), ("stamps_per_reward", per), ("reward", "Free coffee")];
+    let fields = |per: &'static str| {
+        vec![
+            ("slug", "coffee"),
+            ("name", "Coffee"),
+            ("currency", "RUB"),
+            ("mechanic", "stamps"),
+            ("stamps_per_reward", per),
+            ("reward", "Free coffee"),
+        ]
+    };
     let refused = owner.post("/admin/programs", &fields("40")).await;
     assert_eq!(refused.status, 422);
-    assert!(refused.body.contains(r#"id="e-stamps_per_reward""#) && refused.body.contains("from 2 to 30"), "{}", refused.body);
+    assert!(
+        refused.body.contains(r#"id="e-stamps_per_reward""#) && refused.body.contains("from 2 to 30"),
+        "{}",
+        refused.body
+    );
     assert!(app.store.program("coffee").await.unwrap().is_none());
     let created = owner.post("/admin/programs", &fields("12")).await;
     assert_eq!(created.status, 303, "{}", created.body);
@@ -68,7 +80,10 @@ async fn an_owner_creates_a_stamps_program_and_corrects_its_stamp_rules(kind: St
     assert_eq!(saved.status, 303, "{}", saved.body);
     let after = app.store.program("coffee").await.unwrap().unwrap();
     let s = after.rules.stamp_rules().unwrap();
-    assert_eq!((s.stamps_per_reward, s.amount_per_stamp, s.daily_limit, s.welcome_stamps), (8, Some(30_000), Some(3), 1));
+    assert_eq!(
+        (s.stamps_per_reward, s.amount_per_stamp, s.daily_limit, s.welcome_stamps),
+        (8, Some(30_000), Some(3), 1)
+    );
     assert_eq!(s.reward.ru, "Кофе в подарок");
     assert!(app.card(&card).await.version > before, "the round's size is on the pass: the cards follow");
     let audit = owner.audit("program.rules_changed").await;
@@ -140,10 +155,23 @@ async fn the_designer_offers_the_stamp_picture_and_draws_the_strip_as_typed(kind
     let png = owner.get(&format!("/admin/programs/cafe{strip}")).await;
     assert_eq!(png.status, 200);
     let saved = owner
-        .post("/admin/programs/cafe/design", &[("version", &input_value(&page.body, "version").unwrap()), ("action", "save"), ("stamp_icon", "scissors"), ("background_color", "#1c2b4a"), ("foreground_color", "#ffffff"), ("label_color", "#f4c462")])
+        .post(
+            "/admin/programs/cafe/design",
+            &[
+                ("version", &input_value(&page.body, "version").unwrap()),
+                ("action", "save"),
+                ("stamp_icon", "scissors"),
+                ("background_color", "#1c2b4a"),
+                ("foreground_color", "#ffffff"),
+                ("label_color", "#f4c462"),
+            ],
+        )
         .await;
     assert!(saved.status == 303 || saved.status == 200, "{}", saved.status);
-    assert_eq!(app.store.program("cafe").await.unwrap().unwrap().draft.unwrap().stamp_icon, loy::domain::StampIcon::Scissors);
+    assert_eq!(
+        app.store.program("cafe").await.unwrap().unwrap().draft.unwrap().stamp_icon,
+        loy::domain::StampIcon::Scissors
+    );
     let manager = app.signed_in(Role::Manager).await;
     let response = app
         .client

@@ -289,14 +289,28 @@ async fn programs_are_created_listed_shown_and_archived_from_the_command_line(ki
     assert_eq!(code, 2);
     assert!(stderr.contains("slug:") && stderr.contains("currency:"), "{stderr}");
     assert!(app.store.program("coffee").await.unwrap().is_none());
-    let args =
-        ["program", "create", "coffee", "--name", "Coffee", "--mechanic", "stamps", "--stamps-per-reward", "8", "--reward", "Free coffee"];
+    let args = [
+        "program",
+        "create",
+        "coffee",
+        "--name",
+        "Coffee",
+        "--mechanic",
+        "stamps",
+        "--stamps-per-reward",
+        "8",
+        "--reward",
+        "Free coffee",
+    ];
     let (code, stdout, stderr) = loy(&app, &args);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("Stamp card: 8 stamps earn a reward: Free coffee"), "{stdout}");
     let coffee = app.store.program("coffee").await.unwrap().expect("created");
     let stamps = coffee.rules.stamp_rules().expect("a stamps program");
-    assert_eq!((stamps.stamps_per_reward, stamps.reward.en.as_str(), stamps.reward.ru.as_str()), (8, "Free coffee", "Free coffee"));
+    assert_eq!(
+        (stamps.stamps_per_reward, stamps.reward.en.as_str(), stamps.reward.ru.as_str()),
+        (8, "Free coffee", "Free coffee")
+    );
     let (code, shown, _) = loy(&app, &["program", "show", "coffee"]);
     assert_eq!(code, 0);
     assert!(shown.contains("mechanic            stamps") && shown.contains("stamps per reward         8"), "{shown}");

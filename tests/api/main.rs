@@ -20,8 +20,8 @@ mod admin_login;
 mod admin_pages;
 mod admin_programs;
 mod admin_setup;
-mod admin_stamps;
 mod admin_staff;
+mod admin_stamps;
 mod admin_totp;
 
 mod apns_stand_in;

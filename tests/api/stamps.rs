@@ -45,7 +45,8 @@ pub async fn cafe(app: &TestApp, change: impl FnOnce(&mut StampRules)) -> Progra
 
 /// Enrolls a customer into `program` through the API; the card number.
 pub async fn enroll(app: &TestApp, key: &str, program: &str) -> String {
-    let body = json!({"first_name": "Olga", "phone": unique_phone(), "consent": true, "program": program, "locale": "en"});
+    let body =
+        json!({"first_name": "Olga", "phone": unique_phone(), "consent": true, "program": program, "locale": "en"});
     let answer = app.pos_post("/api/v1/enrollments", key, body).await;
     assert_eq!(answer.status, 201, "{answer:?}");
     answer.body["card"]["card_number"].as_str().unwrap().to_owned()
@@ -67,7 +68,10 @@ async fn ten_stamps_issue_exactly_one_reward_and_start_a_new_round(kind: StoreKi
     let number = enroll(&app, &pos, "cafe").await;
     let card = app.pos_get(&format!("/api/v1/cards/{number}"), &pos).await;
     assert_eq!(card.body["mechanic"], "stamps");
-    assert_eq!(card.body["stamps"], json!({"stamps": 0, "stamps_per_reward": 10, "stamps_to_next_reward": 10, "rewards_waiting": 0, "reward": "Free coffee"}));
+    assert_eq!(
+        card.body["stamps"],
+        json!({"stamps": 0, "stamps_per_reward": 10, "stamps_to_next_reward": 10, "rewards_waiting": 0, "reward": "Free coffee"})
+    );
     for i in 1..=9 {
         let answer = stamp(&app, &pos, &number, json!({})).await;
         assert_eq!(answer.status, 200, "{answer:?}");
@@ -96,7 +100,10 @@ async fn ten_stamps_issue_exactly_one_reward_and_start_a_new_round(kind: StoreKi
     assert_eq!(lookup.body["stamps"]["rewards_waiting"], 2);
     let redeemed = app.pos_post(format!("/api/v1/cards/{number}/rewards/redeem"), &pos, json!({})).await;
     assert_eq!(redeemed.status, 200, "{redeemed:?}");
-    assert_eq!((redeemed.body["type"].clone(), redeemed.body["rewards_redeemed"].clone()), (json!("reward_redeemed"), json!(1)));
+    assert_eq!(
+        (redeemed.body["type"].clone(), redeemed.body["rewards_redeemed"].clone()),
+        (json!("reward_redeemed"), json!(1))
+    );
     assert_eq!(redeemed.body["rewards"], 1);
     let page = app.pos_get(&format!("/api/v1/cards/{number}/transactions?limit=1"), &pos).await;
     assert_eq!(page.body["transactions"][0]["rewards"], -1);

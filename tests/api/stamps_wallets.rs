@@ -24,7 +24,8 @@ on_both_stores!(
 
 /// Enrolls into the cafe; (card number, card page path, serial).
 async fn enroll(app: &TestApp, key: &str) -> (String, String, String) {
-    let body = json!({"first_name": "Olga", "phone": unique_phone(), "consent": true, "program": "cafe", "locale": "en"});
+    let body =
+        json!({"first_name": "Olga", "phone": unique_phone(), "consent": true, "program": "cafe", "locale": "en"});
     let answer = app.pos_post("/api/v1/enrollments", key, body).await;
     assert_eq!(answer.status, 201, "{answer:?}");
     let card = &answer.body["card"];
@@ -130,7 +131,9 @@ async fn the_google_object_shows_stamps_rewards_and_the_same_strip(kind: StoreKi
     assert!(errors.is_empty(), "{errors:#?}");
     let class = fake.class(&format!("{}.cafe", crate::google_fake::ISSUER_ID)).expect("the class was written");
     let how = class["textModulesData"].as_array().unwrap().iter().find(|m| m["id"] == "how_to_earn").unwrap();
-    assert!(how["localizedBody"]["translatedValues"][0]["value"].as_str().unwrap().contains("10 stamps earn Free coffee"));
+    assert!(
+        how["localizedBody"]["translatedValues"][0]["value"].as_str().unwrap().contains("10 stamps earn Free coffee")
+    );
 
     // Google fetches the strip from loy: it shows the 3 stamps, at Google's size.
     let uri = object["imageModulesData"][0]["mainImage"]["sourceUri"]["uri"].as_str().unwrap();
