@@ -5,32 +5,20 @@
 // LOY_SCREENSHOT_DIR, when set, receives screenshots of the screens at 320, 390 and 1280 px.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { base, launch, ownerEmail, ownerPassword } from './support.mjs';
 import { writeQrClip } from './qr-clip.mjs';
 
-const base = process.env.LOY_BASE_URL ?? 'http://127.0.0.1:8080';
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const ownerEmail = process.env.LOY_OWNER_EMAIL;
-const ownerPassword = process.env.LOY_OWNER_PASSWORD;
 const shots = process.env.LOY_SCREENSHOT_DIR;
 const clip = join(mkdtempSync(join(tmpdir(), 'loy-camera-')), 'card-qr.y4m');
 let browser;
 
 before(async () => {
-  assert.ok(ownerEmail && ownerPassword, 'LOY_OWNER_EMAIL and LOY_OWNER_PASSWORD name the owner made by `loy staff add`');
   // Chromium opens the clip when a page starts the camera: the test writes it before that.
   writeQrClip(clip, 'not a card yet');
-  browser = await chromium.launch({
-    executablePath,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${clip}`,
-    ],
-  });
-  if (shots) mkdirSync(shots, { recursive: true });
+  browser = await launch({ camera: clip });
 });
 
 after(async () => {

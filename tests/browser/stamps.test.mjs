@@ -8,23 +8,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { base, logIn, ownerEmail, ownerPassword, screenshot } from './support.mjs';
+import { base, launch, logIn, screenshot } from './support.mjs';
 import { writeQrClip } from './qr-clip.mjs';
 
 const clip = join(mkdtempSync(join(tmpdir(), 'loy-camera-')), 'card-qr.y4m');
 let browser;
 
 before(async () => {
-  assert.ok(ownerEmail && ownerPassword, 'LOY_OWNER_EMAIL and LOY_OWNER_PASSWORD name the owner made by `loy staff add`');
+  // Chromium opens the clip when a page starts the camera: the test writes it before that.
   writeQrClip(clip, 'not a card yet');
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${clip}`,
-    ],
-  });
+  browser = await launch({ camera: clip });
 });
 after(async () => { await browser?.close(); });
 

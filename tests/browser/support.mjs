@@ -11,16 +11,20 @@ export const ownerEmail = process.env.LOY_OWNER_EMAIL;
 export const ownerPassword = process.env.LOY_OWNER_PASSWORD;
 const shots = process.env.LOY_SCREENSHOT_DIR;
 
-/** Chromium as every test runs it; the console tests also need the owner's login. */
-export async function launch({ needsOwner = true } = {}) {
+/**
+ * Chromium as every test runs it; the console tests also need the owner's login. With `camera`,
+ * the path of a Y4M clip (see qr-clip.mjs), a page that starts the camera is shown that clip.
+ */
+export async function launch({ needsOwner = true, camera } = {}) {
   if (needsOwner) {
     assert.ok(ownerEmail && ownerPassword, 'LOY_OWNER_EMAIL and LOY_OWNER_PASSWORD name the owner made by `loy staff add`');
   }
   if (shots) mkdirSync(shots, { recursive: true });
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
+  const args = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+  if (camera) {
+    args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camera}`);
+  }
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args });
 }
 
 /** Logs `p` in to the console as the owner. */
