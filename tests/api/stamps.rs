@@ -19,6 +19,7 @@ on_both_stores!(
     stamps_by_amount_and_a_retried_request_applies_once,
     unredeemed_rewards_expire_oldest_first,
     points_and_stamps_requests_are_refused_on_the_other_mechanic,
+    a_failure_at_any_step_of_a_round_completing_stamp_then_a_retry_applies_it_once,
 );
 
 /// An app that reads programs from the store on every use.
@@ -257,4 +258,38 @@ async fn points_and_stamps_requests_are_refused_on_the_other_mechanic(kind: Stor
     let lookup = app.pos_get(&format!("/api/v1/cards/{points_card}"), &pos).await;
     assert_eq!(lookup.body["mechanic"], "points");
     assert!(lookup.body.get("stamps").is_none());
+}
+
+async fn a_failure_at_any_step_of_a_round_completing_stamp_then_a_retry_applies_it_once(kind: StoreKind) {
+    let app = app(kind).await;
+    let program = cafe(&app, |_| {}).await;
+    let pos = app.api_key(Scope::Pos).await;
+    let number = enroll(&app, &pos, "cafe").await;
+    let path = format!("/api/v1/cards/{number}/stamps");
+    // Count the store calls of one clean stamp that completes a round.
+    stamp(&app, &pos, &number, json!({"stamps": 9})).await;
+    app.faults.start_counting();
+    assert_eq!(stamp(&app, &pos, &number, json!({})).await.body["rewards_issued"], 1);
+    let steps = app.faults.calls();
+    assert!(steps >= 4, "a stamp takes several store calls ({steps})");
+    for n in 1..=steps {
+        stamp(&app, &pos, &number, json!({"stamps": 9})).await;
+        let key = format!("crash-{n}-{}", random_suffix());
+        app.faults.fail_on_call(n);
+        let first = app.pos(reqwest::Method::POST, &path, Some(&pos), Some(&key), Some(&json!({}))).await;
+        app.faults.disarm();
+        assert!(first.status == 200 || first.status == 503 || first.status == 401, "step {n}: {first:?}");
+        let retry = app.pos(reqwest::Method::POST, &path, Some(&pos), Some(&key), Some(&json!({}))).await;
+        assert_eq!(retry.status, 200, "step {n}: {retry:?}");
+        if first.status == 200 {
+            assert_eq!(retry, first, "step {n}: the retry got the first answer");
+        }
+        assert_eq!(retry.body["rewards_issued"], 1, "step {n}");
+        let entries = app.entries(&number).await;
+        let applied = entries.iter().filter(|e| e.idempotency_key.as_deref() == Some(&key)).count();
+        assert_eq!(applied, 1, "step {n}: applied exactly once");
+        let card = app.card(&number).await;
+        assert_eq!((card.balance, card.rewards), (0, 1 + n as i64), "step {n}: one reward more, none doubled");
+    }
+    ledger_sound(&app, &program).await;
 }
