@@ -5,7 +5,8 @@
 
 use image::GenericImageView;
 use loy::apple::template::png_size;
-use loy::domain::Scope;
+use loy::domain::{ImageSlot, Scope, StampIcon};
+use loy::programs::images::store_upload;
 use loy::programs::stamp_strip::{fill_colour, layout, parse_rgb, probe};
 use loy::programs::stamp_strips::StripKey;
 use serde_json::{Value, json};
@@ -100,9 +101,27 @@ async fn the_pass_strip_fills_exactly_the_stamps_collected_and_the_pass_verifies
     assert_eq!(field(&pass.pass_json(), "secondaryFields", "rewards")["value"], 1);
     assert!(pass.file("strip@2x.png") == strips[0].as_slice(), "the strip of 0 stamps is the cached one");
 
+    // An uploaded stamp picture is drawn into the slots, never added to the pass as a file.
+    let mut red = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(64, 64, image::Rgb([220, 20, 20])).write_to(&mut red, image::ImageFormat::Png).unwrap();
+    let files = store_upload(&app.store, ImageSlot::Stamp, red.into_inner()).await.unwrap();
+    let mut edited = app.store.program("cafe").await.unwrap().unwrap();
+    edited.design.images.insert(ImageSlot::Stamp, files);
+    edited.design.stamp_icon = StampIcon::Uploaded;
+    edited.design.revision += 1;
+    edited.version += 1;
+    assert!(app.state.save_program(&edited, edited.version - 1).await.unwrap());
+    stamp(&app, &pos, &number, json!({"stamps": 2})).await;
+    let pass = Pkpass::parse(app.get(&format!("{path}/card.pkpass")).await.bytes().await.unwrap().to_vec());
+    assert!(!pass.files.keys().any(|name| name.starts_with("stamp")), "{:?}", pass.files.keys());
+    let strip = image::load_from_memory(pass.file("strip@2x.png")).unwrap().to_rgb8();
+    let first = layout(10, 750, 288).centres[0];
+    assert_eq!(strip.get_pixel(first.0 as u32, first.1 as u32).0, [220, 20, 20], "the picture in a filled slot");
+    assert_eq!(filled_slots(pass.file("strip@2x.png"), &edited, 10), 2);
+
     // The card page shows the same.
     let page = app.get(&path).await.text().await.unwrap();
-    assert!(page.contains(r#"<span data-testid="balance">0</span> / 10"#), "{page}");
+    assert!(page.contains(r#"<span data-testid="balance">2</span> / 10"#), "{page}");
     assert!(page.contains(r#"<span data-testid="rewards">1</span>"#));
     assert!(page.contains("10 stamps: Free coffee"));
 }
