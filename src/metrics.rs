@@ -21,6 +21,9 @@ pub struct Metrics {
     pub google_updates: IntCounterVec,
     /// Passes signed (cache misses; concurrent requests for one version sign it once).
     pub pass_builds: IntCounter,
+    /// Business counters: cards issued by program; passes installed and removed by wallet.
+    pub cards_issued: IntCounterVec,
+    pub wallet_changes: IntCounterVec,
 }
 
 impl Metrics {
@@ -62,6 +65,16 @@ impl Metrics {
         )
         .expect("valid metric");
         let pass_builds = IntCounter::new("pass_builds_total", "Apple passes built and signed").expect("valid metric");
+        let cards_issued = IntCounterVec::new(
+            Opts::new("cards_issued_total", "Cards issued at registration by program"),
+            &["program"],
+        )
+        .expect("valid metric");
+        let wallet_changes = IntCounterVec::new(
+            Opts::new("wallet_changes_total", "Passes added to or removed from a wallet"),
+            &["wallet", "change"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -74,6 +87,8 @@ impl Metrics {
             Box::new(push_latency.clone()),
             Box::new(google_updates.clone()),
             Box::new(pass_builds.clone()),
+            Box::new(cards_issued.clone()),
+            Box::new(wallet_changes.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -90,6 +105,8 @@ impl Metrics {
             push_latency,
             google_updates,
             pass_builds,
+            cards_issued,
+            wallet_changes,
         }
     }
 

@@ -89,6 +89,7 @@ pub async fn create(
     }
     match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {
         Ok(Enrolled::Created(card)) => {
+            state.metrics.cards_issued.with_label_values(&[&program.id]).inc();
             crate::google::after_enrollment(state.google.as_ref(), &program, &card);
             crate::mail::send_welcome(&state, &card).await;
             let card_url = state.card_url(&card);

@@ -197,6 +197,7 @@ async fn submit_form(state: &AppState, req: &HttpRequest, mut payload: web::Payl
     }
     match enroll(state.store.as_ref(), &program, &input, state.clock.now()).await {
         Ok(Enrolled::Created(card)) => {
+            state.metrics.cards_issued.with_label_values(&[&program.id]).inc();
             crate::google::after_enrollment(state.google.as_ref(), &program, &card);
             crate::mail::send_welcome(state, &card).await;
             HttpResponse::SeeOther()

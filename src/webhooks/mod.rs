@@ -46,13 +46,15 @@ impl Webhooks {
 
 /// Records `card.installed` or `card.removed` right after a wallet registration changed. The
 /// registration is stored by its own write, so this is a second one: should it fail, the event
-/// is lost (logged), never the registration.
+/// is lost (logged), never the registration. Also counted in `/metrics` (`loy_wallet_changes_total`).
 pub async fn record_wallet_change(
     state: &crate::state::AppState,
     card: &crate::domain::Card,
     installed: bool,
     wallet: events::Wallet,
 ) {
+    let change = if installed { "install" } else { "removal" };
+    state.metrics.wallet_changes.with_label_values(&[wallet.as_str(), change]).inc();
     let event = events::wallet_change(card, installed, wallet, state.clock.now());
     match state.store.record_events(std::slice::from_ref(&event)).await {
         Ok(()) => state.webhooks.wake.notify_one(),

@@ -110,6 +110,15 @@ async fn a_device_lives_through_the_whole_passkit_lifecycle(kind: StoreKind) {
     assert_eq!(removed.status(), 200);
     assert_eq!(updated_serials(&app, DEVICE, None).await.status(), 204, "no longer registered");
     assert_eq!(unregister(&app, DEVICE, &serial, Some(&auth)).await.status(), 200, "200 also when not registered");
+    // The business counters: one card issued, one install and one removal however often asked.
+    let metrics = app.get_internal("/metrics").await.text().await.unwrap();
+    for line in [
+        r#"loy_cards_issued_total{program="default"} 1"#,
+        r#"loy_wallet_changes_total{change="install",wallet="apple"} 1"#,
+        r#"loy_wallet_changes_total{change="removal",wallet="apple"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
 }
 
 async fn android_pass_apps_authenticate_with_their_own_scheme(kind: StoreKind) {
