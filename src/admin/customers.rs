@@ -149,6 +149,8 @@ struct CardInfo {
     tier: String,
     balance: i64,
     lifetime: i64,
+    /// Stamps programs: the round's size and the rewards waiting (`balance` is the stamps).
+    stamps: Option<(u32, i64)>,
     status: &'static str,
     registered: String,
     devices: u64,
@@ -276,6 +278,7 @@ pub(super) async fn render_detail<R: RoleRequirement>(
             tier: tier_name(&program, card, locale),
             balance: card.balance,
             lifetime: card.lifetime_earned,
+            stamps: program.rules.stamp_rules().map(|s| (s.stamps_per_reward, card.rewards)),
             status: card.status.as_str(),
             registered: when(card.created_at),
             devices,

@@ -137,6 +137,14 @@ async fn the_cashier_stamps_gives_the_reward_and_refunds_each_form_once(kind: St
     assert_eq!(test_id(&refunded.body, "stamps").as_deref(), Some("0 of 10"));
     let card = app.card(&number).await;
     assert_eq!((card.balance, card.rewards, card.lifetime_earned), (0, 0, 10));
+    let owner = app.signed_in(Role::Owner).await;
+    let customer = owner.get(&format!("/admin/customers/{}", card.serial)).await;
+    assert_eq!(customer.status, 200);
+    assert_eq!(
+        (test_id(&customer.body, "balance"), test_id(&customer.body, "rewards")),
+        (Some("0".into()), Some("0".into()))
+    );
+    assert!(customer.body.contains("reward_redeemed") && customer.body.contains("reward_issued"), "the history");
     let audit = cashier.audit("stamp").await;
     assert_eq!(audit.len(), 11);
     assert_eq!(cashier.audit("redeem_reward").await[0].details["rewards_after"], json!(0));
