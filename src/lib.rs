@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod customers;
+pub mod demo;
 pub mod domain;
 pub mod enrollment;
 pub mod google;

@@ -1,5 +1,6 @@
 //! The `loy` command line: subcommands call into the library.
 
+mod demo;
 mod keys;
 mod ledger;
 mod migrate;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Loyalty programs: list, create, show, archive and unarchive them.
     #[command(subcommand)]
     Program(programs::ProgramCommand),
+    /// Demo data for trying the console and for benchmarks.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
     /// Verify stored data.
     #[command(subcommand)]
     Check(ledger::CheckCommand),
@@ -169,6 +173,7 @@ pub fn main() -> ExitCode {
             Command::WebhookEndpoint(command) => webhooks::webhook_endpoint(&settings, command).await,
             Command::Staff(command) => staff::staff(&settings, command).await,
             Command::Program(command) => programs::program(&settings, command).await,
+            Command::Demo(command) => demo::demo(&settings, command).await,
             Command::Check(command) => ledger::check(&settings, command).await,
             Command::Ledger(command) => ledger::ledger(&settings, command).await,
             Command::Import(command) => transfer::import(&settings, command).await,

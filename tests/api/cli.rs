@@ -15,7 +15,7 @@ on_both_stores!(
 );
 
 /// Runs `loy ARGS` with the test app's settings; returns (exit code, stdout, stderr).
-fn loy(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+pub fn loy(app: &TestApp, args: &[&str]) -> (i32, String, String) {
     loy_with(&app.env.vars, args)
 }
 

@@ -33,6 +33,7 @@ mod bad_input;
 
 mod card_page;
 mod cli;
+mod demo;
 mod enrollment;
 mod enrollment_privacy;
 mod form;
