@@ -24,6 +24,7 @@ pub mod programs;
 pub mod push;
 pub mod rate_limit;
 pub mod routes;
+pub mod segments;
 pub mod startup;
 pub mod state;
 pub mod store;
