@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod callbacks;
 pub mod client;
 pub mod config;
 pub mod error;
