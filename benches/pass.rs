@@ -249,10 +249,14 @@ fn serve_benchmark(dir: &std::path::Path) {
         let app = Application::build(settings).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
+        // Enrolling takes an API key, made as `loy api-key create` does.
+        let (api_key, secret) = loy::domain::ApiKey::generate("bench", loy::domain::Scope::Pos, Utc::now());
+        app.state().store.insert_api_key(&api_key).await.unwrap();
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::new();
         let enrolled: serde_json::Value = client
             .post(format!("{base}/api/v1/enrollments"))
+            .bearer_auth(&secret)
             .json(&serde_json::json!({"first_name": "Anna", "phone": "+79123456789", "consent": true}))
             .send()
             .await
