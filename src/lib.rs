@@ -18,6 +18,7 @@ pub mod import;
 pub mod ledger;
 pub mod mail;
 pub mod maintenance;
+pub mod messages;
 pub mod metrics;
 pub mod pos;
 pub mod programs;

@@ -24,6 +24,8 @@ pub struct Metrics {
     /// Business counters: cards issued by program; passes installed and removed by wallet.
     pub cards_issued: IntCounterVec,
     pub wallet_changes: IntCounterVec,
+    /// Messages' sends to a wallet settled, by wallet and result (delivered, failed).
+    pub messages_sent: IntCounterVec,
 }
 
 impl Metrics {
@@ -75,6 +77,11 @@ impl Metrics {
             &["wallet", "change"],
         )
         .expect("valid metric");
+        let messages_sent = IntCounterVec::new(
+            Opts::new("messages_sent_total", "Messages delivered to or failed on a card's wallet"),
+            &["wallet", "result"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -89,6 +96,7 @@ impl Metrics {
             Box::new(pass_builds.clone()),
             Box::new(cards_issued.clone()),
             Box::new(wallet_changes.clone()),
+            Box::new(messages_sent.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -107,6 +115,7 @@ impl Metrics {
             pass_builds,
             cards_issued,
             wallet_changes,
+            messages_sent,
         }
     }
 

@@ -46,6 +46,8 @@ pub mod actions {
     pub const PROGRAM_ARCHIVED: &str = "program.archived";
     pub const PROGRAM_UNARCHIVED: &str = "program.unarchived";
     pub const PROGRAM_RULES_CHANGED: &str = "program.rules_changed";
+    pub const MESSAGE_SENT: &str = "message.sent";
+    pub const MESSAGE_CANCELLED: &str = "message.cancelled";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -82,6 +84,8 @@ pub mod actions {
         PROGRAM_ARCHIVED,
         PROGRAM_UNARCHIVED,
         PROGRAM_RULES_CHANGED,
+        MESSAGE_SENT,
+        MESSAGE_CANCELLED,
         "earn",
         "redeem",
         "refund",

@@ -25,6 +25,7 @@ pub mod imports;
 pub mod keys;
 pub mod login;
 pub mod mail;
+pub mod messages;
 pub mod page;
 pub mod password;
 pub mod programs;
@@ -121,7 +122,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(cashier::routes)
             .configure(customers::routes)
             .configure(design::routes)
-            .configure(programs::routes),
+            .configure(programs::routes)
+            .configure(messages::routes),
     );
 }
 

@@ -41,6 +41,7 @@ const NAV: &[NavEntry] = &[
     NavEntry { key: "nav_staff", href: "/admin/staff", least: Role::Owner },
     NavEntry { key: "nav_keys", href: "/admin/keys", least: Role::Owner },
     NavEntry { key: "nav_webhooks", href: "/admin/webhooks", least: Role::Owner },
+    NavEntry { key: "nav_messages", href: "/admin/messages", least: Role::Manager },
     NavEntry { key: "nav_mail", href: "/admin/mail", least: Role::Manager },
     NavEntry { key: "nav_audit", href: "/admin/audit", least: Role::Manager },
     NavEntry { key: "nav_data", href: "/admin/data", least: Role::Owner },

@@ -17,6 +17,7 @@ pub mod der;
 pub mod design_files;
 pub mod dev_certs;
 pub mod lint;
+pub mod news;
 pub mod pass;
 pub mod rules;
 pub mod signer;

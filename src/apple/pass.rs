@@ -46,6 +46,7 @@ impl PassBuilder<'_> {
         if let Some(stamps) = program.rules.stamp_rules() {
             super::stamps::adapt(&mut pass, card, program, stamps);
         }
+        super::news::add(&mut pass, card);
         let object = pass.as_object_mut().ok_or_else(|| PassError::Invalid("not an object".to_owned()))?;
         for (key, value) in [
             ("formatVersion", Value::from(1)),

@@ -127,6 +127,7 @@ pub const KEYS: &[&str] = &[
     "maintenance_interval_secs",
     "program_cache_ms",
     "workers",
+    "message_cards_per_second",
     "push_concurrency",
     "push_coalesce_ms",
     "push_sweep_ms",

@@ -35,6 +35,10 @@ pub struct PushSettings {
     /// another worker (`LOY_SHUTDOWN_GRACE`, seconds); also how long `serve` lets requests in
     /// flight finish.
     pub shutdown_grace: Duration,
+    /// How many cards a message is put on per second (`LOY_MESSAGE_CARDS_PER_SECOND`, default
+    /// 500): the fan-out's pace, so that a message to every card does not crowd out the pushes
+    /// of purchases.
+    pub message_cards_per_second: u32,
     pub apns: ApnsSettings,
 }
 
@@ -118,6 +122,7 @@ pub fn from_raw(raw: &RawSettings) -> Result<PushSettings, ConfigError> {
     }
     Ok(PushSettings {
         workers: raw.parse_or("workers", 1, parse::number(0, 64))?,
+        message_cards_per_second: raw.parse_or("message_cards_per_second", 500, parse::number(1, 100_000))?,
         concurrency: raw.parse_or("push_concurrency", 64, parse::number(1, 4096))?,
         coalesce: ms("push_coalesce_ms", 50, 0, 60_000)?,
         sweep_interval: ms("push_sweep_ms", 5_000, 50, 3_600_000)?,

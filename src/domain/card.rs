@@ -106,8 +106,26 @@ pub struct Card {
     /// [`Card::next_modified_at`]).
     pub modified_at: DateTime<Utc>,
     pub last_entry: Option<LastEntry>,
+    /// The latest message staff sent to the card, shown on the pass (see `crate::messages`).
+    pub news: Option<CardNews>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The latest message sent to a card, in the holder's language: the pass shows it on its back
+/// (Apple announces it on the lock screen) and Google gets it as a message on the object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CardNews {
+    pub message_id: String,
+    pub title: String,
+    pub body: String,
+    pub link: Option<String>,
+    /// The card version that carried it first: devices behind it have not seen it yet.
+    pub version: i64,
+    /// Whether it goes to the card's Google object; false when it went on the class, once for
+    /// every card of the program.
+    pub google_object: bool,
+    pub at: DateTime<Utc>,
 }
 
 impl Card {
@@ -150,6 +168,7 @@ impl Card {
             push_pending_since: None,
             modified_at,
             last_entry: Some(LastEntry { kind: EntryKind::Welcome, points: welcome, at: now }),
+            news: None,
             created_at: now,
             updated_at: now,
         };

@@ -19,7 +19,7 @@ pub mod tokens;
 
 pub use access::{ApiKey, PresentedKey, Scope, WebhookSource};
 pub use amount::{AmountError, format_amount, parse_amount};
-pub use card::{Card, CardStatus, Customer, LastEntry};
+pub use card::{Card, CardNews, CardStatus, Customer, LastEntry};
 pub use card_number::{CardNumber, CardNumberError};
 pub use design::{DesignVersion, FieldLabels, ImageSlot, LocalizedText};
 pub use email::{Email, EmailError};

@@ -101,6 +101,11 @@ impl WalletClient {
         patched(self.call(Method::POST, &format!("loyaltyObject/{id}/addMessage"), Some(message)).await?)
     }
 
+    /// Adds a message to a class: every object of the class shows it.
+    pub async fn add_class_message(&self, id: &str, message: &AddMessageRequest) -> Result<Patched, GoogleError> {
+        patched(self.call(Method::POST, &format!("loyaltyClass/{id}/addMessage"), Some(message)).await?)
+    }
+
     /// Why the most recent call failed, or `None` when it succeeded (for `/readyz`).
     pub fn last_failure(&self) -> Option<String> {
         self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -129,23 +129,69 @@ impl GoogleWallet {
         }
     }
 
-    /// Shows a message on the card's pass and announces it (Google counts it against the same
-    /// notification budget). `id` identifies the message, e.g. a campaign id.
-    pub async fn add_message(&self, card: &Card, id: &str, header: &str, body: &str) -> Result<(), GoogleError> {
+    /// Shows a message on the card's pass, announcing it when `notify` (Google counts that
+    /// against the card's notification budget). `id` identifies the message: adding the same
+    /// one again is refused by Google as a conflict, which counts as done.
+    pub async fn add_message(
+        &self,
+        card: &Card,
+        id: &str,
+        header: &str,
+        body: &str,
+        notify: bool,
+    ) -> Result<(), GoogleError> {
         let request = AddMessageRequest {
             message: Message {
                 id: id.to_owned(),
                 header: header.to_owned(),
                 body: body.to_owned(),
-                message_type: MessageType::TextAndNotify,
+                message_type: if notify { MessageType::TextAndNotify } else { MessageType::Text },
+                localized_header: None,
+                localized_body: None,
             },
         };
-        match self.client.add_object_message(&self.object_id(card), &request).await? {
-            Patched::Updated => Ok(()),
-            Patched::NotFound => Err(GoogleError::Permanent {
+        match self.client.add_object_message(&self.object_id(card), &request).await {
+            Ok(Patched::Updated) => Ok(()),
+            Err(e) if e.status() == Some(409) => Ok(()),
+            Ok(Patched::NotFound) => Err(GoogleError::Permanent {
                 status: Some(404),
                 message: "the card has no Google Wallet object".to_owned(),
             }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Shows a message on every card of `program` at once, through its class, in both
+    /// languages; announced to the holders.
+    pub async fn add_class_message(
+        &self,
+        program: &Program,
+        id: &str,
+        text: &crate::messages::MessageText,
+    ) -> Result<(), GoogleError> {
+        self.ensure_class(program).await?;
+        let default = program.locale_or(self.default_locale);
+        let en_ru = |t: &crate::domain::LocalizedText| {
+            objects::LocalizedString::en_ru(t.get(Locale::En), t.get(Locale::Ru), default)
+        };
+        let header = text.title.get(default);
+        let request = AddMessageRequest {
+            message: Message {
+                id: id.to_owned(),
+                header: if header.is_empty() { program.name.clone() } else { header.to_owned() },
+                body: text.body.get(default).to_owned(),
+                message_type: MessageType::TextAndNotify,
+                localized_header: (!text.title.is_empty()).then(|| en_ru(&text.title)),
+                localized_body: Some(en_ru(&text.body)),
+            },
+        };
+        match self.client.add_class_message(&self.class_id(&program.id), &request).await {
+            Ok(Patched::Updated) => Ok(()),
+            Err(e) if e.status() == Some(409) => Ok(()),
+            Ok(Patched::NotFound) => {
+                Err(GoogleError::Permanent { status: Some(404), message: "the program has no Google class".to_owned() })
+            }
+            Err(e) => Err(e),
         }
     }
 

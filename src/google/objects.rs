@@ -66,6 +66,8 @@ pub enum BarcodeType {
 pub enum MessageType {
     /// Shown on the pass and announced with a notification.
     TextAndNotify,
+    /// Shown on the pass without a notification (the card's notification budget is spent).
+    Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -223,6 +225,11 @@ pub struct Message {
     pub header: String,
     pub body: String,
     pub message_type: MessageType,
+    /// The texts in both languages (a class message reaches holders of either).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub localized_header: Option<LocalizedString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub localized_body: Option<LocalizedString>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

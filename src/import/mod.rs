@@ -315,6 +315,7 @@ pub fn imported_card(
         push_pending_since: None,
         modified_at: whole_second(now),
         last_entry: Some(LastEntry { kind: EntryKind::Import, points: row.balance, at: now }),
+        news: None,
         created_at,
         updated_at: now,
     };

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cards;
 pub mod idempotent;
+pub mod messages;
 pub mod webhook;
 pub mod writes;
 
@@ -34,7 +35,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(post_only("/cards/{id}/block", web::post().to(cards::block)))
         .service(post_only("/cards/{id}/unblock", web::post().to(cards::unblock)))
         .service(post_only("/transactions/{id}/reverse", web::post().to(writes::reverse)))
-        .service(post_only("/webhooks/pos", web::post().to(webhook::receive)));
+        .service(post_only("/webhooks/pos", web::post().to(webhook::receive)))
+        .service(post_only("/messages", web::post().to(messages::create)))
+        .service(get_only("/messages/{id}", web::get().to(messages::show)));
 }
 
 pub fn card_not_found() -> ApiError {

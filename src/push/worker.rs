@@ -19,6 +19,7 @@ use super::queue::{Lease, PushQueue};
 use crate::clock::Clock;
 use crate::config::PushSettings;
 use crate::domain::{Card, Registration, SerialNumber};
+use crate::messages;
 use crate::metrics::Metrics;
 use crate::store::{CardLookup, DeadLetter, DynStore, Owed, StoreError};
 use crate::telemetry::error_chain;
@@ -155,6 +156,7 @@ impl Worker {
             None => {
                 if !owed.is_empty() {
                     tracing::debug!(serial = %card.serial, devices = owed.len(), "APNs is not configured; nothing sent");
+                    messages::delivery::apple_failed(&self.store, &self.metrics, &card, &owed).await?;
                 }
                 Vec::new()
             }
@@ -232,7 +234,19 @@ impl Worker {
         match google.sync_card(&program, card, notify).await {
             Ok(()) => {
                 self.metrics.google_updates.with_label_values(&["updated"]).inc();
-                self.store.record_google_sync(&card.serial, card.version, card.balance, notify.then_some(now)).await?;
+                // The balance (and its notification) first, still owing this version: the card's
+                // news, if Google has not got it yet, comes next with what is left of the budget.
+                if notify {
+                    self.store.record_google_sync(&card.serial, sync.version, card.balance, Some(now)).await?;
+                }
+                let sync = self.store.google_sync(&card.serial).await?;
+                let news =
+                    messages::delivery::google(&self.store, &self.metrics, google, card, &program.name, &sync, now)
+                        .await?;
+                if let messages::delivery::GoogleNews::Retry(e) = news {
+                    return Ok(Some(PushOutcome::Retry(e.to_string())));
+                }
+                self.store.record_google_sync(&card.serial, card.version, card.balance, None).await?;
                 Ok(None)
             }
             Err(e) if e.is_retryable() => {
@@ -282,6 +296,7 @@ impl Worker {
             }
         }
         self.store.mark_devices_pushed(&card.serial, card.version, &delivered).await?;
+        messages::delivery::apple_sent(&self.store, &self.metrics, card, owed, &delivered).await?;
         Ok(failures)
     }
 
@@ -321,10 +336,17 @@ impl Worker {
             letters += 1;
             tracing::warn!(serial = %card.serial, target = %letter.target, reason, attempts, dead_letter = %letter.id, "push given up");
             match target {
-                Target::Device(registration) => given_up.push(registration.device_library_id.clone()),
-                Target::Google => self.store.record_google_sync(&card.serial, card.version, card.balance, None).await?,
+                Target::Device(registration) => given_up.push(registration.clone()),
+                Target::Google => {
+                    messages::delivery::google_failed(&self.store, &self.metrics, card).await?;
+                    self.store.record_google_sync(&card.serial, card.version, card.balance, None).await?;
+                }
             }
         }
+        if !given_up.is_empty() {
+            messages::delivery::apple_failed(&self.store, &self.metrics, card, &given_up).await?;
+        }
+        let given_up: Vec<_> = given_up.into_iter().map(|r| r.device_library_id).collect();
         self.store.mark_devices_pushed(&card.serial, card.version, &given_up).await?;
         Ok(letters)
     }

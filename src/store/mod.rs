@@ -12,6 +12,7 @@ pub mod customers;
 pub mod embedded;
 pub mod faults;
 mod imports;
+mod messages;
 pub mod migrate;
 pub mod mongo;
 mod outbox;
@@ -34,6 +35,7 @@ use crate::domain::{AuditEntry, AuditFilter, StaffAccount, StaffSessionRecord};
 pub use customers::{CustomerCursor, CustomerListQuery, CustomerSort, CustomerStore};
 pub use faults::Faults;
 pub use imports::{FILE_CHUNK_BYTES, ImportCounts, ImportJob, ImportState, ImportStore, MAX_KEPT_ERRORS};
+pub use messages::{MessageSend, MessageStore, SendCounts, SendState, WalletCounts};
 pub use outbox::{MailState, MailStore, OutboxMail};
 pub use programs::{ProgramStore, PushProgress};
 pub use webhooks::{DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookStore};
@@ -55,6 +57,7 @@ pub trait Store:
     + WebhookStore
     + ImportStore
     + ProgramStore
+    + MessageStore
 {
 }
 
@@ -70,7 +73,8 @@ impl<
         + MailStore
         + WebhookStore
         + ImportStore
-        + ProgramStore,
+        + ProgramStore
+        + MessageStore,
 > Store for T
 {
 }

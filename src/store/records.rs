@@ -52,6 +52,9 @@ pub struct CardRecord {
     /// Stamps programs' waiting rewards (absent from cards stored before stamps existed).
     #[serde(default)]
     pub rewards: i64,
+    /// [`Card::news`] as JSON (absent from cards stored before messages existed).
+    #[serde(default)]
+    pub news: Option<String>,
     pub tier: String,
     pub version: i64,
     pub pushed_version: i64,
@@ -127,6 +130,7 @@ impl From<&Card> for CardRecord {
             balance: c.balance,
             lifetime_earned: c.lifetime_earned,
             rewards: c.rewards,
+            news: c.news.as_ref().map(|n| serde_json::to_string(n).unwrap_or_default()),
             tier: c.tier.clone(),
             version: c.version,
             pushed_version: c.pushed_version,
@@ -156,6 +160,7 @@ impl TryFrom<CardRecord> for Card {
             }),
             _ => None,
         };
+        let news = r.news.as_deref().map(|s| parsed("news", s, serde_json::from_str(s))).transpose()?;
         Ok(Card {
             serial: parsed("serial", &r.serial, SerialNumber::parse(&r.serial))?,
             program_id: r.program_id,
@@ -196,6 +201,7 @@ impl TryFrom<CardRecord> for Card {
             push_pending_since: r.push_pending_since.map(from_millis).transpose()?,
             modified_at: from_millis(r.modified_at)?,
             last_entry,
+            news,
             created_at: from_millis(r.created_at)?,
             updated_at: from_millis(r.updated_at)?,
         })

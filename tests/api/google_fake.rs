@@ -348,6 +348,9 @@ async fn api(
                 return google_error(404, &format!("Resource not found: {id}"));
             };
             let mut messages = resource["messages"].as_array().cloned().unwrap_or_default();
+            if messages.iter().any(|m| m["id"] == body["message"]["id"]) {
+                return google_error(409, "A message with this id already exists.");
+            }
             messages.push(body["message"].clone());
             resource["messages"] = Value::Array(messages);
             HttpResponse::Ok().json(json!({"resource": resource.clone()}))

@@ -225,7 +225,7 @@ async fn messages_are_added_to_the_object(kind: StoreKind) {
     let (app, fake) = spawn_app_with_google(kind).await;
     let card = issued_card(&app, &fake).await;
 
-    google(&app).add_message(&card, "weekend-x2", "Double points", "This weekend only.").await.unwrap();
+    google(&app).add_message(&card, "weekend-x2", "Double points", "This weekend only.", true).await.unwrap();
 
     let object = fake.object(&object_id(card.serial.as_str())).unwrap();
     assert_eq!(

@@ -14,6 +14,7 @@ mod customers;
 mod devices;
 mod imports;
 mod ledger;
+mod messages;
 mod outbox;
 mod phones;
 mod programs;
@@ -80,7 +81,7 @@ const MAX_GROUP: usize = 128;
 pub(super) const CARD_COLUMNS: &str = "serial, program_id, card_number, barcode, card_key, auth_token, referral_code, \
     referred_by, first_name, last_name, phone, email, birthday, locale, consent_at, status, balance, \
     lifetime_earned, tier, version, pushed_version, push_pending_since, modified_at, last_entry_kind, \
-    last_entry_points, last_entry_at, created_at, updated_at, rewards";
+    last_entry_points, last_entry_at, created_at, updated_at, rewards, news";
 
 pub(super) const ENTRY_COLUMNS: &str = "id, serial, program_id, seq, kind, points, purchase_amount, balance_after, \
     lifetime_after, tier_after, order_id, description, source, actor, idempotency_key, reverses, created_at, \
@@ -309,6 +310,7 @@ pub(super) fn card_from_row(row: &Row<'_>) -> rusqlite::Result<CardRecord> {
         created_at: row.get(26)?,
         updated_at: row.get(27)?,
         rewards: row.get(28)?,
+        news: row.get(29)?,
         // Written, never read back (see `CardRecord::name_key`).
         name_key: None,
         surname_key: None,
@@ -342,13 +344,13 @@ pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<EntryRecord> {
 
 pub(super) fn insert_card_row(tx: &Connection, r: &CardRecord) -> StoreResult<()> {
     tx.execute(
-        &format!("INSERT INTO cards ({CARD_COLUMNS}, name_key, surname_key, activity_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)"),
+        &format!("INSERT INTO cards ({CARD_COLUMNS}, name_key, surname_key, activity_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)"),
         params![
             r.serial, r.program_id, r.card_number, r.barcode, r.card_key, r.auth_token, r.referral_code,
             r.referred_by, r.first_name, r.last_name, r.phone, r.email, r.birthday, r.locale, r.consent_at,
             r.status, r.balance, r.lifetime_earned, r.tier, r.version, r.pushed_version, r.push_pending_since,
             r.modified_at, r.last_entry_kind, r.last_entry_points, r.last_entry_at, r.created_at, r.updated_at,
-            r.rewards, r.name_key, r.surname_key, r.activity_at,
+            r.rewards, r.news, r.name_key, r.surname_key, r.activity_at,
         ],
     )
     .map_err(sql)?;
@@ -376,7 +378,7 @@ pub(super) fn update_card_row(conn: &Connection, r: &CardRecord, expected_versio
              consent_at = ?7, status = ?8, balance = ?9, lifetime_earned = ?10, tier = ?11, version = ?12, \
              push_pending_since = ?13, modified_at = ?14, last_entry_kind = ?15, last_entry_points = ?16, \
              last_entry_at = ?17, updated_at = ?18, name_key = ?21, surname_key = ?22, activity_at = ?23, \
-             rewards = ?24 \
+             rewards = ?24, news = ?25 \
              WHERE serial = ?19 AND version = ?20",
             params![
                 r.first_name,
@@ -403,6 +405,7 @@ pub(super) fn update_card_row(conn: &Connection, r: &CardRecord, expected_versio
                 r.surname_key,
                 r.activity_at,
                 r.rewards,
+                r.news,
             ],
         )
         .map_err(sql)?;

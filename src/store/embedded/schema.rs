@@ -279,6 +279,31 @@ ALTER TABLE cards ADD COLUMN rewards INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ledger ADD COLUMN rewards INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ledger ADD COLUMN rewards_after INTEGER NOT NULL DEFAULT 0;
 "#,
+    // Messages to the cards (`store::messages`): the message (its texts, audience and progress
+    // as JSON), one send record per card, and the latest message on the card itself.
+    r#"
+ALTER TABLE cards ADD COLUMN news TEXT;
+CREATE TABLE messages (
+    id TEXT PRIMARY KEY,
+    program_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL,
+    send_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX messages_due ON messages (state, send_at);
+CREATE INDEX messages_program_created ON messages (program_id, created_at);
+CREATE TABLE message_sends (
+    message_id TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    apple TEXT NOT NULL,
+    google TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (message_id, serial)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Marks the migration after which the name keys of existing cards are computed in Rust.

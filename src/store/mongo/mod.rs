@@ -13,6 +13,7 @@ mod customers;
 mod devices;
 mod imports;
 mod ledger;
+mod messages;
 mod outbox;
 mod phones;
 mod programs;
@@ -56,6 +57,8 @@ pub struct MongoStore {
     webhook_deliveries: Collection<Document>,
     import_jobs: Collection<Document>,
     import_files: Collection<Document>,
+    messages: Collection<Document>,
+    message_sends: Collection<Document>,
     design_versions: Collection<Document>,
     images: Collection<Document>,
     faults: Arc<Faults>,
@@ -101,6 +104,8 @@ impl MongoStore {
             webhook_deliveries: db.collection("webhook_deliveries"),
             import_jobs: db.collection("import_jobs"),
             import_files: db.collection("import_files"),
+            messages: db.collection("messages"),
+            message_sends: db.collection("message_sends"),
             design_versions: db.collection("design_versions"),
             images: db.collection("images"),
             db,
@@ -244,6 +249,7 @@ impl MongoStore {
             ])
             .await?;
         imports::create_indexes(&self.import_jobs, &self.import_files).await?;
+        messages::create_indexes(&self.messages, &self.message_sends).await?;
         programs::create_indexes(&self.cards, &self.design_versions).await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
@@ -417,7 +423,7 @@ pub(super) fn card_state(r: &CardRecord) -> Document {
     doc! {
         "first_name": &r.first_name, "last_name": &r.last_name, "phone": &r.phone, "email": &r.email,
         "birthday": &r.birthday, "locale": &r.locale, "consent_at": r.consent_at, "status": &r.status,
-        "balance": r.balance, "lifetime_earned": r.lifetime_earned, "rewards": r.rewards, "tier": &r.tier,
+        "balance": r.balance, "lifetime_earned": r.lifetime_earned, "rewards": r.rewards, "news": &r.news, "tier": &r.tier,
         "version": r.version,
         "push_pending_since": r.push_pending_since, "modified_at": r.modified_at,
         "last_entry_kind": &r.last_entry_kind, "last_entry_points": r.last_entry_points,

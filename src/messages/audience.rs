@@ -1,0 +1,111 @@
+//! Who a message goes to: cards of one program, all of them or those that match.
+//!
+//! Whether a card belongs is decided when the fan-out reaches it, from the card as it is then
+//! (the audience size shown when writing is the count at that moment).
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Wallet;
+use crate::domain::Card;
+use crate::store::{CustomerCursor, CustomerListQuery, CustomerSort, DynStore, StoreResult};
+
+/// The cards of a program a message goes to. Deleted customers' cards are never included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Audience {
+    /// Every card.
+    All,
+    /// Cards of one tier (its id).
+    Tier { tier: String },
+    /// Cards without a ledger entry for `days` days or more.
+    Inactive { days: u32 },
+    /// Customers whose birthday is in `month` (1–12).
+    Birthdays { month: u32 },
+    /// Cards in one wallet: Apple (a device registered) or Google (the object exists).
+    Wallet { wallet: Wallet },
+    /// One card.
+    Customer { serial: String },
+}
+
+impl Audience {
+    /// The kind's name, as forms and the API say it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Tier { .. } => "tier",
+            Self::Inactive { .. } => "inactive",
+            Self::Birthdays { .. } => "birthdays",
+            Self::Wallet { .. } => "wallet",
+            Self::Customer { .. } => "customer",
+        }
+    }
+
+    /// Birthdays of the month of `now`.
+    pub fn birthdays_this_month(now: DateTime<Utc>) -> Self {
+        Self::Birthdays { month: now.month() }
+    }
+
+    /// Whether `card` belongs to the audience at `now`.
+    pub async fn includes(&self, store: &DynStore, card: &Card, now: DateTime<Utc>) -> StoreResult<bool> {
+        if card.is_deleted() {
+            return Ok(false);
+        }
+        Ok(match self {
+            Self::All => true,
+            Self::Tier { tier } => card.tier == *tier,
+            Self::Inactive { days } => {
+                let last = card.last_entry.as_ref().map_or(card.created_at, |e| e.at);
+                now - last >= chrono::Duration::days(i64::from(*days))
+            }
+            Self::Birthdays { month } => {
+                card.holder.as_ref().and_then(|h| h.birthday).is_some_and(|b| b.month() == *month)
+            }
+            Self::Wallet { wallet: Wallet::Apple } => store.count_card_devices(card.serial.as_str()).await? > 0,
+            Self::Wallet { wallet: Wallet::Google } => store.google_sync(&card.serial).await?.version > 0,
+            Self::Customer { serial } => card.serial.as_str() == serial,
+        })
+    }
+
+    /// How many cards of `program_id` belong at `now`, read a page at a time.
+    pub async fn count(&self, store: &DynStore, program_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        if let Self::Customer { serial } = self {
+            let card = store.find_card(crate::store::CardLookup::Serial(&parse_serial(serial)?)).await?;
+            return Ok(match card {
+                Some(card) if card.program_id == program_id && self.includes(store, &card, now).await? => 1,
+                _ => 0,
+            });
+        }
+        let mut after = None;
+        let mut count = 0;
+        loop {
+            let page = page(store, program_id, after.take(), 500).await?;
+            let Some(last) = page.last() else { return Ok(count) };
+            after = Some(CustomerCursor::after(last, CustomerSort::Registered));
+            for card in &page {
+                if self.includes(store, card, now).await? {
+                    count += 1;
+                }
+            }
+        }
+    }
+}
+
+/// A serial from an audience, or a store error that says the audience names no card.
+fn parse_serial(serial: &str) -> StoreResult<crate::domain::SerialNumber> {
+    crate::domain::SerialNumber::parse(serial)
+        .map_err(|_| crate::store::StoreError::Corrupt(format!("the audience names no card: {serial}")))
+}
+
+/// The program's cards in registration order after `after`: the order the fan-out walks, in
+/// which cards registered during a fan-out come last (so they are reached too).
+pub async fn page(
+    store: &DynStore,
+    program_id: &str,
+    after: Option<CustomerCursor>,
+    limit: usize,
+) -> StoreResult<Vec<Card>> {
+    store
+        .list_cards(&CustomerListQuery { program_id, sort: CustomerSort::Registered, descending: false, after, limit })
+        .await
+}

@@ -1,0 +1,218 @@
+//! The fan-out of a message: a runner takes a due message with a lease and puts it on the cards
+//! of its audience, a batch at a time, saving its cursor after each batch.
+//!
+//! Each batch first writes the send records of its cards, then gives each card the message in
+//! a version bump conditional on the card not carrying it yet; so a batch run twice (after a
+//! crash, or by a node that took over an expired lease) changes nothing the second time. The
+//! pace is bounded by `LOY_MESSAGE_CARDS_PER_SECOND`; the push pipeline delivers at its own.
+
+use std::time::Duration;
+
+use actix_web::web;
+use chrono::{DateTime, Utc};
+
+use super::{Audience, Message, MessageState, Wallet, audience};
+use crate::domain::{Card, SerialNumber};
+use crate::state::AppState;
+use crate::store::{CustomerCursor, CustomerSort, MessageSend, SendState, StoreError};
+use crate::telemetry::error_chain;
+
+/// How long a runner holds a message without saving it.
+const LEASE: Duration = Duration::from_secs(60);
+/// Cards read per batch.
+const BATCH: usize = 200;
+
+fn lease() -> chrono::Duration {
+    chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::minutes(1))
+}
+
+/// Takes due messages and runs them until none is due; returns how many it took.
+pub async fn run_due(state: &AppState) -> Result<usize, StoreError> {
+    let mut ran = 0;
+    loop {
+        let now = state.clock.now();
+        let Some(message) = state.store.take_message(now, now + lease()).await? else { return Ok(ran) };
+        ran += 1;
+        if let Err(e) = run(state, message).await {
+            // The lease runs out and the message is taken again where its cursor stands.
+            tracing::warn!(error = %error_chain(&e), "a message's fan-out stopped on a store error; it resumes later");
+        }
+    }
+}
+
+/// Runs due messages every `poll` until dropped: scheduled ones when their time comes, and
+/// those a stopped node left.
+pub async fn run_forever(state: web::Data<AppState>, poll: Duration) {
+    loop {
+        if let Err(e) = run_due(&state).await {
+            tracing::warn!(error = %error_chain(&e), "running messages failed; trying again shortly");
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Starts the fan-out of a message just written to go out now, without waiting for the poll.
+pub fn start(state: web::Data<AppState>) {
+    tokio::spawn(async move {
+        if let Err(e) = run_due(&state).await {
+            tracing::warn!(error = %error_chain(&e), "running messages failed; the poll takes them up");
+        }
+    });
+}
+
+/// One attempt at a message held with a lease: batches until its audience is done, it is
+/// cancelled, or its lease is lost.
+async fn run(state: &AppState, mut message: Message) -> Result<(), StoreError> {
+    tracing::info!(message = %message.id, attempt = message.attempts, "message fan-out started");
+    let Some(program) = state.store.program(&message.program_id).await? else {
+        message.state = MessageState::Cancelled;
+        message.finished_at = Some(state.clock.now());
+        state.store.save_message(&message).await?;
+        return Ok(());
+    };
+    message.state = MessageState::Sending;
+    if message.audience == Audience::All && !message.class_sent {
+        if let Some(google) = &state.google {
+            match google.add_class_message(&program, &message.id, &message.text).await {
+                Ok(()) => message.class_sent = true,
+                // The cards then get it on their objects, one by one.
+                Err(e) => {
+                    tracing::warn!(message = %message.id, error = %e, "adding a message to the Google class failed")
+                }
+            }
+        }
+    }
+    let per_second = state.settings.push.message_cards_per_second.max(1);
+    loop {
+        let started = tokio::time::Instant::now();
+        let after = message.cursor.as_deref().and_then(CustomerCursor::decode);
+        let cards = match &message.audience {
+            Audience::Customer { serial } => one_card(state, &message, serial).await?,
+            _ => audience::page(&state.store, &message.program_id, after, BATCH).await?,
+        };
+        let now = state.clock.now();
+        let Some(last) = cards.last() else {
+            message.state = MessageState::Sent;
+            message.finished_at = Some(now);
+            message.updated_at = now;
+            save(state, &message).await?;
+            tracing::info!(message = %message.id, cards = message.fan_out.reached, "message put on every card of its audience");
+            return Ok(());
+        };
+        message.cursor = Some(CustomerCursor::after(last, CustomerSort::Registered).encode());
+        message.fan_out.scanned += cards.len() as u64;
+        message.fan_out.reached += batch(state, &message, &cards, now).await?;
+        message.lease_until = now + lease();
+        message.updated_at = now;
+        if !save(state, &message).await? {
+            tracing::info!(message = %message.id, "message cancelled or taken over; this runner stops");
+            return Ok(());
+        }
+        let pace = Duration::from_secs_f64(cards.len() as f64 / per_second as f64);
+        tokio::time::sleep(pace.saturating_sub(started.elapsed())).await;
+    }
+}
+
+async fn save(state: &AppState, message: &Message) -> Result<bool, StoreError> {
+    state.store.save_message(message).await
+}
+
+/// The one card of a `Customer` audience, unless the fan-out is past it.
+async fn one_card(state: &AppState, message: &Message, serial: &str) -> Result<Vec<Card>, StoreError> {
+    if message.cursor.is_some() {
+        return Ok(Vec::new());
+    }
+    let Ok(serial) = SerialNumber::parse(serial) else { return Ok(Vec::new()) };
+    let card = state.store.find_card(crate::store::CardLookup::Serial(&serial)).await?;
+    Ok(card.into_iter().filter(|c| c.program_id == message.program_id).collect())
+}
+
+/// Gives the message to the cards of `cards` in its audience; returns how many newly got it.
+async fn batch(state: &AppState, message: &Message, cards: &[Card], now: DateTime<Utc>) -> Result<u64, StoreError> {
+    let mut members = Vec::new();
+    let mut sends = Vec::new();
+    for card in cards {
+        if !message.audience.includes(&state.store, card, now).await? {
+            continue;
+        }
+        sends.push(MessageSend {
+            message_id: message.id.clone(),
+            serial: card.serial.as_str().to_owned(),
+            apple: wallet_state(state, message, card, Wallet::Apple).await?,
+            google: wallet_state(state, message, card, Wallet::Google).await?,
+            at: now,
+        });
+        members.push(card);
+    }
+    state.store.record_sends(&sends).await?;
+    let mut reached = 0;
+    for card in members {
+        match give(state, message, card, now).await? {
+            Given::Now => {
+                state.changes.card_changed(&card.serial);
+                reached += 1;
+            }
+            Given::Before => {}
+            Given::Never => {
+                for wallet in [Wallet::Apple, Wallet::Google] {
+                    state.store.settle_send(&message.id, card.serial.as_str(), wallet, SendState::Failed).await?;
+                }
+            }
+        }
+    }
+    Ok(reached)
+}
+
+/// Where the send to one wallet of `card` starts.
+async fn wallet_state(
+    state: &AppState,
+    message: &Message,
+    card: &Card,
+    wallet: Wallet,
+) -> Result<SendState, StoreError> {
+    Ok(match wallet {
+        Wallet::Apple if state.store.count_card_devices(card.serial.as_str()).await? > 0 => SendState::Queued,
+        Wallet::Google if state.google.is_some() && state.store.google_sync(&card.serial).await?.version > 0 => {
+            if message.class_sent {
+                SendState::Class
+            } else {
+                SendState::Queued
+            }
+        }
+        _ => SendState::None,
+    })
+}
+
+/// What [`give`] did.
+enum Given {
+    Now,
+    /// The card already carries the message (its batch ran before).
+    Before,
+    /// The customer was deleted meanwhile.
+    Never,
+}
+
+/// Puts the message on the card in a new version, unless the card already carries it (a batch
+/// run again) or its customer was deleted. Retries when a concurrent write moved the card on.
+async fn give(state: &AppState, message: &Message, card: &Card, now: DateTime<Utc>) -> Result<Given, StoreError> {
+    let mut card = card.clone();
+    for _ in 0..20 {
+        if card.news.as_ref().is_some_and(|n| n.message_id == message.id) {
+            return Ok(Given::Before);
+        }
+        if card.is_deleted() {
+            return Ok(Given::Never);
+        }
+        super::delivery::superseded(&state.store, &state.metrics, &card).await?;
+        let mut next = card.bumped(now);
+        next.news = Some(message.news_for(&card, now));
+        if state.store.update_card(&next, card.version).await? {
+            return Ok(Given::Now);
+        }
+        match state.store.find_card(crate::store::CardLookup::Serial(&card.serial)).await? {
+            Some(fresh) => card = fresh,
+            None => return Ok(Given::Never),
+        }
+    }
+    Err(StoreError::unavailable(anyhow::anyhow!("card {} kept changing while a message was put on it", card.serial)))
+}
