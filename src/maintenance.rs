@@ -24,6 +24,11 @@ pub async fn run_once(store: &DynStore, clock: &dyn Clock, notify: &ChangeNotifi
         Err(e) => return tracing::warn!(error = %error_chain(&e), "loading the programs for maintenance failed"),
     };
     for program in programs {
+        match crate::messages::automatic::write_due(store.as_ref(), &program, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(program = %program.id, messages = n, "automatic messages written for today"),
+            Err(e) => tracing::warn!(error = %error_chain(&e), "writing the automatic messages failed"),
+        }
         match program.rules.validate() {
             Err(why) => tracing::error!(
                 program = %program.id,

@@ -48,6 +48,7 @@ pub mod actions {
     pub const PROGRAM_RULES_CHANGED: &str = "program.rules_changed";
     pub const MESSAGE_SENT: &str = "message.sent";
     pub const MESSAGE_CANCELLED: &str = "message.cancelled";
+    pub const AUTO_MESSAGES_CHANGED: &str = "message.automatic_changed";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -86,6 +87,7 @@ pub mod actions {
         PROGRAM_RULES_CHANGED,
         MESSAGE_SENT,
         MESSAGE_CANCELLED,
+        AUTO_MESSAGES_CHANGED,
         "earn",
         "redeem",
         "refund",

@@ -21,6 +21,12 @@ use crate::store::SendCounts;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use crate::http::not_allowed;
     cfg.service(
+        web::resource("/messages/automatic")
+            .route(web::get().to(super::messages_auto::show))
+            .route(web::post().to(super::messages_auto::save))
+            .default_service(not_allowed("GET, HEAD, POST")),
+    )
+    .service(
         web::resource("/messages")
             .route(web::get().to(list))
             .route(web::post().to(submit))
@@ -134,6 +140,27 @@ fn describe(audience: &Audience, program: &Program, locale: Locale) -> String {
         Audience::Wallet { wallet: Wallet::Apple } => "Apple Wallet".to_owned(),
         Audience::Wallet { wallet: Wallet::Google } => "Google Wallet".to_owned(),
         Audience::Customer { .. } => (if ru { "один клиент" } else { "one customer" }).to_owned(),
+        Audience::BirthdayOn { month, day } => {
+            if ru {
+                format!("день рождения {day:02}.{month:02}")
+            } else {
+                format!("birthday on {month:02}-{day:02}")
+            }
+        }
+        Audience::LastActivityOn { date } => {
+            if ru {
+                format!("последняя покупка {date}")
+            } else {
+                format!("last purchase on {date}")
+            }
+        }
+        Audience::PointsExpiringOn { date, .. } => {
+            if ru {
+                format!("баллы сгорают {date}")
+            } else {
+                format!("points expiring on {date}")
+            }
+        }
     }
 }
 

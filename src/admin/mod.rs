@@ -26,6 +26,7 @@ pub mod keys;
 pub mod login;
 pub mod mail;
 pub mod messages;
+pub mod messages_auto;
 pub mod page;
 pub mod password;
 pub mod programs;

@@ -36,6 +36,9 @@ pub struct Program {
     /// or when a node stopped in the middle of one (the fan-out is then finished at start-up).
     #[serde(default)]
     pub fanned_out_revision: i64,
+    /// Automatic messages (birthday, win-back, expiry note); all off by default.
+    #[serde(default)]
+    pub auto_messages: crate::messages::automatic::AutoMessages,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -54,6 +57,7 @@ impl Program {
             archived_at: None,
             version: 1,
             fanned_out_revision: 1,
+            auto_messages: Default::default(),
             created_at: now,
             updated_at: now,
         }

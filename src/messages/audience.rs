@@ -3,7 +3,7 @@
 //! Whether a card belongs is decided when the fan-out reaches it, from the card as it is then
 //! (the audience size shown when writing is the count at that moment).
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Wallet;
@@ -26,6 +26,13 @@ pub enum Audience {
     Wallet { wallet: Wallet },
     /// One card.
     Customer { serial: String },
+    /// Customers whose birthday is on this day (automatic birthday greetings).
+    BirthdayOn { month: u32, day: u32 },
+    /// Cards whose last ledger entry (or registration) was on this day (win-back notes).
+    LastActivityOn { date: NaiveDate },
+    /// Cards with points that expire on this day, in a program whose points expire
+    /// `expiry_days` after they were credited (expiry notes).
+    PointsExpiringOn { date: NaiveDate, expiry_days: u32 },
 }
 
 impl Audience {
@@ -38,6 +45,9 @@ impl Audience {
             Self::Birthdays { .. } => "birthdays",
             Self::Wallet { .. } => "wallet",
             Self::Customer { .. } => "customer",
+            Self::BirthdayOn { .. } => "birthday_on",
+            Self::LastActivityOn { .. } => "last_activity_on",
+            Self::PointsExpiringOn { .. } => "points_expiring_on",
         }
     }
 
@@ -64,6 +74,15 @@ impl Audience {
             Self::Wallet { wallet: Wallet::Apple } => store.count_card_devices(card.serial.as_str()).await? > 0,
             Self::Wallet { wallet: Wallet::Google } => store.google_sync(&card.serial).await?.version > 0,
             Self::Customer { serial } => card.serial.as_str() == serial,
+            Self::BirthdayOn { month, day } => {
+                card.holder.as_ref().and_then(|h| h.birthday).is_some_and(|b| b.month() == *month && b.day() == *day)
+            }
+            Self::LastActivityOn { date } => {
+                card.last_entry.as_ref().map_or(card.created_at, |e| e.at).date_naive() == *date
+            }
+            Self::PointsExpiringOn { date, expiry_days } => {
+                card.balance > 0 && expiring_on(store, card, *date, *expiry_days).await? > 0
+            }
         })
     }
 
@@ -89,6 +108,18 @@ impl Audience {
             }
         }
     }
+}
+
+/// The card's points that expire on `date`: credited on the day `expiry_days` before it and
+/// still unspent (oldest points are spent first).
+async fn expiring_on(store: &DynStore, card: &Card, date: NaiveDate, expiry_days: u32) -> StoreResult<i64> {
+    let start =
+        date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc() - chrono::Duration::days(i64::from(expiry_days));
+    let end = start + chrono::Duration::days(1);
+    let entries = store.card_entries(&card.serial, None, usize::MAX).await?;
+    let until_end = crate::ledger::rules::points_to_expire(&entries, end, card.balance);
+    let until_start = crate::ledger::rules::points_to_expire(&entries, start, card.balance);
+    Ok(until_end - until_start)
 }
 
 /// A serial from an audience, or a store error that says the audience names no card.

@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use actix_web::web;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 use super::{Audience, Message, MessageState, Wallet, audience};
-use crate::domain::{Card, SerialNumber};
+use crate::domain::{Card, Program, SerialNumber};
 use crate::state::AppState;
 use crate::store::{CustomerCursor, CustomerSort, MessageSend, SendState, StoreError};
 use crate::telemetry::error_chain;
@@ -101,7 +101,7 @@ async fn run(state: &AppState, mut message: Message) -> Result<(), StoreError> {
         };
         message.cursor = Some(CustomerCursor::after(last, CustomerSort::Registered).encode());
         message.fan_out.scanned += cards.len() as u64;
-        message.fan_out.reached += batch(state, &message, &cards, now).await?;
+        message.fan_out.reached += batch(state, &program, &message, &cards, now).await?;
         message.lease_until = now + lease();
         message.updated_at = now;
         if !save(state, &message).await? {
@@ -128,7 +128,13 @@ async fn one_card(state: &AppState, message: &Message, serial: &str) -> Result<V
 }
 
 /// Gives the message to the cards of `cards` in its audience; returns how many newly got it.
-async fn batch(state: &AppState, message: &Message, cards: &[Card], now: DateTime<Utc>) -> Result<u64, StoreError> {
+async fn batch(
+    state: &AppState,
+    program: &Program,
+    message: &Message,
+    cards: &[Card],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
     let mut members = Vec::new();
     let mut sends = Vec::new();
     for card in cards {
@@ -147,6 +153,9 @@ async fn batch(state: &AppState, message: &Message, cards: &[Card], now: DateTim
     state.store.record_sends(&sends).await?;
     let mut reached = 0;
     for card in members {
+        if message.bonus != 0 {
+            credit_bonus(state, program, message, card, now).await?;
+        }
         match give(state, message, card, now).await? {
             Given::Now => {
                 state.changes.card_changed(&card.serial);
@@ -161,6 +170,36 @@ async fn batch(state: &AppState, message: &Message, cards: &[Card], now: DateTim
         }
     }
     Ok(reached)
+}
+
+/// Credits the message's bonus to `card` through the ledger, once per card and year (the entry
+/// id is fixed, so a batch run again finds it written). A card that cannot take it (blocked, or
+/// a refusal of the program's rules) still gets the message.
+async fn credit_bonus(
+    state: &AppState,
+    program: &Program,
+    message: &Message,
+    card: &Card,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use crate::ledger::{Actor, Command, LedgerError, WriteContext, apply};
+    let ctx = WriteContext {
+        entry_id: super::automatic::birthday_entry_id(&card.serial, message.send_at.year()),
+        actor: Actor { source: crate::domain::EntrySource::System, id: None },
+        idempotency: None,
+        now,
+        notify: Some(state.changes.clone()),
+    };
+    let command =
+        Command::Adjust { points: message.bonus, reason: format!("Birthday bonus {}", message.send_at.year()) };
+    match apply(state.store.as_ref(), program, &card.serial, &command, &ctx, None).await {
+        Ok(_) => Ok(()),
+        Err(LedgerError::Store(e)) => Err(e),
+        Err(e) => {
+            tracing::info!(serial = %card.serial, message = %message.id, reason = %e, "a message's bonus was not credited");
+            Ok(())
+        }
+    }
 }
 
 /// Where the send to one wallet of `card` starts.

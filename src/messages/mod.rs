@@ -17,6 +17,7 @@
 //!   are the message's progress.
 
 pub mod audience;
+pub mod automatic;
 pub mod compose;
 pub mod delivery;
 pub mod fanout;
@@ -172,6 +173,10 @@ pub struct Message {
     pub fan_out: FanOut,
     /// Whether the message went on the program's Google class (audience: every card).
     pub class_sent: bool,
+    /// Points (or stamps) credited with the message to each card, once per card and year
+    /// (automatic birthday greetings); 0 for none.
+    #[serde(default)]
+    pub bonus: i64,
     pub attempts: u32,
     pub lease_until: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -201,6 +206,7 @@ impl Message {
             cursor: None,
             fan_out: FanOut::default(),
             class_sent: false,
+            bonus: 0,
             attempts: 0,
             lease_until: now,
             created_at: now,

@@ -52,6 +52,7 @@ mod input_phones;
 mod ledger_races;
 mod mail;
 mod messages;
+mod messages_auto;
 mod migrate;
 mod openapi;
 mod pass_design;
