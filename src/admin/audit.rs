@@ -46,6 +46,7 @@ pub mod actions {
     pub const PROGRAM_ARCHIVED: &str = "program.archived";
     pub const PROGRAM_UNARCHIVED: &str = "program.unarchived";
     pub const PROGRAM_RULES_CHANGED: &str = "program.rules_changed";
+    pub const SEGMENTS_REQUESTED: &str = "segments.compute_requested";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -82,6 +83,7 @@ pub mod actions {
         PROGRAM_ARCHIVED,
         PROGRAM_UNARCHIVED,
         PROGRAM_RULES_CHANGED,
+        SEGMENTS_REQUESTED,
         "earn",
         "redeem",
         "refund",

@@ -30,6 +30,7 @@ pub mod password;
 pub mod programs;
 pub mod programs_rules;
 pub mod programs_stamps;
+pub mod segments;
 pub mod session;
 pub mod setup;
 pub mod staff;
@@ -121,7 +122,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(cashier::routes)
             .configure(customers::routes)
             .configure(design::routes)
-            .configure(programs::routes),
+            .configure(programs::routes)
+            .configure(segments::routes),
     );
 }
 

@@ -7,6 +7,7 @@ mod migrate;
 mod ops;
 mod programs;
 mod push;
+mod segments;
 mod staff;
 mod transfer;
 mod webhooks;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Loyalty programs: list, create, show, archive and unarchive them.
     #[command(subcommand)]
     Program(programs::ProgramCommand),
+    /// Customer segments (RFM): compute them now.
+    #[command(subcommand)]
+    Segments(segments::SegmentsCommand),
     /// Demo data for trying the console and for benchmarks.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -173,6 +177,7 @@ pub fn main() -> ExitCode {
             Command::WebhookEndpoint(command) => webhooks::webhook_endpoint(&settings, command).await,
             Command::Staff(command) => staff::staff(&settings, command).await,
             Command::Program(command) => programs::program(&settings, command).await,
+            Command::Segments(command) => segments::segments(&settings, command).await,
             Command::Demo(command) => demo::demo(&settings, command).await,
             Command::Check(command) => ledger::check(&settings, command).await,
             Command::Ledger(command) => ledger::ledger(&settings, command).await,
@@ -236,6 +241,8 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let webhooks = tokio::spawn(crate::webhooks::delivery::run_forever(state.clone()));
     // Console imports left by a node that stopped, or due again after a failed attempt.
     let imports = tokio::spawn(crate::import::jobs::run_forever(state.clone(), std::time::Duration::from_secs(10)));
+    // Customer segments on their schedule, and those asked for on another node.
+    let segments = tokio::spawn(crate::segments::runner::run_forever(state.clone(), std::time::Duration::from_secs(30)));
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -250,6 +257,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     maintenance.abort();
     webhooks.abort();
     imports.abort();
+    segments.abort();
     if let Some(mail) = mail {
         mail.abort();
     }

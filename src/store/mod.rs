@@ -5,7 +5,7 @@
 //! against both. How ledger writes stay atomic on each is explained in `docs/architecture.md`.
 //!
 //! The interface is split by area ([`CardStore`], [`LedgerStore`], [`DeviceStore`],
-//! [`PushStore`], [`AccessStore`], [`PhoneStore`]); [`Store`] is all of them, and `DynStore` is what the
+//! [`PushStore`], [`AccessStore`], [`PhoneStore`], [`SegmentStore`] and more); [`Store`] is all of them, and `DynStore` is what the
 //! application holds.
 
 pub mod customers;
@@ -17,6 +17,7 @@ pub mod mongo;
 mod outbox;
 mod programs;
 mod records;
+pub mod segments;
 mod staff_records;
 mod webhooks;
 
@@ -36,6 +37,7 @@ pub use faults::Faults;
 pub use imports::{FILE_CHUNK_BYTES, ImportCounts, ImportJob, ImportState, ImportStore, MAX_KEPT_ERRORS};
 pub use outbox::{MailState, MailStore, OutboxMail};
 pub use programs::{ProgramStore, PushProgress};
+pub use segments::SegmentStore;
 pub use webhooks::{DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookStore};
 
 /// A shared handle to whichever backend is configured.
@@ -55,6 +57,7 @@ pub trait Store:
     + WebhookStore
     + ImportStore
     + ProgramStore
+    + SegmentStore
 {
 }
 
@@ -70,7 +73,8 @@ impl<
         + MailStore
         + WebhookStore
         + ImportStore
-        + ProgramStore,
+        + ProgramStore
+        + SegmentStore,
 > Store for T
 {
 }

@@ -19,6 +19,7 @@ mod phones;
 mod programs;
 mod push;
 mod schema;
+mod segments;
 mod staff;
 mod webhooks;
 
