@@ -163,7 +163,7 @@ async fn a_second_node_cannot_compute_while_the_lease_is_held(kind: StoreKind) {
         compute::compute(app.store.as_ref(), app.clock.as_ref(), &program, &Lease::new(Duration::minutes(2)), options(10)).await;
 
     assert!(matches!(busy, Err(ComputeError::Busy)), "{busy:?}");
-    assert_eq!(app.store.segment_counts("default").await.unwrap(), vec![], "nothing was computed");
+    assert!(app.store.segment_counts("default").await.unwrap().is_empty(), "nothing was computed");
     app.clock.advance(Duration::minutes(3));
     let after_expiry =
         compute::compute(app.store.as_ref(), app.clock.as_ref(), &program, &Lease::new(Duration::minutes(2)), options(10)).await;
