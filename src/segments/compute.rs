@@ -200,3 +200,61 @@ async fn compute_holding(
     tracing::info!(program = %program.id, cards, pages, took_ms, "customer segments computed");
     Ok(Computed { computed_at, cards, counts, pages, took_ms })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::segments::PurchaseFact;
+
+    fn fact(id: &str, kind: EntryKind, days_ago: i64, points: i64, amount: Option<i64>, now: DateTime<Utc>) -> PurchaseFact {
+        PurchaseFact { id: id.into(), kind, at: now - Duration::days(days_ago), points, purchase_amount: amount, reverses: None }
+    }
+
+    fn source(facts: Vec<PurchaseFact>, now: DateTime<Utc>) -> SegmentSource {
+        SegmentSource { serial: SerialNumber::generate(), created_at: now - Duration::days(500), facts }
+    }
+
+    #[test]
+    fn refunded_purchases_do_not_count_and_the_window_bounds_frequency_and_value_only() {
+        let now = Utc::now();
+        let mut refund = fact("r1", EntryKind::Reverse, 1, -50, None, now);
+        refund.reverses = Some("t3".into());
+        let card = source(
+            vec![
+                fact("t1", EntryKind::Earn, 400, 10, Some(10_000), now),
+                fact("t2", EntryKind::Earn, 30, 5, Some(2_000), now),
+                fact("t3", EntryKind::Earn, 2, 50, Some(9_000), now),
+                refund,
+            ],
+            now,
+        );
+
+        let a = activity(&card, now - Duration::days(365));
+
+        assert_eq!(a.purchases, 1, "t1 is outside the window, t3 was refunded");
+        assert_eq!(a.spent, 2_000);
+        assert_eq!(a.last_purchase, Some(now - Duration::days(30)), "the refunded purchase is not the last one");
+        let old_only = source(vec![fact("t1", EntryKind::Earn, 400, 10, Some(10_000), now)], now);
+        let a = activity(&old_only, now - Duration::days(365));
+        assert_eq!((a.purchases, a.spent, a.last_purchase), (0, 0, Some(now - Duration::days(400))));
+    }
+
+    #[test]
+    fn stamps_count_their_amount_or_else_their_stamps_and_a_card_that_never_bought_counts_from_registration() {
+        let now = Utc::now();
+        let stamps = source(
+            vec![
+                fact("s1", EntryKind::Stamp, 3, 2, None, now),
+                fact("s2", EntryKind::Stamp, 1, 1, Some(450), now),
+                fact("x", EntryKind::Adjust, 1, 40, None, now),
+            ],
+            now,
+        );
+        let a = activity(&stamps, now - Duration::days(365));
+        assert_eq!((a.purchases, a.spent), (2, 2 + 450));
+
+        let never = source(vec![], now);
+        let a = activity(&never, now - Duration::days(365));
+        assert_eq!((a.purchases, a.spent, a.last_purchase), (0, 0, Some(never.created_at)));
+    }
+}

@@ -80,3 +80,40 @@ pub async fn run_forever(state: web::Data<AppState>, poll: Duration) {
         tokio::time::sleep(poll).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Currency;
+
+    fn run(computed_hours_ago: Option<i64>, requested: bool, now: chrono::DateTime<Utc>) -> SegmentRun {
+        let computed_at = computed_hours_ago.map(|h| now - chrono::Duration::hours(h));
+        SegmentRun {
+            program_id: "p".into(),
+            computed_at,
+            took_ms: 0,
+            cards: 0,
+            counts: Vec::new(),
+            requested_at: requested.then(|| now - chrono::Duration::minutes(1)),
+            lease_holder: None,
+            lease_until: now,
+        }
+    }
+
+    #[test]
+    fn a_program_is_due_when_asked_for_never_computed_or_computed_long_enough_ago() {
+        let now = Utc::now();
+        let program = Program::new("p", "P", Currency::parse("RUB").unwrap(), now);
+        assert!(is_due(&program, None, 24, now), "never computed");
+        assert!(!is_due(&program, Some(&run(Some(23), false, now)), 24, now));
+        assert!(is_due(&program, Some(&run(Some(24), false, now)), 24, now));
+        assert!(!is_due(&program, Some(&run(Some(100), false, now)), 0, now), "no schedule");
+        assert!(is_due(&program, Some(&run(Some(1), true, now)), 0, now), "asked for after the last computation");
+        assert!(!is_due(&program, Some(&run(Some(0), false, now)), 0, now));
+
+        let mut archived = program.clone();
+        archived.archived_at = Some(now);
+        assert!(!is_due(&archived, None, 24, now), "archived programs are not scheduled");
+        assert!(is_due(&archived, Some(&run(None, true, now)), 24, now), "but are computed when asked");
+    }
+}

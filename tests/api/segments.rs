@@ -20,6 +20,7 @@ use crate::on_both_stores;
 on_both_stores!(
     scores_and_segments_match_the_hand_computed_example_in_pages_smaller_than_the_program,
     a_second_node_cannot_compute_while_the_lease_is_held,
+    the_schedule_computes_each_program_once_per_interval,
     the_console_shows_counts_and_compute_now_computes_and_is_audited,
     cashiers_cannot_see_or_compute_segments,
     the_drill_down_and_the_customer_list_filter_page_through_a_segment,
@@ -170,6 +171,24 @@ async fn a_second_node_cannot_compute_while_the_lease_is_held(kind: StoreKind) {
     assert_eq!(after_expiry.unwrap().cards, 1, "an expired lease is taken over");
     let run = app.store.segment_run("default").await.unwrap().unwrap();
     assert!(!run.computing(app.clock_now()), "the lease is given up when done");
+}
+
+async fn the_schedule_computes_each_program_once_per_interval(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    app.new_card().await;
+    let runs = || loy::segments::runner::run_due(&app.state);
+
+    assert_eq!(runs().await.unwrap(), 1, "never computed: due");
+    assert_eq!(runs().await.unwrap(), 0, "computed just now: not due");
+    let first = app.store.segment_run("default").await.unwrap().unwrap().computed_at.unwrap();
+    app.clock.advance(Duration::hours(23));
+    assert_eq!(runs().await.unwrap(), 0, "LOY_SEGMENTS_EVERY_HOURS is 24 by default");
+    app.clock.advance(Duration::hours(1));
+    assert_eq!(runs().await.unwrap(), 1);
+    let second = app.store.segment_run("default").await.unwrap().unwrap().computed_at.unwrap();
+    assert!(second >= first + Duration::hours(24));
+    app.store.request_segments("default", app.clock_now()).await.unwrap();
+    assert_eq!(runs().await.unwrap(), 1, "asked for: due at once");
 }
 
 async fn wait_until_computed(app: &TestApp) -> loy::store::segments::SegmentRun {
