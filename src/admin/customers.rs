@@ -14,8 +14,8 @@ use super::session::{Manager, RoleRequirement, StaffSession};
 use super::{AdminError, ledger_failed};
 use crate::customers::till;
 use crate::domain::{Card, Locale, Program, Role, SerialNumber};
-use crate::segments::rfm::Segment;
 use crate::http::{get_only, post_only};
+use crate::segments::rfm::Segment;
 use crate::state::AppState;
 use crate::store::{CardLookup, CustomerCursor, CustomerListQuery, CustomerSort};
 

@@ -184,7 +184,8 @@ pub async fn members(
     let mut rows = Vec::with_capacity(serials.len());
     for serial in &serials {
         let Some(card) = state.store.find_card(CardLookup::Serial(serial)).await? else { continue };
-        let scores = state.store.card_segment(serial).await?.map(|s| format!("{}-{}-{}", s.scores.r, s.scores.f, s.scores.m));
+        let scores =
+            state.store.card_segment(serial).await?.map(|s| format!("{}-{}-{}", s.scores.r, s.scores.f, s.scores.m));
         rows.push(MemberRow {
             serial: serial.to_string(),
             name: card.holder.as_ref().map(|h| h.full_name()).unwrap_or_default(),
@@ -202,7 +203,8 @@ pub async fn members(
         }
         link
     };
-    let count = state.store.segment_counts(&program.id).await?.iter().find(|(s, _)| *s == segment).map_or(0, |(_, n)| *n);
+    let count =
+        state.store.segment_counts(&program.id).await?.iter().find(|(s, _)| *s == segment).map_or(0, |(_, n)| *n);
     let page = MembersPage {
         program_id: program.id.clone(),
         program_name: program.name.clone(),

@@ -242,7 +242,8 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     // Console imports left by a node that stopped, or due again after a failed attempt.
     let imports = tokio::spawn(crate::import::jobs::run_forever(state.clone(), std::time::Duration::from_secs(10)));
     // Customer segments on their schedule, and those asked for on another node.
-    let segments = tokio::spawn(crate::segments::runner::run_forever(state.clone(), std::time::Duration::from_secs(30)));
+    let segments =
+        tokio::spawn(crate::segments::runner::run_forever(state.clone(), std::time::Duration::from_secs(30)));
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -294,6 +295,11 @@ fn print_settings(s: &Settings) {
         Some(files) => println!("apple            certificate {}", files.certificate.display()),
         None => println!("apple            development certificates in {}", s.apple.dev_dir.display()),
     }
+    let seg = &s.segments;
+    println!(
+        "segments         every {} h (0: on demand only), window {} days, {} cards a step",
+        seg.every_hours, seg.window_days, seg.batch
+    );
     println!("apple_pass_type  {}", s.apple.effective_pass_type_id());
     println!("apple_team       {}", s.apple.effective_team_id());
     let w = &s.webhooks;

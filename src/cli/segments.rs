@@ -48,10 +48,15 @@ pub async fn segments(settings: &Settings, command: SegmentsCommand) -> anyhow::
                 }
             }
             Err(ComputeError::Busy) => {
-                eprintln!("loy: {}: another node is computing its segments now; try again in a few minutes", program.id);
+                eprintln!(
+                    "loy: {}: another node is computing its segments now; try again in a few minutes",
+                    program.id
+                );
                 code = ExitCode::FAILURE;
             }
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("while computing the segments of {}", program.id))),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("while computing the segments of {}", program.id)));
+            }
         }
     }
     Ok(code)

@@ -32,7 +32,10 @@ pub struct Lease {
 impl Lease {
     /// A lease for a new computation.
     pub fn new(length: Duration) -> Self {
-        Self { holder: format!("seg_{}", crate::domain::tokens::random_string(b"abcdefghijkmnpqrstuvwxyz23456789", 16)), length }
+        Self {
+            holder: format!("seg_{}", crate::domain::tokens::random_string(b"abcdefghijkmnpqrstuvwxyz23456789", 16)),
+            length,
+        }
     }
 }
 
@@ -206,8 +209,22 @@ mod tests {
     use super::*;
     use crate::store::segments::PurchaseFact;
 
-    fn fact(id: &str, kind: EntryKind, days_ago: i64, points: i64, amount: Option<i64>, now: DateTime<Utc>) -> PurchaseFact {
-        PurchaseFact { id: id.into(), kind, at: now - Duration::days(days_ago), points, purchase_amount: amount, reverses: None }
+    fn fact(
+        id: &str,
+        kind: EntryKind,
+        days_ago: i64,
+        points: i64,
+        amount: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> PurchaseFact {
+        PurchaseFact {
+            id: id.into(),
+            kind,
+            at: now - Duration::days(days_ago),
+            points,
+            purchase_amount: amount,
+            reverses: None,
+        }
     }
 
     fn source(facts: Vec<PurchaseFact>, now: DateTime<Utc>) -> SegmentSource {

@@ -102,10 +102,7 @@ pub struct FinishedRun {
 
 /// Every segment with a count, in [`Segment::ALL`] order (a missing one counts 0).
 pub fn all_counts(counts: &[(Segment, u64)]) -> Vec<(Segment, u64)> {
-    Segment::ALL
-        .into_iter()
-        .map(|s| (s, counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n)))
-        .collect()
+    Segment::ALL.into_iter().map(|s| (s, counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n))).collect()
 }
 
 #[async_trait]

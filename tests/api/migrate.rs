@@ -8,11 +8,11 @@ use std::process::Command;
 
 use chrono::{Duration, Utc};
 use loy::domain::{ApiKey, DeviceLibraryId, Role, Scope, SerialNumber, WebhookSource};
+use loy::segments::rfm::Segment;
 use loy::store::{
     CardLookup, DeadLetter, DeliveryState, FILE_CHUNK_BYTES, IdempotencyKey, IdempotencyRecord, ImportCounts,
     ImportJob, ImportState, MailState, OutboxMail, StoreResult, WebhookEndpoint, WebhookEvent,
 };
-use loy::segments::rfm::Segment;
 use loy::webhooks::delivery::deliver_due;
 use serde_json::json;
 use sha2::Digest;

@@ -107,9 +107,15 @@ async fn scores_and_segments_match_the_hand_computed_example_in_pages_smaller_th
     let cards = seed_example(&app).await;
     let program = app.store.program("default").await.unwrap().unwrap();
 
-    let done = compute::compute(app.store.as_ref(), app.clock.as_ref(), &program, &Lease::new(Duration::minutes(2)), options(2))
-        .await
-        .unwrap();
+    let done = compute::compute(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &program,
+        &Lease::new(Duration::minutes(2)),
+        options(2),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(done.cards, 7);
     assert_eq!(done.pages, 4, "7 cards read 2 at a time");
@@ -142,9 +148,15 @@ async fn scores_and_segments_match_the_hand_computed_example_in_pages_smaller_th
     for _ in 0..4 {
         buy(&app, &key, &cards["D"], 100).await;
     }
-    let again = compute::compute(app.store.as_ref(), app.clock.as_ref(), &program, &Lease::new(Duration::minutes(2)), options(3))
-        .await
-        .unwrap();
+    let again = compute::compute(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &program,
+        &Lease::new(Duration::minutes(2)),
+        options(3),
+    )
+    .await
+    .unwrap();
     assert!(again.computed_at > done.computed_at);
     let d = app.store.card_segment(&serial(&app, &cards["D"]).await).await.unwrap().unwrap();
     assert_eq!((d.scores.r, d.scores.f), (5, 5), "D bought most recently and now 6 times");
@@ -160,14 +172,26 @@ async fn a_second_node_cannot_compute_while_the_lease_is_held(kind: StoreKind) {
     let now = app.clock_now();
     assert!(app.store.take_segment_lease("default", "node-a", now, now + Duration::minutes(2)).await.unwrap());
 
-    let busy =
-        compute::compute(app.store.as_ref(), app.clock.as_ref(), &program, &Lease::new(Duration::minutes(2)), options(10)).await;
+    let busy = compute::compute(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &program,
+        &Lease::new(Duration::minutes(2)),
+        options(10),
+    )
+    .await;
 
     assert!(matches!(busy, Err(ComputeError::Busy)), "{busy:?}");
     assert!(app.store.segment_counts("default").await.unwrap().is_empty(), "nothing was computed");
     app.clock.advance(Duration::minutes(3));
-    let after_expiry =
-        compute::compute(app.store.as_ref(), app.clock.as_ref(), &program, &Lease::new(Duration::minutes(2)), options(10)).await;
+    let after_expiry = compute::compute(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &program,
+        &Lease::new(Duration::minutes(2)),
+        options(10),
+    )
+    .await;
     assert_eq!(after_expiry.unwrap().cards, 1, "an expired lease is taken over");
     let run = app.store.segment_run("default").await.unwrap().unwrap();
     assert!(!run.computing(app.clock_now()), "the lease is given up when done");
@@ -330,9 +354,15 @@ async fn the_customer_page_shows_the_cards_segment_and_scores(kind: StoreKind) {
     let unscored = manager.get(&format!("/admin/customers/{d}")).await;
     assert!(unscored.body.contains("not computed yet"));
 
-    compute::compute(app.store.as_ref(), app.clock.as_ref(), &program, &Lease::new(Duration::minutes(2)), options(1000))
-        .await
-        .unwrap();
+    compute::compute(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &program,
+        &Lease::new(Duration::minutes(2)),
+        options(1000),
+    )
+    .await
+    .unwrap();
 
     let page = manager.get(&format!("/admin/customers/{d}")).await;
     assert_eq!(crate::admin_helpers::text_of_id(&page.body, "scores").as_deref(), Some("2 / 3 / 2"));

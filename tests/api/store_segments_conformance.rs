@@ -20,7 +20,13 @@ on_both_stores!(
 );
 
 fn row(serial: &SerialNumber, segment: Segment, at: chrono::DateTime<chrono::Utc>) -> CardSegment {
-    CardSegment { serial: serial.clone(), program_id: "default".into(), scores: Scores { r: 3, f: 2, m: 1 }, segment, computed_at: at }
+    CardSegment {
+        serial: serial.clone(),
+        program_id: "default".into(),
+        scores: Scores { r: 3, f: 2, m: 1 },
+        segment,
+        computed_at: at,
+    }
 }
 
 fn finished(at: chrono::DateTime<chrono::Utc>, counts: Vec<(Segment, u64)>) -> FinishedRun {
@@ -43,7 +49,10 @@ async fn a_computation_is_seen_only_once_finished_and_replaces_the_previous_one_
     let first = app.clock_now();
     assert!(app.store.segment_counts("default").await.unwrap().is_empty());
 
-    app.store.save_card_segments(&cards.iter().map(|s| row(s, Segment::Loyal, first)).collect::<Vec<_>>()).await.unwrap();
+    app.store
+        .save_card_segments(&cards.iter().map(|s| row(s, Segment::Loyal, first)).collect::<Vec<_>>())
+        .await
+        .unwrap();
     assert!(app.store.card_segment(&cards[0]).await.unwrap().is_none(), "unfinished rows are not read");
     assert!(app.store.segment_members("default", Segment::Loyal, None, 10).await.unwrap().is_empty());
     app.store.finish_segment_run(&finished(first, vec![(Segment::Loyal, 3)])).await.unwrap();
@@ -71,7 +80,10 @@ async fn members_page_by_serial_and_stale_rows_go_in_bounded_batches(kind: Store
     let old = app.clock_now();
     let current = old + Duration::seconds(1);
     app.store.save_card_segments(&cards.iter().map(|s| row(s, Segment::New, old)).collect::<Vec<_>>()).await.unwrap();
-    app.store.save_card_segments(&cards.iter().map(|s| row(s, Segment::New, current)).collect::<Vec<_>>()).await.unwrap();
+    app.store
+        .save_card_segments(&cards.iter().map(|s| row(s, Segment::New, current)).collect::<Vec<_>>())
+        .await
+        .unwrap();
     app.store.finish_segment_run(&finished(current, vec![(Segment::New, 5)])).await.unwrap();
 
     let page1 = app.store.segment_members("default", Segment::New, None, 2).await.unwrap();
@@ -102,9 +114,18 @@ async fn one_holder_at_a_time_takes_the_lease_until_it_ends_or_is_given_up(kind:
     assert!(run.computing(now) && run.requested());
 
     let after_it_ends = later + Duration::minutes(1);
-    assert!(app.store.take_segment_lease("default", "b", after_it_ends, after_it_ends + Duration::minutes(2)).await.unwrap());
+    assert!(
+        app.store
+            .take_segment_lease("default", "b", after_it_ends, after_it_ends + Duration::minutes(2))
+            .await
+            .unwrap()
+    );
     app.store.release_segment_lease("default", "a").await.unwrap();
-    assert_eq!(app.store.segment_run("default").await.unwrap().unwrap().lease_holder.as_deref(), Some("b"), "a no longer holds it");
+    assert_eq!(
+        app.store.segment_run("default").await.unwrap().unwrap().lease_holder.as_deref(),
+        Some("b"),
+        "a no longer holds it"
+    );
     app.store.release_segment_lease("default", "b").await.unwrap();
     assert!(app.store.take_segment_lease("default", "c", now, later).await.unwrap(), "given up: free at once");
 

@@ -29,7 +29,9 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
 }
 
-fn run((program_id, computed_at, took_ms, cards, counts, requested_at, lease_holder, lease_until): RunRow) -> StoreResult<SegmentRun> {
+fn run(
+    (program_id, computed_at, took_ms, cards, counts, requested_at, lease_holder, lease_until): RunRow,
+) -> StoreResult<SegmentRun> {
     Ok(SegmentRun {
         program_id,
         computed_at: computed_at.map(from_millis).transpose()?,
@@ -170,9 +172,13 @@ impl SegmentStore for EmbeddedStore {
         let program_id = program_id.to_owned();
         let row = self
             .read(move |conn| {
-                conn.query_row(&format!("SELECT {RUN_COLUMNS} FROM segment_runs WHERE program_id = ?1"), [program_id], run_row)
-                    .optional()
-                    .map_err(sql)
+                conn.query_row(
+                    &format!("SELECT {RUN_COLUMNS} FROM segment_runs WHERE program_id = ?1"),
+                    [program_id],
+                    run_row,
+                )
+                .optional()
+                .map_err(sql)
             })
             .await?;
         row.map(run).transpose()

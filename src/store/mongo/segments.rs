@@ -127,7 +127,14 @@ impl SegmentStore for MongoStore {
             let mut facts = Vec::new();
             for entry in pending_entries(card)? {
                 if FACT_KINDS.contains(&entry.kind.as_str()) && seen.insert(entry.id.clone()) {
-                    facts.push(fact(&entry.id, &entry.kind, entry.points, entry.purchase_amount, entry.reverses, entry.created_at)?);
+                    facts.push(fact(
+                        &entry.id,
+                        &entry.kind,
+                        entry.points,
+                        entry.purchase_amount,
+                        entry.reverses,
+                        entry.created_at,
+                    )?);
                 }
             }
             index.insert(id.to_owned(), sources.len());
@@ -141,7 +148,9 @@ impl SegmentStore for MongoStore {
         let ledger: Collection<Document> = self.ledger.clone_with_type();
         let mut cursor = ledger
             .find(doc! { "serial": { "$in": serials }, "kind": { "$in": FACT_KINDS.to_vec() } })
-            .projection(doc! { "serial": 1, "kind": 1, "points": 1, "purchase_amount": 1, "reverses": 1, "created_at": 1 })
+            .projection(
+                doc! { "serial": 1, "kind": 1, "points": 1, "purchase_amount": 1, "reverses": 1, "created_at": 1 },
+            )
             .await
             .map_err(mongo)?;
         while let Some(d) = cursor.try_next().await.map_err(mongo)? {
@@ -293,7 +302,11 @@ impl SegmentStore for MongoStore {
         Ok(Some(CardSegment {
             serial: card.clone(),
             program_id: row.get_str("program_id").map_err(c)?.to_owned(),
-            scores: parse_scores(row.get_i64("r").map_err(c)?, row.get_i64("f").map_err(c)?, row.get_i64("m").map_err(c)?)?,
+            scores: parse_scores(
+                row.get_i64("r").map_err(c)?,
+                row.get_i64("f").map_err(c)?,
+                row.get_i64("m").map_err(c)?,
+            )?,
             segment: parse_segment(row.get_str("segment").map_err(c)?)?,
             computed_at: from_millis(current)?,
         }))
