@@ -49,6 +49,7 @@ pub mod actions {
     pub const MESSAGE_SENT: &str = "message.sent";
     pub const MESSAGE_CANCELLED: &str = "message.cancelled";
     pub const AUTO_MESSAGES_CHANGED: &str = "message.automatic_changed";
+    pub const SEGMENTS_REQUESTED: &str = "segments.compute_requested";
 
     /// Every action the filter offers (the log may hold others).
     pub const KNOWN: &[&str] = &[
@@ -88,6 +89,7 @@ pub mod actions {
         MESSAGE_SENT,
         MESSAGE_CANCELLED,
         AUTO_MESSAGES_CHANGED,
+        SEGMENTS_REQUESTED,
         "earn",
         "redeem",
         "refund",

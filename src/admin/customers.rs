@@ -15,6 +15,7 @@ use super::{AdminError, ledger_failed};
 use crate::customers::till;
 use crate::domain::{Card, Locale, Program, Role, SerialNumber};
 use crate::http::{get_only, post_only};
+use crate::segments::rfm::Segment;
 use crate::state::AppState;
 use crate::store::{CardLookup, CustomerCursor, CustomerListQuery, CustomerSort};
 
@@ -63,6 +64,9 @@ pub struct ListQuery {
     order: String,
     #[serde(default)]
     after: String,
+    /// A segment's name: only its cards, in serial order.
+    #[serde(default)]
+    segment: String,
 }
 
 #[derive(Serialize)]
@@ -76,6 +80,13 @@ struct ListPage {
     /// The link of the next page, when there is one.
     next: Option<String>,
     first: Option<String>,
+    /// The segment filter ("" for every customer) and the segments to choose from.
+    segment: &'static str,
+    segments: Vec<&'static str>,
+}
+
+fn segment_names() -> Vec<&'static str> {
+    Segment::ALL.iter().map(|s| s.as_str()).collect()
 }
 
 /// `GET /admin/customers[?q=…][&sort=registered|balance|activity&order=desc|asc&after=…]`.
@@ -102,8 +113,13 @@ pub async fn list(
             order,
             next: None,
             first: None,
+            segment: "",
+            segments: segment_names(),
         };
         return Ok(session.page(&req, "customers.html", page));
+    }
+    if let Some(segment) = Segment::parse(&query.segment) {
+        return segment_list(&state, &session, &req, &program, segment, &query.after).await;
     }
     let after = CustomerCursor::decode(&query.after);
     let list = CustomerListQuery { program_id: &program.id, sort, descending, after: after.clone(), limit: PAGE + 1 };
@@ -128,8 +144,52 @@ pub async fn list(
         order,
         next,
         first: after.is_some().then(|| link(None)),
+        segment: "",
+        segments: segment_names(),
     };
     Ok(session.page(&req, "customers.html", page))
+}
+
+/// The list filtered to one segment's cards (as of its last computation), paged by serial.
+async fn segment_list(
+    state: &AppState,
+    session: &StaffSession<Manager>,
+    req: &HttpRequest,
+    program: &Program,
+    segment: Segment,
+    after: &str,
+) -> Result<HttpResponse, AdminError> {
+    let after = (!after.is_empty()).then_some(after);
+    let mut serials = state.store.segment_members(&program.id, segment, after, PAGE + 1).await?;
+    let more = serials.len() > PAGE;
+    serials.truncate(PAGE);
+    let mut cards = Vec::with_capacity(serials.len());
+    for serial in &serials {
+        if let Some(card) = state.store.find_card(CardLookup::Serial(serial)).await? {
+            cards.push(card);
+        }
+    }
+    let link = |after: Option<&SerialNumber>| {
+        let mut link = format!("/admin/customers?segment={}", segment.as_str());
+        if let Some(after) = after {
+            link.push_str("&after=");
+            link.push_str(after.as_str());
+        }
+        link
+    };
+    let page = ListPage {
+        q: String::new(),
+        searched: false,
+        limited: false,
+        rows: cards.iter().map(row).collect(),
+        sort: CustomerSort::Registered.as_str(),
+        order: "desc",
+        next: if more { serials.last().map(|s| link(Some(s))) } else { None },
+        first: after.is_some().then(|| link(None)),
+        segment: segment.as_str(),
+        segments: segment_names(),
+    };
+    Ok(session.page(req, "customers.html", page))
 }
 
 #[derive(Serialize)]
@@ -176,6 +236,17 @@ pub(super) struct AdjustValues {
     pub(super) reason: String,
 }
 
+/// A card's segment as the customer page shows it.
+#[derive(Serialize)]
+struct SegmentInfo {
+    program_id: String,
+    segment: &'static str,
+    r: u8,
+    f: u8,
+    m: u8,
+    computed_at: String,
+}
+
 #[derive(Serialize)]
 struct DetailPage {
     name: String,
@@ -190,6 +261,7 @@ struct DetailPage {
     form_id: String,
     is_owner: bool,
     deleted: bool,
+    segment: Option<SegmentInfo>,
 }
 
 fn tier_name(program: &Program, card: &Card, locale: Locale) -> String {
@@ -262,7 +334,16 @@ pub(super) async fn render_detail<R: RoleRequirement>(
         let sync = state.store.google_sync(&card.serial).await?;
         if sync.version == 0 { ("never", 0) } else { ("synced", sync.version) }
     };
+    let segment = state.store.card_segment(&card.serial).await?.map(|s| SegmentInfo {
+        program_id: s.program_id.clone(),
+        segment: s.segment.as_str(),
+        r: s.scores.r,
+        f: s.scores.f,
+        m: s.scores.m,
+        computed_at: when(s.computed_at),
+    });
     let page = DetailPage {
+        segment,
         name: card.holder.as_ref().map(|h| h.full_name()).unwrap_or_default(),
         contact: card.holder.as_ref().map(|h| Contact {
             first_name: h.first_name.to_string(),

@@ -32,6 +32,7 @@ pub mod password;
 pub mod programs;
 pub mod programs_rules;
 pub mod programs_stamps;
+pub mod segments;
 pub mod session;
 pub mod setup;
 pub mod staff;
@@ -124,7 +125,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(customers::routes)
             .configure(design::routes)
             .configure(programs::routes)
-            .configure(messages::routes),
+            .configure(messages::routes)
+            .configure(segments::routes),
     );
 }
 

@@ -37,6 +37,7 @@ const NAV: &[NavEntry] = &[
     NavEntry { key: "nav_home", href: "/admin", least: Role::Cashier },
     NavEntry { key: "nav_cashier", href: "/admin/cashier", least: Role::Cashier },
     NavEntry { key: "nav_customers", href: "/admin/customers", least: Role::Manager },
+    NavEntry { key: "nav_segments", href: "/admin/segments", least: Role::Manager },
     NavEntry { key: "nav_programs", href: "/admin/programs", least: Role::Manager },
     NavEntry { key: "nav_staff", href: "/admin/staff", least: Role::Owner },
     NavEntry { key: "nav_keys", href: "/admin/keys", least: Role::Owner },

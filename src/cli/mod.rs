@@ -7,6 +7,7 @@ mod migrate;
 mod ops;
 mod programs;
 mod push;
+mod segments;
 mod staff;
 mod transfer;
 mod webhooks;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Loyalty programs: list, create, show, archive and unarchive them.
     #[command(subcommand)]
     Program(programs::ProgramCommand),
+    /// Customer segments (RFM): compute them now.
+    #[command(subcommand)]
+    Segments(segments::SegmentsCommand),
     /// Demo data for trying the console and for benchmarks.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -173,6 +177,7 @@ pub fn main() -> ExitCode {
             Command::WebhookEndpoint(command) => webhooks::webhook_endpoint(&settings, command).await,
             Command::Staff(command) => staff::staff(&settings, command).await,
             Command::Program(command) => programs::program(&settings, command).await,
+            Command::Segments(command) => segments::segments(&settings, command).await,
             Command::Demo(command) => demo::demo(&settings, command).await,
             Command::Check(command) => ledger::check(&settings, command).await,
             Command::Ledger(command) => ledger::ledger(&settings, command).await,
@@ -238,6 +243,9 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let imports = tokio::spawn(crate::import::jobs::run_forever(state.clone(), std::time::Duration::from_secs(10)));
     // Messages when their time comes, and fan-outs left by a node that stopped.
     let messages = tokio::spawn(crate::messages::fanout::run_forever(state.clone(), std::time::Duration::from_secs(5)));
+    // Customer segments on their schedule, and those asked for on another node.
+    let segments =
+        tokio::spawn(crate::segments::runner::run_forever(state.clone(), std::time::Duration::from_secs(30)));
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -253,6 +261,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     webhooks.abort();
     imports.abort();
     messages.abort();
+    segments.abort();
     if let Some(mail) = mail {
         mail.abort();
     }
@@ -289,6 +298,11 @@ fn print_settings(s: &Settings) {
         Some(files) => println!("apple            certificate {}", files.certificate.display()),
         None => println!("apple            development certificates in {}", s.apple.dev_dir.display()),
     }
+    let seg = &s.segments;
+    println!(
+        "segments         every {} h (0: on demand only), window {} days, {} cards a step",
+        seg.every_hours, seg.window_days, seg.batch
+    );
     println!("apple_pass_type  {}", s.apple.effective_pass_type_id());
     println!("apple_team       {}", s.apple.effective_team_id());
     let w = &s.webhooks;

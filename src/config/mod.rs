@@ -95,6 +95,17 @@ pub struct Settings {
     /// How many app nodes the operator runs (`LOY_NODES`, default 1). More than one in
     /// production needs Redis and MongoDB, which every node shares (`docs/architecture.md`).
     pub nodes: usize,
+    /// When and over what customer segments are computed.
+    pub segments: SegmentSettings,
+}
+
+/// Customer segments (`segments`): computed every `every_hours` (0: only on demand) over the
+/// purchases of the last `window_days`, reading and writing `batch` cards at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentSettings {
+    pub every_hours: u32,
+    pub window_days: u32,
+    pub batch: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +194,9 @@ pub const KEYS: &[&str] = &[
     "webhook_allow_private",
     "shutdown_grace",
     "nodes",
+    "segments_every_hours",
+    "segments_window_days",
+    "segments_batch",
 ];
 
 impl Settings {
@@ -298,6 +312,11 @@ impl Settings {
         let mail = mail::from_raw(raw)?;
         let webhooks = webhooks::from_raw(raw, environment)?;
         let nodes = raw.parse_or("nodes", 1, parse::number(1, 1024))?;
+        let segments = SegmentSettings {
+            every_hours: raw.parse_or("segments_every_hours", 24, parse::number(0, 24 * 31))?,
+            window_days: raw.parse_or("segments_window_days", 365, parse::number(7, 3650))?,
+            batch: raw.parse_or("segments_batch", 1000, parse::number(1, 100_000))?,
+        };
         if environment == Environment::Production {
             check_production_topology(nodes, redis_url.is_some(), matches!(store, StoreSettings::Embedded { .. }))?;
             if push.apns.test_url.is_some() {
@@ -339,6 +358,7 @@ impl Settings {
             mail,
             webhooks,
             nodes,
+            segments,
         })
     }
 

@@ -5,7 +5,7 @@
 //! against both. How ledger writes stay atomic on each is explained in `docs/architecture.md`.
 //!
 //! The interface is split by area ([`CardStore`], [`LedgerStore`], [`DeviceStore`],
-//! [`PushStore`], [`AccessStore`], [`PhoneStore`]); [`Store`] is all of them, and `DynStore` is what the
+//! [`PushStore`], [`AccessStore`], [`PhoneStore`], [`SegmentStore`] and more); [`Store`] is all of them, and `DynStore` is what the
 //! application holds.
 
 pub mod customers;
@@ -18,6 +18,7 @@ pub mod mongo;
 mod outbox;
 mod programs;
 mod records;
+pub mod segments;
 mod staff_records;
 mod webhooks;
 
@@ -38,6 +39,7 @@ pub use imports::{FILE_CHUNK_BYTES, ImportCounts, ImportJob, ImportState, Import
 pub use messages::{MessageSend, MessageStore, SendCounts, SendState, WalletCounts};
 pub use outbox::{MailState, MailStore, OutboxMail};
 pub use programs::{ProgramStore, PushProgress};
+pub use segments::SegmentStore;
 pub use webhooks::{DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookStore};
 
 /// A shared handle to whichever backend is configured.
@@ -58,6 +60,7 @@ pub trait Store:
     + ImportStore
     + ProgramStore
     + MessageStore
+    + SegmentStore
 {
 }
 
@@ -74,7 +77,8 @@ impl<
         + WebhookStore
         + ImportStore
         + ProgramStore
-        + MessageStore,
+        + MessageStore
+        + SegmentStore,
 > Store for T
 {
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use chrono::{Duration, Utc};
 use loy::domain::{ApiKey, DeviceLibraryId, Role, Scope, SerialNumber, WebhookSource};
+use loy::segments::rfm::Segment;
 use loy::store::{
     CardLookup, DeadLetter, DeliveryState, FILE_CHUNK_BYTES, IdempotencyKey, IdempotencyRecord, ImportCounts,
     ImportJob, ImportState, MailState, OutboxMail, StoreResult, WebhookEndpoint, WebhookEvent,
@@ -360,6 +361,27 @@ async fn everything_else(app: &TestApp, mail_id: &str) -> StoreResult<String> {
     ))
 }
 
+type Segments = (Vec<(Segment, u64)>, Option<loy::store::segments::CardSegment>, Vec<loy::domain::SerialNumber>);
+
+/// Computes the default program's segments, then reads them as [`segments_of_stored`] does.
+async fn segments_of(app: &TestApp, serial: &loy::domain::SerialNumber) -> Segments {
+    use loy::segments::compute::{Lease, Options, compute};
+    let program = app.store.program("default").await.unwrap().unwrap();
+    let lease = Lease::new(chrono::Duration::minutes(2));
+    compute(app.store.as_ref(), app.clock.as_ref(), &program, &lease, Options { window_days: 365, batch: 100 })
+        .await
+        .unwrap();
+    segments_of_stored(app, serial).await
+}
+
+/// The counts, one card's scores and the members of its segment.
+async fn segments_of_stored(app: &TestApp, serial: &loy::domain::SerialNumber) -> Segments {
+    let card = app.store.card_segment(serial).await.unwrap();
+    let segment = card.as_ref().expect("the card is scored").segment;
+    let members = app.store.segment_members("default", segment, None, 1000).await.unwrap();
+    (app.store.segment_counts("default").await.unwrap(), card, members)
+}
+
 #[tokio::test]
 async fn an_embedded_store_moves_to_mongodb_and_the_server_carries_on_there() {
     let Some(uri) = mongo_uri() else { return };
@@ -370,6 +392,8 @@ async fn an_embedded_store_moves_to_mongodb_and_the_server_carries_on_there() {
     let before_rest = everything_else(&old, &seeded.mail_id).await.unwrap();
     let before_outgoing = outgoing_state(&old, &seeded.outgoing).await;
     let entry_ids: Vec<String> = old.entries(&seeded.long_card).await.into_iter().map(|e| e.id).collect();
+    let long_serial = old.card(&seeded.long_card).await.serial;
+    let segments_before = segments_of(&old, &long_serial).await;
     let env = old.stop().await;
     let data_dir = PathBuf::from(&env.vars["LOY_DATA_DIR"]);
     let fingerprint_before = settled_fingerprint(&data_dir).await;
@@ -391,6 +415,7 @@ async fn an_embedded_store_moves_to_mongodb_and_the_server_carries_on_there() {
     new.assert_ledger_consistent().await;
     assert_eq!(everything_else(&new, &seeded.mail_id).await.unwrap(), before_rest);
     assert_eq!(outgoing_state(&new, &seeded.outgoing).await, before_outgoing, "events, deliveries, the import");
+    assert_eq!(segments_of_stored(&new, &long_serial).await, segments_before, "customer segments");
     let totp = new.store.staff_by_email(&seeded.totp_email).await.unwrap().unwrap();
     assert_eq!(totp.totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"));
     let mail = new.store.mail(&seeded.mail_id).await.unwrap().unwrap();

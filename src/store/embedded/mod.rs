@@ -20,6 +20,7 @@ mod phones;
 mod programs;
 mod push;
 mod schema;
+mod segments;
 mod staff;
 mod webhooks;
 

@@ -303,6 +303,30 @@ CREATE TABLE message_sends (
     at INTEGER NOT NULL,
     PRIMARY KEY (message_id, serial)
 ) WITHOUT ROWID;
+    // Customer segments (`store::segments`): each computation's rows under its own time, the
+    // program's current time, counts and computing lease in `segment_runs`.
+    r#"
+CREATE TABLE card_segments (
+    serial TEXT NOT NULL,
+    computed_at INTEGER NOT NULL,
+    program_id TEXT NOT NULL,
+    segment TEXT NOT NULL,
+    r INTEGER NOT NULL,
+    f INTEGER NOT NULL,
+    m INTEGER NOT NULL,
+    PRIMARY KEY (serial, computed_at)
+);
+CREATE INDEX card_segments_members ON card_segments (program_id, computed_at, segment, serial);
+CREATE TABLE segment_runs (
+    program_id TEXT PRIMARY KEY,
+    computed_at INTEGER,
+    took_ms INTEGER NOT NULL DEFAULT 0,
+    cards INTEGER NOT NULL DEFAULT 0,
+    counts TEXT NOT NULL DEFAULT '{}',
+    requested_at INTEGER,
+    lease_holder TEXT,
+    lease_until INTEGER NOT NULL DEFAULT 0
+);
 "#,
 ];
 

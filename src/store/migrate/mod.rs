@@ -58,6 +58,8 @@ pub const TABLES: &[(&str, &str)] = &[
     ("import_files", "import_files"),
     ("design_versions", "design_versions"),
     ("images", "images"),
+    ("card_segments", "card_segments"),
+    ("segment_runs", "segment_runs"),
 ];
 
 /// Documents per `insert_many`.

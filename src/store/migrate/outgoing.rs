@@ -89,3 +89,38 @@ pub fn designs(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<
         Ok(doc! { "_id": r.get::<_, String>(0)?, "png": Binary { subtype: BinarySubtype::Generic, bytes } })
     })
 }
+
+/// Customer segments: every computation's rows (the `_id` the MongoDB store gives them) and
+/// each program's run, its lease given up (no node of the old store computes on the new one).
+pub fn segments(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    copy(
+        conn,
+        "SELECT serial, computed_at, program_id, segment, r, f, m FROM card_segments ORDER BY serial, computed_at",
+        [],
+        "card_segments",
+        send,
+        |r| {
+            let (serial, at): (String, i64) = (r.get(0)?, r.get(1)?);
+            Ok(doc! {
+                "_id": format!("{serial}@{at}"), "serial": serial, "computed_at": at,
+                "program_id": r.get::<_, String>(2)?, "segment": r.get::<_, String>(3)?,
+                "r": r.get::<_, i64>(4)?, "f": r.get::<_, i64>(5)?, "m": r.get::<_, i64>(6)?,
+            })
+        },
+    )?;
+    copy(
+        conn,
+        "SELECT program_id, computed_at, took_ms, cards, counts, requested_at FROM segment_runs ORDER BY program_id",
+        [],
+        "segment_runs",
+        send,
+        |r| {
+            let optional = |v: Option<i64>| v.map_or(bson::Bson::Null, bson::Bson::Int64);
+            Ok(doc! {
+                "_id": r.get::<_, String>(0)?, "computed_at": optional(r.get(1)?), "took_ms": r.get::<_, i64>(2)?,
+                "cards": r.get::<_, i64>(3)?, "counts": r.get::<_, String>(4)?, "requested_at": optional(r.get(5)?),
+                "lease_holder": bson::Bson::Null, "lease_until": 0_i64,
+            })
+        },
+    )
+}

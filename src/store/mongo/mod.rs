@@ -18,6 +18,7 @@ mod outbox;
 mod phones;
 mod programs;
 mod push;
+mod segments;
 mod staff;
 mod webhooks;
 
@@ -251,6 +252,7 @@ impl MongoStore {
         imports::create_indexes(&self.import_jobs, &self.import_files).await?;
         messages::create_indexes(&self.messages, &self.message_sends).await?;
         programs::create_indexes(&self.cards, &self.design_versions).await?;
+        segments::create_indexes(&self.db).await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
             .create_index(
