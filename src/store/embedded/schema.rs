@@ -303,6 +303,7 @@ CREATE TABLE message_sends (
     at INTEGER NOT NULL,
     PRIMARY KEY (message_id, serial)
 ) WITHOUT ROWID;
+"#,
     // Customer segments (`store::segments`): each computation's rows under its own time, the
     // program's current time, counts and computing lease in `segment_runs`.
     r#"
