@@ -236,6 +236,8 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let webhooks = tokio::spawn(crate::webhooks::delivery::run_forever(state.clone()));
     // Console imports left by a node that stopped, or due again after a failed attempt.
     let imports = tokio::spawn(crate::import::jobs::run_forever(state.clone(), std::time::Duration::from_secs(10)));
+    // The dashboard's daily figures, kept up to date from the ledger in the background.
+    let stats = tokio::spawn(crate::stats::run_forever(state.store.clone(), state.clock.clone()));
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -250,6 +252,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     maintenance.abort();
     webhooks.abort();
     imports.abort();
+    stats.abort();
     if let Some(mail) = mail {
         mail.abort();
     }

@@ -18,6 +18,7 @@ mod outbox;
 mod programs;
 mod records;
 mod staff_records;
+mod stats;
 mod webhooks;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use faults::Faults;
 pub use imports::{FILE_CHUNK_BYTES, ImportCounts, ImportJob, ImportState, ImportStore, MAX_KEPT_ERRORS};
 pub use outbox::{MailState, MailStore, OutboxMail};
 pub use programs::{ProgramStore, PushProgress};
+pub use stats::{DayStats, LedgerTotals, StatsSnapshot, StatsStore};
 pub use webhooks::{DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookStore};
 
 /// A shared handle to whichever backend is configured.
@@ -55,6 +57,7 @@ pub trait Store:
     + WebhookStore
     + ImportStore
     + ProgramStore
+    + StatsStore
 {
 }
 
@@ -70,7 +73,8 @@ impl<
         + MailStore
         + WebhookStore
         + ImportStore
-        + ProgramStore,
+        + ProgramStore
+        + StatsStore,
 > Store for T
 {
 }

@@ -20,6 +20,7 @@ mod programs;
 mod push;
 mod schema;
 mod staff;
+mod stats;
 mod webhooks;
 
 pub(super) use schema::MIGRATIONS;

@@ -18,6 +18,7 @@ mod phones;
 mod programs;
 mod push;
 mod staff;
+mod stats;
 mod webhooks;
 
 pub(super) use ledger::{RECENT_ENTRIES, record_id};
@@ -245,6 +246,7 @@ impl MongoStore {
             .await?;
         imports::create_indexes(&self.import_jobs, &self.import_files).await?;
         programs::create_indexes(&self.cards, &self.design_versions).await?;
+        stats::create_indexes(&self.db).await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
             .create_index(
