@@ -38,7 +38,8 @@
       var n = t.labels.length;
       opts.scales.x.range = function () { return [-0.5, n - 0.5]; };
       opts.axes[0] = { splits: function () { return t.labels.map(function (_, i) { return i; }); },
-        values: function (u, splits) { return splits.map(function (i) { return t.labels[i] || ''; }); }, grid: { show: false } };
+        values: function (u, splits) { return splits.map(function (i) { return t.labels[i] || ''; }); }, grid: { show: false },
+        font: (width < 400 ? '10px' : '12px') + ' system-ui, sans-serif' };
     }
     return opts;
   }

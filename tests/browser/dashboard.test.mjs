@@ -66,12 +66,12 @@ test('the dashboard draws every chart with uPlot and keeps the numbers in tables
     assert.ok(charts.find((c) => c.id === id).blue > 20, `${id} shows its data in the series colour`);
   }
   // The tables are still there for screen readers, folded behind their summary.
-  const table = p.locator('#chart-registrations table');
+  const table = p.locator('#chart-registrations details table');
   assert.equal(await table.isVisible(), false);
   await p.locator('#chart-registrations summary').click();
   assert.ok(await table.isVisible());
   const today = new Date().toISOString().slice(0, 10);
-  const registered = await p.locator(`#chart-registrations tr:has(th:text-is("${today}")) td`).getAttribute('data-v');
+  const registered = await p.locator(`#chart-registrations details tr:has(th:text-is("${today}")) td`).getAttribute('data-v');
   assert.ok(Number(registered) >= 1, `today's registration is counted: ${registered}`);
   // Every chart fits the page at a phone's width.
   await p.setViewportSize({ width: 320, height: 844 });
