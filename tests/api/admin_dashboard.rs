@@ -22,6 +22,7 @@ on_both_stores!(
     updating_now_brings_todays_figures_up_to_date,
     a_cashier_keeps_the_cashier_home_and_cannot_download_figures,
     a_period_that_cannot_be_read_is_refused,
+    a_stamps_program_chosen_on_the_page_shows_stamps_and_rewards,
 );
 
 async fn enroll(store: &dyn Store, program: &Program, phone: &str, when: DateTime<Utc>) -> Card {
@@ -216,4 +217,31 @@ async fn a_period_that_cannot_be_read_is_refused(kind: StoreKind) {
         let csv = manager.get(&format!("/admin/dashboard.csv?chart=revenue&{query}")).await;
         assert_eq!(csv.status, 400, "{query}");
     }
+}
+
+async fn a_stamps_program_chosen_on_the_page_shows_stamps_and_rewards(kind: StoreKind) {
+    let app = crate::stamps::app(kind).await;
+    let cafe = crate::stamps::cafe(&app, |s| s.stamps_per_reward = 3).await;
+    let store = app.store.as_ref();
+    let yesterday = app.clock_now().date_naive() - Duration::days(1);
+    let at = loy::stats::start_of(yesterday) + Duration::hours(9);
+    let card = enroll(store, &cafe, "+79990000077", at).await;
+    let stamp = Command::Stamp { stamps: Some(4), purchase_amount: Some(35_000), order_id: None, description: None };
+    write(store, &cafe, &card.serial, stamp, at + Duration::hours(1)).await;
+    let reward = Command::RedeemReward { count: 1, order_id: None, description: None };
+    write(store, &cafe, &card.serial, reward, at + Duration::hours(2)).await;
+    loy::stats::try_execute_task(store, app.clock_now(), usize::MAX).await.unwrap();
+    let manager = app.signed_in(Role::Manager).await;
+
+    let page = manager.get("/admin?program=cafe&days=7&lang=en").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"<option value="cafe" selected>Coffee Corner</option>"#), "the program choice");
+    assert!(!page.body.contains(r#"id="chart-points""#));
+    let welcome = i64::from(cafe.rules.stamp_rules().unwrap().welcome_stamps);
+    // Stamps issued, rewards issued (one round of three completed), rewards redeemed.
+    assert_eq!(row(&page.body, "stamps", &day(yesterday)), [(welcome + 4).to_string(), "1".into(), "1".into()]);
+    assert_eq!(row(&page.body, "purchases", &day(yesterday)), ["1"]);
+    assert_eq!(row(&page.body, "registrations", &day(yesterday)), ["1"]);
+    let default = manager.get("/admin?days=7&lang=en").await;
+    assert_eq!(row(&default.body, "registrations", &day(yesterday)), ["0"], "the default program's figures are its own");
 }
