@@ -125,11 +125,7 @@ pub struct Figures<'a> {
 }
 
 fn dash(t: &Catalog, key: &str) -> String {
-    t.texts
-        .get("dash")
-        .and_then(|d| d.get(key))
-        .and_then(|v| v.as_str())
-        .map_or_else(|| key.to_owned(), str::to_owned)
+    t.texts.get("dash").and_then(|d| d.get(key)).and_then(|v| v.as_str()).map_or_else(|| key.to_owned(), str::to_owned)
 }
 
 fn number(n: i64) -> Cell {

@@ -81,8 +81,12 @@ pub struct StatsSnapshot {
 pub trait StatsStore: Send + Sync + 'static {
     /// Adds up the program's ledger entries created in `[from, to)`: a range read on the
     /// ledger's index over (program, time), on a read connection that never holds up a write.
-    async fn ledger_totals(&self, program_id: &str, from: DateTime<Utc>, to: DateTime<Utc>)
-    -> StoreResult<LedgerTotals>;
+    async fn ledger_totals(
+        &self,
+        program_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<LedgerTotals>;
 
     /// When the program's oldest ledger entry was written (`None`: no entry yet).
     async fn first_entry_at(&self, program_id: &str) -> StoreResult<Option<DateTime<Utc>>>;

@@ -32,7 +32,13 @@ async fn enroll(store: &dyn Store, program: &Program, phone: &str, when: DateTim
 }
 
 /// Writes `command` as of `when` through the ledger; answers the points it moved.
-async fn write(store: &dyn Store, program: &Program, serial: &SerialNumber, command: Command, when: DateTime<Utc>) -> i64 {
+async fn write(
+    store: &dyn Store,
+    program: &Program,
+    serial: &SerialNumber,
+    command: Command,
+    when: DateTime<Utc>,
+) -> i64 {
     let ctx = WriteContext {
         entry_id: LedgerEntry::new_id(),
         actor: Actor { source: EntrySource::Pos, id: None },
@@ -142,7 +148,10 @@ async fn each_chart_downloads_as_csv_with_the_same_numbers(kind: StoreKind) {
     assert_eq!(purchases.body, format!("Day,Purchases\n{a},1\n{middle},0\n{b},2\n"));
     let revenue = owner.get(&csv("revenue")).await;
     let money = |minor: i64| format_amount(minor, s.program.currency.minor_digits);
-    assert_eq!(revenue.body, format!("Day,Revenue\n{a},{}\n{middle},{}\n{b},{}\n", money(100_000), money(0), money(90_000)));
+    assert_eq!(
+        revenue.body,
+        format!("Day,Revenue\n{a},{}\n{middle},{}\n{b},{}\n", money(100_000), money(0), money(90_000))
+    );
     let points = owner.get(&csv("points")).await;
     let welcome = s.program.rules.welcome_bonus;
     assert!(points.body.starts_with("Day,Points issued,Points redeemed\n"), "{}", points.body);
@@ -243,5 +252,9 @@ async fn a_stamps_program_chosen_on_the_page_shows_stamps_and_rewards(kind: Stor
     assert_eq!(row(&page.body, "purchases", &day(yesterday)), ["1"]);
     assert_eq!(row(&page.body, "registrations", &day(yesterday)), ["1"]);
     let default = manager.get("/admin?days=7&lang=en").await;
-    assert_eq!(row(&default.body, "registrations", &day(yesterday)), ["0"], "the default program's figures are its own");
+    assert_eq!(
+        row(&default.body, "registrations", &day(yesterday)),
+        ["0"],
+        "the default program's figures are its own"
+    );
 }

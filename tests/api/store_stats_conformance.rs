@@ -84,8 +84,15 @@ async fn day_rows_round_trip_by_range_and_are_replaced_whole(kind: StoreKind) {
     let t = test_store(kind).await;
     let store = t.store.as_ref();
     let day = |d: u32| NaiveDate::from_ymd_opt(2026, 2, d).unwrap();
-    let totals =
-        LedgerTotals { registrations: 3, issued: 450, redeemed: 120, rewards_issued: 2, rewards_redeemed: 1, purchases: 7, revenue: 1_234_500 };
+    let totals = LedgerTotals {
+        registrations: 3,
+        issued: 450,
+        redeemed: 120,
+        rewards_issued: 2,
+        rewards_redeemed: 1,
+        purchases: 7,
+        revenue: 1_234_500,
+    };
     for d in [1, 2, 3, 5] {
         let row = DayStats { day: day(d), totals, computed_at: at(d, 8) };
         store.put_day_stats("default", &row).await.unwrap();

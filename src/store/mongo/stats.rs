@@ -35,7 +35,9 @@ pub(super) async fn create_indexes(db: &mongodb::Database) -> mongodb::error::Re
         )
         .await?;
     db.collection::<Document>("day_stats")
-        .create_index(IndexModel::builder().keys(doc! { "program_id": 1, "day": 1 }).options(named("program_day")).build())
+        .create_index(
+            IndexModel::builder().keys(doc! { "program_id": 1, "day": 1 }).options(named("program_day")).build(),
+        )
         .await?;
     Ok(())
 }
