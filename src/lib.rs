@@ -28,6 +28,7 @@ pub mod routes;
 pub mod segments;
 pub mod startup;
 pub mod state;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;

@@ -1,10 +1,11 @@
-//! `/admin`: a cashier goes straight to the cashier screen from here; managers and owners see
-//! how many cards and staff accounts there are and where to go next.
+//! `/admin`: managers and owners see the program dashboard ([`super::dashboard`]); a cashier
+//! goes straight to the cashier screen from here.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::AdminError;
+use super::dashboard::{self, DashboardQuery, Period};
 use super::session::{AnyStaff, StaffSession};
 use crate::domain::Role;
 use crate::state::AppState;
@@ -12,25 +13,25 @@ use crate::state::AppState;
 #[derive(Serialize)]
 struct Home {
     cashier_only: bool,
-    cards: u64,
-    staff_active: usize,
     program_name: String,
 }
 
-/// `GET /admin`.
+/// `GET /admin[?program=…&days=…|from=…&to=…]`.
 pub async fn show(
     state: web::Data<AppState>,
     session: StaffSession<AnyStaff>,
+    query: web::Query<DashboardQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
-    let cashier_only = session.staff.role == Role::Cashier;
-    let (cards, staff_active) = if cashier_only {
-        (0, 0)
-    } else {
-        let cards = state.store.count_cards().await?;
-        let staff = state.store.staff_list().await?;
-        (cards, staff.iter().filter(|s| !s.disabled).count())
+    if session.staff.role == Role::Cashier {
+        let program_name = state.program().await.map(|p| p.name).unwrap_or_default();
+        return Ok(session.page(&req, "home.html", Home { cashier_only: true, program_name }));
+    }
+    let Some(period) = Period::of(&query, state.clock.now().date_naive()) else {
+        return Ok(super::bad_form(&req, &session.viewer()));
     };
-    let program_name = state.program().await.map(|p| p.name).unwrap_or_default();
-    Ok(session.page(&req, "home.html", Home { cashier_only, cards, staff_active, program_name }))
+    let program = dashboard::chosen_program(&state, &query.program).await?;
+    let locale = super::page::locale(&req);
+    let page = dashboard::page(&state, &program, period, locale, query.updated.is_some()).await?;
+    Ok(session.page(&req, "home.html", page))
 }

@@ -16,6 +16,7 @@ pub mod cashier;
 pub mod customer_actions;
 pub mod customer_data;
 pub mod customers;
+pub mod dashboard;
 pub mod data;
 pub mod design;
 pub mod design_images;
@@ -74,6 +75,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/account").route(web::get().to(account::show)).default_service(not_allowed("GET, HEAD")),
             )
+            .service(get_only("/dashboard.csv", web::get().to(dashboard::csv)))
+            .service(post_only("/dashboard/refresh", web::post().to(dashboard::refresh)))
             .service(web::resource("/data").route(web::get().to(data::show)).default_service(not_allowed("GET, HEAD")))
             .service(get_only("/data/customers.csv", web::get().to(data::customers)))
             .service(get_only("/data/transactions.csv", web::get().to(data::transactions)))

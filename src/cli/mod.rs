@@ -246,6 +246,8 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     // Customer segments on their schedule, and those asked for on another node.
     let segments =
         tokio::spawn(crate::segments::runner::run_forever(state.clone(), std::time::Duration::from_secs(30)));
+    // The dashboard's daily figures, kept up to date from the ledger in the background.
+    let stats = tokio::spawn(crate::stats::run_forever(state.store.clone(), state.clock.clone()));
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -262,6 +264,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     imports.abort();
     messages.abort();
     segments.abort();
+    stats.abort();
     if let Some(mail) = mail {
         mail.abort();
     }

@@ -20,6 +20,7 @@ mod programs;
 mod records;
 pub mod segments;
 mod staff_records;
+mod stats;
 mod webhooks;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use messages::{MessageSend, MessageStore, SendCounts, SendState, WalletCount
 pub use outbox::{MailState, MailStore, OutboxMail};
 pub use programs::{ProgramStore, PushProgress};
 pub use segments::SegmentStore;
+pub use stats::{DayStats, LedgerTotals, StatsSnapshot, StatsStore};
 pub use webhooks::{DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookStore};
 
 /// A shared handle to whichever backend is configured.
@@ -61,6 +63,7 @@ pub trait Store:
     + ProgramStore
     + MessageStore
     + SegmentStore
+    + StatsStore
 {
 }
 
@@ -78,7 +81,8 @@ impl<
         + ImportStore
         + ProgramStore
         + MessageStore
-        + SegmentStore,
+        + SegmentStore
+        + StatsStore,
 > Store for T
 {
 }

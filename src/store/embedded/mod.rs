@@ -22,6 +22,7 @@ mod push;
 mod schema;
 mod segments;
 mod staff;
+mod stats;
 mod webhooks;
 
 pub(super) use schema::MIGRATIONS;

@@ -329,6 +329,30 @@ CREATE TABLE segment_runs (
     lease_until INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // The dashboard (`store::stats`): a row per program and day adding up its ledger, read by
+    // day; the present's counts as one JSON snapshot per program; the ledger by program and time
+    // (a day is a range read) and cards by program and tier (each tier an indexed count).
+    r#"
+CREATE TABLE day_stats (
+    program_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    registrations INTEGER NOT NULL,
+    issued INTEGER NOT NULL,
+    redeemed INTEGER NOT NULL,
+    rewards_issued INTEGER NOT NULL,
+    rewards_redeemed INTEGER NOT NULL,
+    purchases INTEGER NOT NULL,
+    revenue INTEGER NOT NULL,
+    computed_at INTEGER NOT NULL,
+    PRIMARY KEY (program_id, day)
+);
+CREATE TABLE stats_snapshots (
+    program_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE INDEX ledger_program_created ON ledger (program_id, created_at);
+CREATE INDEX cards_program_tier ON cards (program_id, tier, status);
+"#,
 ];
 
 /// Marks the migration after which the name keys of existing cards are computed in Rust.

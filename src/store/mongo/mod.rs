@@ -20,6 +20,7 @@ mod programs;
 mod push;
 mod segments;
 mod staff;
+mod stats;
 mod webhooks;
 
 pub(super) use ledger::{RECENT_ENTRIES, record_id};
@@ -253,6 +254,7 @@ impl MongoStore {
         messages::create_indexes(&self.messages, &self.message_sends).await?;
         programs::create_indexes(&self.cards, &self.design_versions).await?;
         segments::create_indexes(&self.db).await?;
+        stats::create_indexes(&self.db).await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
             .create_index(

@@ -1,0 +1,68 @@
+// The dashboard's charts: each figure's table holds the numbers (what screen readers and pages
+// without JavaScript get); this draws them with uPlot and folds the table away behind its summary.
+(function () {
+  'use strict';
+  var colors = ['#1f5fd1', '#d1731f', '#1e7b34', '#8e3bb5'];
+
+  function read(figure) {
+    var table = figure.querySelector('table');
+    var names = Array.prototype.map.call(table.tHead.rows[0].cells, function (c) { return c.textContent.trim(); });
+    var rows = Array.prototype.slice.call(table.tBodies[0].rows);
+    var data = [rows.map(function (r) { return Number(r.getAttribute('data-x')); })];
+    for (var s = 1; s < names.length; s++) {
+      data.push(rows.map(function (r) { return Number(r.cells[s].getAttribute('data-v')); }));
+    }
+    var labels = rows.map(function (r) { return r.cells[0].textContent.trim(); });
+    return { names: names, data: data, labels: labels };
+  }
+
+  function options(figure, t, width) {
+    var bars = figure.getAttribute('data-kind') === 'bars';
+    var series = [{ label: t.names[0] }];
+    for (var s = 1; s < t.names.length; s++) {
+      var color = colors[(s - 1) % colors.length];
+      series.push(bars
+        ? { label: t.names[s], stroke: color, fill: color + 'cc', width: 1, paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false } }
+        : { label: t.names[s], stroke: color, fill: color + '1a', width: 2, points: { show: t.data[0].length <= 31 } });
+    }
+    var opts = {
+      width: width,
+      height: width < 500 ? 200 : 240,
+      series: series,
+      legend: { show: t.names.length > 2 || bars === false },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: !bars }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
+      axes: [{}, { size: 60 }]
+    };
+    if (bars) {
+      var n = t.labels.length;
+      opts.scales.x.range = function () { return [-0.5, n - 0.5]; };
+      opts.axes[0] = { splits: function () { return t.labels.map(function (_, i) { return i; }); },
+        values: function (u, splits) { return splits.map(function (i) { return t.labels[i] || ''; }); }, grid: { show: false },
+        font: (width < 400 ? '10px' : '12px') + ' system-ui, sans-serif' };
+    }
+    return opts;
+  }
+
+  function draw(figure) {
+    var plot = figure.querySelector('.plot');
+    if (!plot || typeof uPlot === 'undefined') return;
+    var t = read(figure);
+    var width = Math.max(240, plot.clientWidth);
+    var chart = new uPlot(options(figure, t, width), t.data, plot);
+    figure.classList.add('drawn');
+    var details = figure.querySelector('details.numbers');
+    if (details) details.open = false;
+    if (typeof ResizeObserver !== 'undefined') {
+      new ResizeObserver(function () {
+        var w = Math.max(240, plot.clientWidth);
+        if (Math.abs(w - chart.width) > 4) chart.setSize({ width: w, height: w < 500 ? 200 : 240 });
+      }).observe(plot);
+    }
+  }
+
+  function start() {
+    Array.prototype.forEach.call(document.querySelectorAll('figure.chart'), draw);
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start); else start();
+})();
