@@ -238,6 +238,10 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let imports = tokio::spawn(crate::import::jobs::run_forever(state.clone(), std::time::Duration::from_secs(10)));
     // Messages when their time comes, and fan-outs left by a node that stopped.
     let messages = tokio::spawn(crate::messages::fanout::run_forever(state.clone(), std::time::Duration::from_secs(5)));
+    // Google Wallet saves and deletes whose callbacks never arrived.
+    let reconcile = state.google.as_ref().and_then(|g| g.reconcile_schedule()).map(|(interval, batch)| {
+        tokio::spawn(crate::google::reconcile::run_forever(state.clone(), interval, batch))
+    });
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -253,6 +257,9 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     webhooks.abort();
     imports.abort();
     messages.abort();
+    if let Some(reconcile) = reconcile {
+        reconcile.abort();
+    }
     if let Some(mail) = mail {
         mail.abort();
     }

@@ -19,6 +19,7 @@ mod outbox;
 mod programs;
 mod records;
 mod staff_records;
+pub mod wallet_events;
 mod webhooks;
 
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub use imports::{FILE_CHUNK_BYTES, ImportCounts, ImportJob, ImportState, Import
 pub use messages::{MessageSend, MessageStore, SendCounts, SendState, WalletCounts};
 pub use outbox::{MailState, MailStore, OutboxMail};
 pub use programs::{ProgramStore, PushProgress};
+pub use wallet_events::{
+    DayCount, GoogleWalletState, Wallet, WalletChange, WalletEvent, WalletEventStore, WalletSource,
+};
 pub use webhooks::{DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookStore};
 
 /// A shared handle to whichever backend is configured.
@@ -58,6 +62,7 @@ pub trait Store:
     + ImportStore
     + ProgramStore
     + MessageStore
+    + WalletEventStore
 {
 }
 
@@ -74,7 +79,8 @@ impl<
         + WebhookStore
         + ImportStore
         + ProgramStore
-        + MessageStore,
+        + MessageStore
+        + WalletEventStore,
 > Store for T
 {
 }

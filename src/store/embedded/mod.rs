@@ -21,6 +21,7 @@ mod programs;
 mod push;
 mod schema;
 mod staff;
+mod wallet_events;
 mod webhooks;
 
 pub(super) use schema::MIGRATIONS;

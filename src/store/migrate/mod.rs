@@ -58,6 +58,8 @@ pub const TABLES: &[(&str, &str)] = &[
     ("import_files", "import_files"),
     ("design_versions", "design_versions"),
     ("images", "images"),
+    ("wallet_events", "wallet_events"),
+    ("google_wallet_state", "google_wallet_state"),
 ];
 
 /// Documents per `insert_many`.

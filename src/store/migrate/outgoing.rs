@@ -89,3 +89,25 @@ pub fn designs(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<
         Ok(doc! { "_id": r.get::<_, String>(0)?, "png": Binary { subtype: BinarySubtype::Generic, bytes } })
     })
 }
+
+/// Wallet changes and each card's Google state, as the MongoDB store writes them.
+pub fn wallets(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    copy(
+        conn,
+        "SELECT id, serial, program_id, wallet, change, at, day, source FROM wallet_events ORDER BY id",
+        [],
+        "wallet_events",
+        send,
+        |r| {
+            Ok(doc! {
+                "_id": r.get::<_, String>(0)?, "serial": r.get::<_, String>(1)?,
+                "program_id": r.get::<_, String>(2)?, "wallet": r.get::<_, String>(3)?,
+                "change": r.get::<_, String>(4)?, "at": r.get::<_, i64>(5)?, "day": r.get::<_, String>(6)?,
+                "source": r.get::<_, String>(7)?,
+            })
+        },
+    )?;
+    copy(conn, "SELECT serial, saved, at FROM google_wallet_state ORDER BY serial", [], "google_wallet_state", send, |r| {
+        Ok(doc! { "_id": r.get::<_, String>(0)?, "saved": r.get::<_, bool>(1)?, "at": r.get::<_, i64>(2)? })
+    })
+}

@@ -189,6 +189,7 @@ fn read_in_transaction(
     super::outgoing::webhooks(conn, send)?;
     super::outgoing::imports(conn, send)?;
     super::outgoing::designs(conn, send)?;
+    super::outgoing::wallets(conn, send)?;
     copy(
         conn,
         "SELECT id, kind, serial, recipient, locale, state, attempts, next_attempt_at, last_error, created_at, \

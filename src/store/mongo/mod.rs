@@ -19,6 +19,7 @@ mod phones;
 mod programs;
 mod push;
 mod staff;
+mod wallet_events;
 mod webhooks;
 
 pub(super) use ledger::{RECENT_ENTRIES, record_id};
@@ -251,6 +252,7 @@ impl MongoStore {
         imports::create_indexes(&self.import_jobs, &self.import_files).await?;
         messages::create_indexes(&self.messages, &self.message_sends).await?;
         programs::create_indexes(&self.cards, &self.design_versions).await?;
+        wallet_events::create_indexes(&self.db).await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
             .create_index(
