@@ -43,6 +43,12 @@ pub struct GoogleSigner {
     pub key_expires: DateTime<Utc>,
 }
 
+impl Default for GoogleSigner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl GoogleSigner {
     pub fn new() -> Self {
         Self { root: EcKey::generate(), intermediate: EcKey::generate(), key_expires: Utc::now() + Duration::days(7) }

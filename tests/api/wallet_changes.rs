@@ -182,7 +182,7 @@ async fn the_reconciliation_records_saves_and_removals_whose_callback_never_came
     // Rounds are bounded: one card per round walks the cards in serial order.
     let second = app.card(&app.new_card().await).await;
     fake.wait_for_object(&object_id(second.serial.as_str())).await;
-    let (low, high) = if card.serial < second.serial { (&card, &second) } else { (&second, &card) };
+    let (low, high) = if card.serial.as_str() < second.serial.as_str() { (&card, &second) } else { (&second, &card) };
     let round = reconcile::round(&app.state, None, 1).await.unwrap();
     assert_eq!((round.checked, round.next.as_ref()), (1, Some(&low.serial)));
     let round = reconcile::round(&app.state, Some(&low.serial), 1).await.unwrap();
@@ -196,8 +196,8 @@ async fn an_apple_registration_is_one_install_and_its_removal_one_removal(kind: 
     let app = spawn_app(kind).await;
     let pass = new_pass(&app).await;
     let (serial, auth) = (pass.serial(), apple_auth(&pass.token()));
-    let card = app.store.find_card(loy::store::CardLookup::Serial(&SerialNumber::parse(&serial).unwrap()));
-    let card = card.await.unwrap().unwrap();
+    let parsed = SerialNumber::parse(&serial).unwrap();
+    let card = app.store.find_card(loy::store::CardLookup::Serial(&parsed)).await.unwrap().unwrap();
     let (device, token) = ("a1b2c3d4e5f60718293a4b5c6d7e8f90", "ab".repeat(32));
 
     assert_eq!(register(&app, device, &serial, Some(&auth), &token).await.status(), 201);

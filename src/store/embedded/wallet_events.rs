@@ -20,11 +20,14 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("wallet change: {what} has an invalid value `{value}`"))
 }
 
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, String, String, i64, String)> {
+/// A row of `wallet_events` as stored: id, serial, program, wallet, change, time, source.
+type RawEvent = (String, String, String, String, String, i64, String);
+
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<RawEvent> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
 }
 
-fn event(raw: (String, String, String, String, String, i64, String)) -> StoreResult<WalletEvent> {
+fn event(raw: RawEvent) -> StoreResult<WalletEvent> {
     let (id, serial, program_id, wallet, change, at, source) = raw;
     Ok(WalletEvent {
         serial: SerialNumber::parse(&serial).map_err(|_| corrupt("serial", &serial))?,

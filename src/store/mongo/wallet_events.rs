@@ -73,9 +73,9 @@ impl WalletEventStore for MongoStore {
         self.faults.step()?;
         let at = millis(event.at);
         let document = doc! {
-            "_id": &event.id,
+            "_id": event.id.as_str(),
             "serial": event.serial.as_str(),
-            "program_id": &event.program_id,
+            "program_id": event.program_id.as_str(),
             "wallet": event.wallet.as_str(),
             "change": event.change.as_str(),
             "at": at,
@@ -116,9 +116,12 @@ impl WalletEventStore for MongoStore {
         to: NaiveDate,
     ) -> StoreResult<Vec<DayCount>> {
         self.faults.step()?;
+        // Up to the day after `to`, exclusive: the same range as `$lte: to`, which the
+        // MongoDB-protocol server of the tests answers as `$lt` on this index.
+        let until = to.succ_opt().map_or_else(|| "~".to_owned(), |d| d.format(DAY_FORMAT).to_string());
         let filter = doc! {
             "program_id": program_id,
-            "day": { "$gte": from.format(DAY_FORMAT).to_string(), "$lte": to.format(DAY_FORMAT).to_string() },
+            "day": { "$gte": from.format(DAY_FORMAT).to_string(), "$lt": until },
         };
         let mut cursor = events(&self.db)
             .find(filter)
