@@ -239,9 +239,10 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     // Messages when their time comes, and fan-outs left by a node that stopped.
     let messages = tokio::spawn(crate::messages::fanout::run_forever(state.clone(), std::time::Duration::from_secs(5)));
     // Google Wallet saves and deletes whose callbacks never arrived.
-    let reconcile = state.google.as_ref().and_then(|g| g.reconcile_schedule()).map(|(interval, batch)| {
-        tokio::spawn(crate::google::reconcile::run_forever(state.clone(), interval, batch))
-    });
+    let reconcile =
+        state.google.as_ref().and_then(|g| g.reconcile_schedule()).map(|(interval, batch)| {
+            tokio::spawn(crate::google::reconcile::run_forever(state.clone(), interval, batch))
+        });
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -46,7 +46,8 @@ pub enum ReconcileError {
 pub async fn round(state: &AppState, after: Option<&SerialNumber>, batch: usize) -> Result<Round, ReconcileError> {
     let google = state.google.as_ref().ok_or(ReconcileError::NotConfigured)?;
     let cards = state.store.cards_after(after, batch).await?;
-    let mut done = Round { next: cards.last().map(|c| c.serial.clone()).filter(|_| cards.len() == batch), ..Round::default() };
+    let mut done =
+        Round { next: cards.last().map(|c| c.serial.clone()).filter(|_| cards.len() == batch), ..Round::default() };
     for card in &cards {
         let Some(object) = google.client().get_object(&google.object_id(card)).await? else { continue };
         done.checked += 1;
@@ -85,7 +86,9 @@ pub async fn run_forever(state: web::Data<AppState>, interval: Duration, batch: 
         tokio::time::sleep(interval).await;
         match round(&state, after.as_ref(), batch).await {
             Ok(done) => after = done.next,
-            Err(e) => tracing::warn!(error = %crate::telemetry::error_chain(&e), "Google Wallet reconciliation failed; trying again later"),
+            Err(e) => {
+                tracing::warn!(error = %crate::telemetry::error_chain(&e), "Google Wallet reconciliation failed; trying again later")
+            }
         }
     }
 }

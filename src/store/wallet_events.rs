@@ -135,8 +135,12 @@ pub trait WalletEventStore: Send + Sync + 'static {
 
     /// Counts per day, wallet and change of one program's changes from `from` to `to` (both
     /// days included, UTC), in that order; days without changes are absent.
-    async fn wallet_changes_by_day(&self, program_id: &str, from: NaiveDate, to: NaiveDate)
-    -> StoreResult<Vec<DayCount>>;
+    async fn wallet_changes_by_day(
+        &self,
+        program_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StoreResult<Vec<DayCount>>;
 
     /// What Google last said about the card's pass; `None` when it never said anything.
     async fn google_wallet_state(&self, serial: &SerialNumber) -> StoreResult<Option<GoogleWalletState>>;

@@ -25,7 +25,14 @@ fn date(day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, day).unwrap()
 }
 
-fn change(id: &str, serial: &SerialNumber, program: &str, wallet: Wallet, change: WalletChange, at: DateTime<Utc>) -> WalletEvent {
+fn change(
+    id: &str,
+    serial: &SerialNumber,
+    program: &str,
+    wallet: Wallet,
+    change: WalletChange,
+    at: DateTime<Utc>,
+) -> WalletEvent {
     WalletEvent {
         id: id.to_owned(),
         serial: serial.clone(),
@@ -97,11 +104,21 @@ async fn google_changes_set_the_cards_state_unless_a_later_one_is_stored(kind: S
 
     let saved = change("google:s", &serial, "default", Wallet::Google, WalletChange::Installed, at(2, 9));
     t.store.record_wallet_event(&saved).await.unwrap();
-    assert_eq!(t.store.google_wallet_state(&serial).await.unwrap(), Some(GoogleWalletState { saved: true, at: at(2, 9) }));
+    assert_eq!(
+        t.store.google_wallet_state(&serial).await.unwrap(),
+        Some(GoogleWalletState { saved: true, at: at(2, 9) })
+    );
 
     let removed = change("google:r", &serial, "default", Wallet::Google, WalletChange::Removed, at(3, 9));
     t.store.record_wallet_event(&removed).await.unwrap();
-    let late = change("google:late", &serial, "default", Wallet::Google, WalletChange::Installed, at(3, 9) - Duration::hours(1));
+    let late = change(
+        "google:late",
+        &serial,
+        "default",
+        Wallet::Google,
+        WalletChange::Installed,
+        at(3, 9) - Duration::hours(1),
+    );
     assert!(t.store.record_wallet_event(&late).await.unwrap(), "the change itself is recorded");
     assert_eq!(
         t.store.google_wallet_state(&serial).await.unwrap(),

@@ -177,7 +177,10 @@ async fn the_reconciliation_records_saves_and_removals_whose_callback_never_came
             (Wallet::Google, WalletChange::Removed, WalletSource::Reconciliation),
         ]
     );
-    assert!(matches!(app.store.google_wallet_state(&card.serial).await.unwrap(), Some(GoogleWalletState { saved: false, .. })));
+    assert!(matches!(
+        app.store.google_wallet_state(&card.serial).await.unwrap(),
+        Some(GoogleWalletState { saved: false, .. })
+    ));
 
     // Rounds are bounded: one card per round walks the cards in serial order.
     let second = app.card(&app.new_card().await).await;
@@ -218,7 +221,10 @@ async fn an_apple_registration_is_one_install_and_its_removal_one_removal(kind: 
     assert_eq!(metric(&app, r#"change="removal",wallet="apple""#).await.as_deref(), Some("1"));
     let today = app.clock_now().date_naive();
     let by_day = app.store.wallet_changes_by_day(&card.program_id, today, today).await.unwrap();
-    assert_eq!(by_day, [(today, Wallet::Apple, WalletChange::Installed, 2), (today, Wallet::Apple, WalletChange::Removed, 1)]);
+    assert_eq!(
+        by_day,
+        [(today, Wallet::Apple, WalletChange::Installed, 2), (today, Wallet::Apple, WalletChange::Removed, 1)]
+    );
     assert_eq!(app.store.google_wallet_state(&card.serial).await.unwrap(), None);
 }
 

@@ -107,7 +107,12 @@ pub fn wallets(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<
             })
         },
     )?;
-    copy(conn, "SELECT serial, saved, at FROM google_wallet_state ORDER BY serial", [], "google_wallet_state", send, |r| {
-        Ok(doc! { "_id": r.get::<_, String>(0)?, "saved": r.get::<_, bool>(1)?, "at": r.get::<_, i64>(2)? })
-    })
+    copy(
+        conn,
+        "SELECT serial, saved, at FROM google_wallet_state ORDER BY serial",
+        [],
+        "google_wallet_state",
+        send,
+        |r| Ok(doc! { "_id": r.get::<_, String>(0)?, "saved": r.get::<_, bool>(1)?, "at": r.get::<_, i64>(2)? }),
+    )
 }
