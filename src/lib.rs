@@ -31,4 +31,5 @@ pub mod state;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
+pub mod wallet_changes;
 pub mod webhooks;

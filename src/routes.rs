@@ -52,6 +52,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(enrollment::recover::submit_program))
                 .default_service(not_allowed("GET, HEAD, POST")),
         )
+        .service(
+            web::resource(crate::google::objects::CALLBACK_PATH)
+                .route(web::post().to(crate::google::callbacks::receive::callback))
+                .default_service(not_allowed("POST")),
+        )
         .configure(card_page::routes)
         .configure(apple::routes)
         .configure(crate::admin::routes)

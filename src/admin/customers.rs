@@ -1,5 +1,5 @@
 //! `/admin/customers` (managers and owners): search and the sorted list; the detail of one
-//! customer with their card, devices, Google object and ledger; and the actions on them —
+//! customer with their card, wallets (devices, Google object, installs and removals) and ledger; and the actions on them —
 //! adjust the balance with a reason (previewed before it applies), block and unblock, show the
 //! card link, and for owners delete the customer's personal data and export their data.
 //! Every action is recorded in the audit log with the values before and after.
@@ -262,6 +262,7 @@ struct DetailPage {
     is_owner: bool,
     deleted: bool,
     segment: Option<SegmentInfo>,
+    wallets: super::customer_wallets::Wallets,
 }
 
 fn tier_name(program: &Program, card: &Card, locale: Locale) -> String {
@@ -385,6 +386,7 @@ pub(super) async fn render_detail<R: RoleRequirement>(
         form_id: till::new_form_id(),
         is_owner: session.staff.role == Role::Owner,
         deleted: card.is_deleted(),
+        wallets: super::customer_wallets::wallets(state, card).await?,
     };
     Ok(session.page_with(req, status, "customer.html", page))
 }

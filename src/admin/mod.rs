@@ -15,6 +15,7 @@ pub mod audit;
 pub mod cashier;
 pub mod customer_actions;
 pub mod customer_data;
+mod customer_wallets;
 pub mod customers;
 pub mod dashboard;
 pub mod data;

@@ -12,6 +12,8 @@ use crate::http::errors::ApiError;
 use crate::http::json::{JSON_LIMIT, parse_json};
 use crate::http::{GET_ONLY, not_allowed};
 use crate::state::AppState;
+use crate::store::WalletChange::{Installed, Removed};
+use crate::wallet_changes;
 
 /// The routes, mounted under `/passkit` (the pass's `webServiceURL`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -107,8 +109,10 @@ async fn register(
             .into());
         }
     };
+    // A device registering again (200) keeps its registration: not a new install.
     if status == StatusCode::CREATED {
-        crate::webhooks::record_wallet_change(&state, &card, true, crate::webhooks::events::Wallet::Apple).await;
+        let event = wallet_changes::apple_event(&card, &registration.device_library_id, now, Installed, now);
+        wallet_changes::record_apple(&state, &card, &event).await;
     }
     tracing::info!(status = status.as_u16(), "device registered for a pass");
     Ok(HttpResponse::build(status).finish())
@@ -124,9 +128,20 @@ async fn unregister(
 ) -> Result<HttpResponse, PassKitError> {
     let device = device(&path.0)?;
     state.rate_limit(crate::rate_limit::PASSKIT_REGISTER, device.as_str()).await?;
+    // The registration's creation time names the removal, so a repeated DELETE racing this one
+    // cannot record a second removal of the same install.
+    let registered_at = state
+        .store
+        .card_registrations(&auth.card.serial)
+        .await?
+        .into_iter()
+        .find(|r| r.device_library_id == device)
+        .map(|r| r.created_at);
     let removed = state.store.unregister_device(&device, state.apple.pass_type_id(), &auth.card.serial).await?;
-    if removed {
-        crate::webhooks::record_wallet_change(&state, &auth.card, false, crate::webhooks::events::Wallet::Apple).await;
+    if let (true, Some(registered_at)) = (removed, registered_at) {
+        let now = state.clock.now();
+        let event = wallet_changes::apple_event(&auth.card, &device, registered_at, Removed, now);
+        wallet_changes::record_apple(&state, &auth.card, &event).await;
     }
     tracing::info!(removed, "device unregistered from a pass");
     Ok(HttpResponse::Ok().finish())

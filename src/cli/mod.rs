@@ -248,6 +248,11 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         tokio::spawn(crate::segments::runner::run_forever(state.clone(), std::time::Duration::from_secs(30)));
     // The dashboard's daily figures, kept up to date from the ledger in the background.
     let stats = tokio::spawn(crate::stats::run_forever(state.store.clone(), state.clock.clone()));
+    // Google Wallet saves and deletes whose callbacks never arrived.
+    let reconcile =
+        state.google.as_ref().and_then(|g| g.reconcile_schedule()).map(|(interval, batch)| {
+            tokio::spawn(crate::google::reconcile::run_forever(state.clone(), interval, batch))
+        });
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -265,6 +270,9 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     messages.abort();
     segments.abort();
     stats.abort();
+    if let Some(reconcile) = reconcile {
+        reconcile.abort();
+    }
     if let Some(mail) = mail {
         mail.abort();
     }

@@ -27,6 +27,12 @@ pub struct GoogleSettings {
     pub timeout: Duration,
     /// The most calls per second this process makes to the API.
     pub requests_per_second: u32,
+    /// Where Google publishes the root keys that sign its save and delete callbacks.
+    pub root_keys_url: String,
+    /// How often the reconciliation reads a batch of Google objects (`None`: never).
+    pub reconcile_interval: Option<Duration>,
+    /// How many cards' objects one reconciliation round reads.
+    pub reconcile_batch: usize,
 }
 
 impl GoogleSettings {
@@ -45,10 +51,26 @@ impl GoogleSettings {
         let timeout = Duration::from_secs(raw.parse_or("google_timeout_secs", 10, parse::number(1, 120))?);
         let requests_per_second =
             raw.parse_or("google_requests_per_second", DEFAULT_REQUESTS_PER_SECOND, parse::number(1, 1000))?;
+        let root_keys_url =
+            raw.parse_or("google_root_keys_url", super::callbacks::GOOGLE_ROOT_KEYS_URL.to_owned(), |s| {
+                parse_base_url(s, environment)
+            })?;
+        // 0 turns the reconciliation off; the default reads 20 objects a minute, a thousandth of
+        // Google's request budget.
+        let reconcile_secs: u64 = raw.parse_or("google_reconcile_interval_secs", 60, parse::number(0, 86_400))?;
+        let reconcile_interval = (reconcile_secs > 0).then(|| Duration::from_secs(reconcile_secs));
+        let reconcile_batch = raw.parse_or("google_reconcile_batch", 20, parse::number(1, 1000))?;
         match (issuer_id, key) {
-            (Some(issuer_id), Some(service_account_key)) => {
-                Ok(Some(Self { issuer_id, service_account_key, api_base_url, timeout, requests_per_second }))
-            }
+            (Some(issuer_id), Some(service_account_key)) => Ok(Some(Self {
+                issuer_id,
+                service_account_key,
+                api_base_url,
+                timeout,
+                requests_per_second,
+                root_keys_url,
+                reconcile_interval,
+                reconcile_batch,
+            })),
             (None, None) => Ok(None),
             (Some(_), None) => Err(ConfigError(format!(
                 "{} is set but LOY_GOOGLE_SERVICE_ACCOUNT_KEY is not: set both to turn Google Wallet on, or neither",
@@ -165,6 +187,8 @@ mod tests {
         assert_eq!(on.api_base_url, DEFAULT_API_BASE_URL);
         assert_eq!(on.requests_per_second, 20);
         assert_eq!(on.timeout, Duration::from_secs(10));
+        assert_eq!(on.root_keys_url, "https://pay.google.com/gp/m/issuer/keys");
+        assert_eq!((on.reconcile_interval, on.reconcile_batch), (Some(Duration::from_secs(60)), 20));
         let err = google(&[("LOY_GOOGLE_ISSUER_ID", "3388000000012345678")]).unwrap_err();
         assert!(err.0.contains("LOY_GOOGLE_SERVICE_ACCOUNT_KEY is not"), "{err}");
         let err = google(&[("LOY_GOOGLE_SERVICE_ACCOUNT_KEY", "k.json")]).unwrap_err();
@@ -184,6 +208,17 @@ mod tests {
             assert!(err.contains(expected), "{env:?} gave {err:?}");
             assert!(!err.contains('\n'));
         }
+    }
+
+    #[test]
+    fn the_reconciliation_is_turned_off_with_an_interval_of_zero() {
+        let base = [("LOY_GOOGLE_ISSUER_ID", "3388000000012345678"), ("LOY_GOOGLE_SERVICE_ACCOUNT_KEY", "k.json")];
+        let off = google(&[base[0], base[1], ("LOY_GOOGLE_RECONCILE_INTERVAL_SECS", "0")]).unwrap().unwrap();
+        assert_eq!(off.reconcile_interval, None);
+        let err = google(&[base[0], base[1], ("LOY_GOOGLE_RECONCILE_BATCH", "0")]).unwrap_err();
+        assert!(err.0.contains("LOY_GOOGLE_RECONCILE_BATCH"), "{err}");
+        let err = google(&[base[0], base[1], ("LOY_GOOGLE_ROOT_KEYS_URL", "keys")]).unwrap_err();
+        assert!(err.0.contains("LOY_GOOGLE_ROOT_KEYS_URL"), "{err}");
     }
 
     #[test]

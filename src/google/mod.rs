@@ -15,6 +15,7 @@ pub mod error;
 pub mod jwt;
 pub mod objects;
 pub mod rate_limit;
+pub mod reconcile;
 pub mod save_link;
 pub mod stamps;
 
@@ -44,6 +45,11 @@ pub struct GoogleWallet {
     /// The class body this process last wrote for each class id: a class is written once per
     /// process, and again only when the program (its name or design) changes.
     classes: tokio::sync::Mutex<HashMap<String, LoyaltyClass>>,
+    /// Google's root keys, which sign the save and delete callbacks.
+    root_keys: callbacks::RootKeys,
+    /// The reconciliation's settings (`reconcile`).
+    reconcile_interval: Option<Duration>,
+    reconcile_batch: usize,
 }
 
 impl GoogleWallet {
@@ -59,6 +65,8 @@ impl GoogleWallet {
         let tokens = TokenSource::new(&account, google.timeout).await?;
         let client = WalletClient::new(google, tokens)
             .map_err(|e| GoogleSetupError(format!("cannot set up the Google Wallet API client: {e}")))?;
+        let root_keys = callbacks::RootKeys::new(&google.root_keys_url, google.timeout, Arc::clone(&clock))
+            .map_err(|e| GoogleSetupError(format!("cannot set up the client of Google's root keys: {e}")))?;
         Ok(Some(Arc::new(Self {
             issuer_id: google.issuer_id.clone(),
             public_url: settings.public_url.clone(),
@@ -67,7 +75,33 @@ impl GoogleWallet {
             save_links,
             clock,
             classes: tokio::sync::Mutex::new(HashMap::new()),
+            root_keys,
+            reconcile_interval: google.reconcile_interval,
+            reconcile_batch: google.reconcile_batch,
         })))
+    }
+
+    /// How often the reconciliation runs and how many objects a round reads (`None`: off).
+    pub fn reconcile_schedule(&self) -> Option<(Duration, usize)> {
+        self.reconcile_interval.map(|interval| (interval, self.reconcile_batch))
+    }
+
+    /// The issuer id: the first half of every class and object id.
+    pub fn issuer_id(&self) -> &str {
+        &self.issuer_id
+    }
+
+    /// Checks a save or delete callback's signature chain against Google's root keys (fetched
+    /// and kept by [`callbacks::RootKeys`]) and reads it.
+    pub async fn verify_callback(&self, body: &[u8]) -> Result<callbacks::Callback, callbacks::CallbackError> {
+        self.root_keys.verify(body, &self.issuer_id).await
+    }
+
+    /// The serial of the card whose object is `object_id` (`{issuerId}.{serial}`), when the id
+    /// is one of this issuer's.
+    pub fn serial_of_object(&self, object_id: &str) -> Option<crate::domain::SerialNumber> {
+        let serial = object_id.strip_prefix(&self.issuer_id)?.strip_prefix('.')?;
+        crate::domain::SerialNumber::parse(serial).ok()
     }
 
     /// `{issuerId}.{program}`.

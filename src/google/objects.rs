@@ -171,7 +171,18 @@ pub struct LoyaltyClass {
     pub multiple_devices_and_holders_allowed_status: HoldersAllowed,
     pub text_modules_data: Vec<TextModuleData>,
     pub links_module_data: LinksModuleData,
+    /// Where Google posts a signed callback when a customer saves or deletes a pass of the class.
+    pub callback_options: CallbackOptions,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackOptions {
+    pub url: String,
+}
+
+/// The address of the save and delete callbacks (`google::callbacks::receive`).
+pub const CALLBACK_PATH: &str = "/google/callbacks";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -320,6 +331,7 @@ pub fn loyalty_class(issuer_id: &str, program: &Program, public_url: &str, defau
         multiple_devices_and_holders_allowed_status: HoldersAllowed::OneUserAllDevices,
         text_modules_data: text_modules,
         links_module_data: LinksModuleData { uris: links },
+        callback_options: CallbackOptions { url: format!("{public_url}{CALLBACK_PATH}") },
     }
 }
 

@@ -21,6 +21,7 @@ mod records;
 pub mod segments;
 mod staff_records;
 mod stats;
+pub mod wallet_events;
 mod webhooks;
 
 use std::sync::Arc;
@@ -42,6 +43,9 @@ pub use outbox::{MailState, MailStore, OutboxMail};
 pub use programs::{ProgramStore, PushProgress};
 pub use segments::SegmentStore;
 pub use stats::{DayStats, LedgerTotals, StatsSnapshot, StatsStore};
+pub use wallet_events::{
+    DayCount, GoogleWalletState, Wallet, WalletChange, WalletEvent, WalletEventStore, WalletSource,
+};
 pub use webhooks::{DeliveryAttempt, DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookStore};
 
 /// A shared handle to whichever backend is configured.
@@ -64,6 +68,7 @@ pub trait Store:
     + MessageStore
     + SegmentStore
     + StatsStore
+    + WalletEventStore
 {
 }
 
@@ -82,7 +87,8 @@ impl<
         + ProgramStore
         + MessageStore
         + SegmentStore
-        + StatsStore,
+        + StatsStore
+        + WalletEventStore,
 > Store for T
 {
 }

@@ -21,18 +21,7 @@ pub const ALL: [&str; 6] =
     [CARD_CREATED, CARD_INSTALLED, CARD_REMOVED, BALANCE_CHANGED, CARD_BLOCKED, CUSTOMER_DELETED];
 
 /// The wallet a card was added to or removed from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wallet {
-    Apple,
-}
-
-impl Wallet {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Apple => "apple",
-        }
-    }
-}
+pub use crate::store::Wallet;
 
 #[derive(Serialize)]
 struct Body<'a, T: Serialize> {

@@ -48,6 +48,9 @@ struct State {
     objects: HashMap<String, Value>,
     failures: Vec<Failure>,
     violations: Vec<String>,
+    /// The root signing keys of the callbacks, as Google publishes them, and how often asked.
+    root_keys: String,
+    root_key_requests: usize,
 }
 
 struct Config {
@@ -84,6 +87,7 @@ impl FakeGoogle {
                 .app_data(web::Data::from(server_config.clone()))
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .route("/token", web::post().to(token))
+                .route("/keys", web::get().to(root_keys))
                 .default_service(web::to(api))
         })
         .listen(listener)
@@ -175,6 +179,21 @@ impl FakeGoogle {
         });
     }
 
+    /// Where the callbacks' root keys are published (`LOY_GOOGLE_ROOT_KEYS_URL`).
+    pub fn root_keys_url(&self) -> String {
+        format!("{}/keys", self.url)
+    }
+
+    /// Publishes a key list (Google's format: `{"keys": [...]}`).
+    pub fn publish_root_keys(&self, list: String) {
+        self.with(|s| s.root_keys = list);
+    }
+
+    /// How often the root keys were fetched.
+    pub fn root_key_requests(&self) -> usize {
+        self.with(|s| s.root_key_requests)
+    }
+
     /// Forgets scripted failures.
     pub fn heal(&self) {
         self.with(|s| s.failures.clear());
@@ -194,6 +213,19 @@ impl FakeGoogle {
 fn google_error(status: u16, message: &str) -> HttpResponse {
     let code = actix_web::http::StatusCode::from_u16(status).unwrap();
     HttpResponse::build(code).json(json!({"error": {"code": status, "message": message, "status": "FAKE"}}))
+}
+
+/// `GET /keys`: the root signing keys of the callbacks.
+async fn root_keys(state: web::Data<Mutex<State>>) -> HttpResponse {
+    let list = {
+        let mut state = state.lock().unwrap();
+        state.root_key_requests += 1;
+        state.root_keys.clone()
+    };
+    if list.is_empty() {
+        return google_error(404, "no keys published");
+    }
+    HttpResponse::Ok().content_type("application/json").body(list)
 }
 
 /// `POST /token`: the OAuth 2.0 JWT-bearer grant (RFC 7523) as Google's token endpoint does it.
@@ -443,6 +475,7 @@ pub fn google_env(kind: &crate::helpers::StoreKind, fake: &FakeGoogle) -> crate:
     env.set("LOY_GOOGLE_ISSUER_ID", ISSUER_ID)
         .set("LOY_GOOGLE_SERVICE_ACCOUNT_KEY", &key_path)
         .set("LOY_GOOGLE_API_BASE_URL", &fake.api_base_url())
+        .set("LOY_GOOGLE_ROOT_KEYS_URL", &fake.root_keys_url())
         .set("LOY_GOOGLE_TIMEOUT_SECS", "5");
     env
 }

@@ -44,6 +44,8 @@ mod google_fake;
 mod google_push;
 mod google_save_link;
 mod google_schema;
+#[allow(dead_code)]
+mod google_signer;
 mod google_wallet;
 mod health;
 mod http_edges;
@@ -77,5 +79,7 @@ mod store_push_conformance;
 mod store_segments_conformance;
 mod store_staff_conformance;
 mod store_stats_conformance;
+mod store_wallet_events_conformance;
 mod store_webhooks_conformance;
+mod wallet_changes;
 mod webhooks;

@@ -18,6 +18,8 @@ use serde::Deserialize;
 
 use crate::clock::Clock;
 
+pub mod receive;
+
 /// Where Google publishes the root signing keys of its callbacks.
 pub const GOOGLE_ROOT_KEYS_URL: &str = "https://pay.google.com/gp/m/issuer/keys";
 /// The sender id Google signs pass callbacks with (a constant of the protocol).

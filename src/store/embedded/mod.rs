@@ -23,6 +23,7 @@ mod schema;
 mod segments;
 mod staff;
 mod stats;
+mod wallet_events;
 mod webhooks;
 
 pub(super) use schema::MIGRATIONS;

@@ -353,6 +353,27 @@ CREATE TABLE stats_snapshots (
 CREATE INDEX ledger_program_created ON ledger (program_id, created_at);
 CREATE INDEX cards_program_tier ON cards (program_id, tier, status);
 "#,
+    // Passes added to and removed from the wallets (`store::wallet_events`): the append-only
+    // record, read per program and day for the charts, and what Google last said per card.
+    r#"
+CREATE TABLE wallet_events (
+    id TEXT PRIMARY KEY,
+    serial TEXT NOT NULL,
+    program_id TEXT NOT NULL,
+    wallet TEXT NOT NULL,
+    change TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    day TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE INDEX wallet_events_program_day ON wallet_events (program_id, day, wallet, change);
+CREATE INDEX wallet_events_serial_at ON wallet_events (serial, at);
+CREATE TABLE google_wallet_state (
+    serial TEXT PRIMARY KEY,
+    saved INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Marks the migration after which the name keys of existing cards are computed in Rust.

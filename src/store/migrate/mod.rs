@@ -60,6 +60,12 @@ pub const TABLES: &[(&str, &str)] = &[
     ("images", "images"),
     ("card_segments", "card_segments"),
     ("segment_runs", "segment_runs"),
+    ("wallet_events", "wallet_events"),
+    ("google_wallet_state", "google_wallet_state"),
+    ("messages", "messages"),
+    ("message_sends", "message_sends"),
+    ("day_stats", "day_stats"),
+    ("stats_snapshots", "stats_snapshots"),
 ];
 
 /// Documents per `insert_many`.

@@ -124,3 +124,93 @@ pub fn segments(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result
         },
     )
 }
+
+/// Wallet changes and each card's Google state, as the MongoDB store writes them.
+pub fn wallets(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    copy(
+        conn,
+        "SELECT id, serial, program_id, wallet, change, at, day, source FROM wallet_events ORDER BY id",
+        [],
+        "wallet_events",
+        send,
+        |r| {
+            Ok(doc! {
+                "_id": r.get::<_, String>(0)?, "serial": r.get::<_, String>(1)?,
+                "program_id": r.get::<_, String>(2)?, "wallet": r.get::<_, String>(3)?,
+                "change": r.get::<_, String>(4)?, "at": r.get::<_, i64>(5)?, "day": r.get::<_, String>(6)?,
+                "source": r.get::<_, String>(7)?,
+            })
+        },
+    )?;
+    copy(
+        conn,
+        "SELECT serial, saved, at FROM google_wallet_state ORDER BY serial",
+        [],
+        "google_wallet_state",
+        send,
+        |r| Ok(doc! { "_id": r.get::<_, String>(0)?, "saved": r.get::<_, bool>(1)?, "at": r.get::<_, i64>(2)? }),
+    )
+}
+
+/// Messages (state, attempts, lease and times as fields, the rest as the same JSON) and their
+/// sends, keyed as the MongoDB store keys them.
+pub fn messages(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    copy(
+        conn,
+        "SELECT id, program_id, state, attempts, lease_until, send_at, created_at, body FROM messages ORDER BY id",
+        [],
+        "messages",
+        send,
+        |r| {
+            Ok(doc! {
+                "_id": r.get::<_, String>(0)?, "program_id": r.get::<_, String>(1)?, "state": r.get::<_, String>(2)?,
+                "attempts": r.get::<_, i64>(3)?, "lease_until": r.get::<_, i64>(4)?, "send_at": r.get::<_, i64>(5)?,
+                "created_at": r.get::<_, i64>(6)?, "body": r.get::<_, String>(7)?,
+            })
+        },
+    )?;
+    copy(
+        conn,
+        "SELECT message_id, serial, apple, google, at FROM message_sends ORDER BY message_id, serial",
+        [],
+        "message_sends",
+        send,
+        |r| {
+            let (message_id, serial): (String, String) = (r.get(0)?, r.get(1)?);
+            Ok(doc! {
+                "_id": format!("{message_id}:{serial}"), "message_id": message_id, "serial": serial,
+                "apple": r.get::<_, String>(2)?, "google": r.get::<_, String>(3)?, "at": r.get::<_, i64>(4)?,
+            })
+        },
+    )
+}
+
+/// The dashboard's day rows and snapshots, as the MongoDB store writes them (the background
+/// task would compute them again, but a migrated node shows its figures at once).
+pub fn stats(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    copy(
+        conn,
+        "SELECT program_id, day, registrations, issued, redeemed, rewards_issued, rewards_redeemed, purchases, \
+         revenue, computed_at FROM day_stats ORDER BY program_id, day",
+        [],
+        "day_stats",
+        send,
+        |r| {
+            let (program_id, day): (String, String) = (r.get(0)?, r.get(1)?);
+            Ok(doc! {
+                "_id": format!("{program_id}/{day}"), "program_id": program_id, "day": day,
+                "registrations": r.get::<_, i64>(2)?, "issued": r.get::<_, i64>(3)?, "redeemed": r.get::<_, i64>(4)?,
+                "rewards_issued": r.get::<_, i64>(5)?, "rewards_redeemed": r.get::<_, i64>(6)?,
+                "purchases": r.get::<_, i64>(7)?, "revenue": r.get::<_, i64>(8)?, "computed_at": r.get::<_, i64>(9)?,
+            })
+        },
+    )?;
+    copy(
+        conn,
+        "SELECT program_id, body FROM stats_snapshots ORDER BY program_id",
+        [],
+        "stats_snapshots",
+        send,
+        |r| Ok(doc! { "_id": r.get::<_, String>(0)?, "body": r.get::<_, String>(1)? }),
+    )
+}

@@ -190,6 +190,9 @@ fn read_in_transaction(
     super::outgoing::imports(conn, send)?;
     super::outgoing::designs(conn, send)?;
     super::outgoing::segments(conn, send)?;
+    super::outgoing::wallets(conn, send)?;
+    super::outgoing::messages(conn, send)?;
+    super::outgoing::stats(conn, send)?;
     copy(
         conn,
         "SELECT id, kind, serial, recipient, locale, state, attempts, next_attempt_at, last_error, created_at, \

@@ -21,6 +21,7 @@ mod push;
 mod segments;
 mod staff;
 mod stats;
+mod wallet_events;
 mod webhooks;
 
 pub(super) use ledger::{RECENT_ENTRIES, record_id};
@@ -255,6 +256,7 @@ impl MongoStore {
         programs::create_indexes(&self.cards, &self.design_versions).await?;
         segments::create_indexes(&self.db).await?;
         stats::create_indexes(&self.db).await?;
+        wallet_events::create_indexes(&self.db).await?;
         // Idempotency records expire by themselves (TTL); a purge job covers servers without TTL.
         self.idempotency
             .create_index(
