@@ -121,6 +121,12 @@ pub struct Figures<'a> {
     /// The stored days of the period (missing ones count as nothing happened).
     pub days: Vec<(NaiveDate, LedgerTotals)>,
     pub snapshot: Option<StatsSnapshot>,
+    /// Passes installed and removed per day, wallet and change.
+    pub wallets: Vec<crate::store::wallet_events::DayCount>,
+    /// Cards per RFM segment as of the last computation (empty before the first).
+    pub segments: Vec<(crate::segments::rfm::Segment, u64)>,
+    /// Messages written per day of the period, and the cards they reached.
+    pub messages: std::collections::HashMap<NaiveDate, (i64, i64)>,
     pub locale: Locale,
 }
 
@@ -160,6 +166,55 @@ impl Figures<'_> {
             series: series.iter().map(|k| dash(t, k)).collect(),
             rows,
         }
+    }
+
+    /// A chart of counts per day from `by_day` (days without a row count nothing).
+    fn counts_chart(
+        &self,
+        t: &Catalog,
+        id: &'static str,
+        series: &[&str],
+        by_day: &std::collections::HashMap<NaiveDate, Vec<i64>>,
+    ) -> Chart {
+        let zero = vec![0; series.len()];
+        let rows = self
+            .period
+            .days()
+            .map(|day| ChartRow {
+                label: day.format("%Y-%m-%d").to_string(),
+                x: crate::stats::start_of(day).timestamp(),
+                cells: by_day.get(&day).unwrap_or(&zero).iter().map(|n| number(*n)).collect(),
+            })
+            .collect();
+        Chart {
+            id,
+            title: dash(t, &format!("chart_{id}")),
+            kind: "days",
+            label: dash(t, "day"),
+            series: series.iter().map(|k| dash(t, k)).collect(),
+            rows,
+        }
+    }
+
+    /// Installs and removals per day: Apple's, then Google's.
+    fn wallets_chart(&self, t: &Catalog) -> Chart {
+        use crate::store::wallet_events::{Wallet, WalletChange};
+        let mut by_day: std::collections::HashMap<NaiveDate, Vec<i64>> = std::collections::HashMap::new();
+        for (day, wallet, change, n) in &self.wallets {
+            let column = match (wallet, change) {
+                (Wallet::Apple, WalletChange::Installed) => 0,
+                (Wallet::Apple, WalletChange::Removed) => 1,
+                (Wallet::Google, WalletChange::Installed) => 2,
+                (Wallet::Google, WalletChange::Removed) => 3,
+            };
+            by_day.entry(*day).or_insert_with(|| vec![0; 4])[column] += i64::try_from(*n).unwrap_or(i64::MAX);
+        }
+        self.counts_chart(
+            t,
+            "wallets",
+            &["apple_installed", "apple_removed", "google_installed", "google_removed"],
+            &by_day,
+        )
     }
 
     fn bar_chart(&self, t: &Catalog, id: &'static str, label: &str, rows: Vec<(String, u64)>) -> Chart {
@@ -222,6 +277,17 @@ impl Figures<'_> {
             })
             .collect();
         charts.push(self.bar_chart(t, "tiers", "tier", tiers));
+        charts.push(self.wallets_chart(t));
+        let segments = crate::segments::rfm::Segment::ALL
+            .iter()
+            .map(|s| {
+                let n = self.segments.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n);
+                (dash(t, &format!("segment_{}", s.as_str())), n)
+            })
+            .collect();
+        charts.push(self.bar_chart(t, "segments", "segment", segments));
+        let messages = self.messages.iter().map(|(day, (m, c))| (*day, vec![*m, *c])).collect();
+        charts.push(self.counts_chart(t, "messages", &["messages_sent", "message_cards"], &messages));
         charts
     }
 }
@@ -248,7 +314,28 @@ pub async fn figures<'a>(
         Some(s) => Some(s),
         None => Some(crate::stats::compute_snapshot(state.store.as_ref(), program, state.clock.now()).await?),
     };
-    Ok(Figures { program, period, days: days.into_iter().map(|d| (d.day, d.totals)).collect(), snapshot, locale })
+    let wallets = state.store.wallet_changes_by_day(&program.id, period.from, period.to).await?;
+    let segments = state.store.segment_counts(&program.id).await?;
+    let mut messages = std::collections::HashMap::new();
+    // The latest messages are few (people write them); the period's are counted from them.
+    for m in state.store.messages(Some(&program.id), 1000).await? {
+        let day = m.send_at.date_naive();
+        if day >= period.from && day <= period.to && m.state != crate::messages::MessageState::Cancelled {
+            let entry: &mut (i64, i64) = messages.entry(day).or_default();
+            entry.0 += 1;
+            entry.1 += i64::try_from(m.fan_out.reached).unwrap_or(i64::MAX);
+        }
+    }
+    Ok(Figures {
+        program,
+        period,
+        days: days.into_iter().map(|d| (d.day, d.totals)).collect(),
+        snapshot,
+        wallets,
+        segments,
+        messages,
+        locale,
+    })
 }
 
 #[derive(Serialize)]

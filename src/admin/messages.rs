@@ -55,6 +55,7 @@ pub struct Draft {
     tier: String,
     days: String,
     wallet: String,
+    segment: String,
     card: String,
     send_at: String,
     /// `preview` or `send`.
@@ -93,6 +94,7 @@ struct ListPage {
     program: String,
     programs: Vec<Choice>,
     tiers: Vec<Choice>,
+    segments: Vec<Choice>,
     messages: Vec<Row>,
     values: Draft,
     errors: FieldErrors,
@@ -140,6 +142,13 @@ fn describe(audience: &Audience, program: &Program, locale: Locale) -> String {
         Audience::Wallet { wallet: Wallet::Apple } => "Apple Wallet".to_owned(),
         Audience::Wallet { wallet: Wallet::Google } => "Google Wallet".to_owned(),
         Audience::Customer { .. } => (if ru { "один клиент" } else { "one customer" }).to_owned(),
+        Audience::Segment { segment } => {
+            if ru {
+                format!("сегмент {segment}")
+            } else {
+                format!("segment {segment}")
+            }
+        }
         Audience::BirthdayOn { month, day } => {
             if ru {
                 format!("день рождения {day:02}.{month:02}")
@@ -170,9 +179,7 @@ async fn render(
     req: &HttpRequest,
     status: StatusCode,
     program: &Program,
-    values: Draft,
-    errors: FieldErrors,
-    preview: Option<Preview>,
+    (values, errors, preview): (Draft, FieldErrors, Option<Preview>),
 ) -> Result<HttpResponse, AdminError> {
     let locale = super::page::locale(req);
     let mut messages = Vec::new();
@@ -191,10 +198,19 @@ async fn render(
     let programs = state.store.programs().await?.into_iter().map(|p| Choice { label: p.name, value: p.id }).collect();
     let tiers =
         program.rules.tiers.iter().map(|t| Choice { value: t.id.clone(), label: tier_label(t, locale) }).collect();
+    let counts = state.store.segment_counts(&program.id).await?;
+    let segments = crate::segments::rfm::Segment::ALL
+        .iter()
+        .map(|s| {
+            let n = counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n);
+            Choice { value: s.as_str().to_owned(), label: format!("{} ({n})", s.as_str().replace('_', " ")) }
+        })
+        .collect();
     let page = ListPage {
         program: program.id.clone(),
         programs,
         tiers,
+        segments,
         messages,
         values,
         errors,
@@ -240,7 +256,7 @@ pub async fn list(
 ) -> Result<HttpResponse, AdminError> {
     let program = chosen(&state, &query.program).await?;
     let values = Draft { audience: "all".to_owned(), ..Draft::default() };
-    render(&state, &session, &req, StatusCode::OK, &program, values, FieldErrors::default(), None).await
+    render(&state, &session, &req, StatusCode::OK, &program, (values, FieldErrors::default(), None)).await
 }
 
 /// The form's audience, or the field and catalog key of what is wrong with it.
@@ -252,6 +268,10 @@ async fn audience_of(state: &AppState, program: &Program, d: &Draft) -> Result<A
             _ => return Err(("days", "message_days")),
         },
         "birthdays" => Audience::birthdays_this_month(state.clock.now()),
+        "segment" => match crate::segments::rfm::Segment::parse(&d.segment) {
+            Some(segment) => Audience::Segment { segment: segment.as_str().to_owned() },
+            None => return Err(("segment", "message_segment")),
+        },
         "wallet" => match Wallet::parse(&d.wallet) {
             Some(wallet) => Audience::Wallet { wallet },
             None => return Err(("wallet", "message_wallet")),
@@ -308,6 +328,7 @@ fn compose_error_key(e: &ComposeError) -> &'static str {
         ComposeError::UnknownTier(_) => "message_tier",
         ComposeError::Days => "message_days",
         ComposeError::Month | ComposeError::UnknownCustomer => "message_customer",
+        ComposeError::UnknownSegment(_) => "message_segment",
         ComposeError::TooFar => "message_send_at",
         ComposeError::Store(_) => "message_store",
     }
@@ -344,12 +365,12 @@ pub async fn submit(
         }
     };
     let (Some(audience), Some(text), true) = (audience, text, errors.is_empty()) else {
-        return render(&state, &session, &req, StatusCode::UNPROCESSABLE_ENTITY, &program, draft, errors, None).await;
+        return render(&state, &session, &req, StatusCode::UNPROCESSABLE_ENTITY, &program, (draft, errors, None)).await;
     };
     if draft.action != "send" {
         if let Err(e) = check_audience(&state, &program, &audience).await {
             errors.add(e.field(), compose_error_key(&e));
-            return render(&state, &session, &req, StatusCode::UNPROCESSABLE_ENTITY, &program, draft, errors, None)
+            return render(&state, &session, &req, StatusCode::UNPROCESSABLE_ENTITY, &program, (draft, errors, None))
                 .await;
         }
         let cards = audience.count(&state.store, &program.id, state.clock.now()).await?;
@@ -360,7 +381,7 @@ pub async fn submit(
             en: (text.title.get(Locale::En).to_owned(), text.body.get(Locale::En).to_owned()),
             link: text.link.clone().unwrap_or_default(),
         };
-        return render(&state, &session, &req, StatusCode::OK, &program, draft, errors, Some(preview)).await;
+        return render(&state, &session, &req, StatusCode::OK, &program, (draft, errors, Some(preview))).await;
     }
     let author = format!("staff:{}", session.staff.id);
     match compose(&state, &program, text, audience, send_at, author).await {
@@ -381,7 +402,7 @@ pub async fn submit(
         Err(ComposeError::Store(e)) => Err(e.into()),
         Err(e) => {
             errors.add(e.field(), compose_error_key(&e));
-            render(&state, &session, &req, StatusCode::UNPROCESSABLE_ENTITY, &program, draft, errors, None).await
+            render(&state, &session, &req, StatusCode::UNPROCESSABLE_ENTITY, &program, (draft, errors, None)).await
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum Audience {
     Wallet { wallet: Wallet },
     /// One card.
     Customer { serial: String },
+    /// Cards of one RFM segment (`champions`, `at_risk`, …), as of the program's last
+    /// computation of segments.
+    Segment { segment: String },
     /// Customers whose birthday is on this day (automatic birthday greetings).
     BirthdayOn { month: u32, day: u32 },
     /// Cards whose last ledger entry (or registration) was on this day (win-back notes).
@@ -45,6 +48,7 @@ impl Audience {
             Self::Birthdays { .. } => "birthdays",
             Self::Wallet { .. } => "wallet",
             Self::Customer { .. } => "customer",
+            Self::Segment { .. } => "segment",
             Self::BirthdayOn { .. } => "birthday_on",
             Self::LastActivityOn { .. } => "last_activity_on",
             Self::PointsExpiringOn { .. } => "points_expiring_on",
@@ -74,6 +78,9 @@ impl Audience {
             Self::Wallet { wallet: Wallet::Apple } => store.count_card_devices(card.serial.as_str()).await? > 0,
             Self::Wallet { wallet: Wallet::Google } => store.google_sync(&card.serial).await?.version > 0,
             Self::Customer { serial } => card.serial.as_str() == serial,
+            Self::Segment { segment } => {
+                store.card_segment(&card.serial).await?.is_some_and(|s| s.segment.as_str() == segment)
+            }
             Self::BirthdayOn { month, day } => {
                 card.holder.as_ref().and_then(|h| h.birthday).is_some_and(|b| b.month() == *month && b.day() == *day)
             }
@@ -94,6 +101,10 @@ impl Audience {
                 Some(card) if card.program_id == program_id && self.includes(store, &card, now).await? => 1,
                 _ => 0,
             });
+        }
+        if let Self::Segment { segment } = self {
+            let counts = store.segment_counts(program_id).await?;
+            return Ok(counts.into_iter().find(|(s, _)| s.as_str() == segment).map_or(0, |(_, n)| n));
         }
         let mut after = None;
         let mut count = 0;

@@ -23,6 +23,8 @@ pub enum ComposeError {
     Month,
     #[error("no card of this program has this number")]
     UnknownCustomer,
+    #[error("`{0}` is not a customer segment")]
+    UnknownSegment(String),
     #[error("the time to send is more than a year ahead")]
     TooFar,
     #[error(transparent)]
@@ -36,7 +38,9 @@ impl ComposeError {
             Self::Text(TextProblem::TitleTooLong) => "title",
             Self::Text(TextProblem::Link) => "link",
             Self::Text(_) => "text",
-            Self::UnknownTier(_) | Self::Days | Self::Month | Self::UnknownCustomer => "audience",
+            Self::UnknownTier(_) | Self::Days | Self::Month | Self::UnknownCustomer | Self::UnknownSegment(_) => {
+                "audience"
+            }
             Self::TooFar => "send_at",
             Self::Store(_) => "",
         }
@@ -50,6 +54,9 @@ pub async fn check_audience(state: &AppState, program: &Program, audience: &Audi
             Err(ComposeError::UnknownTier(tier.clone()))
         }
         Audience::Inactive { days } if !(1..=3650).contains(days) => Err(ComposeError::Days),
+        Audience::Segment { segment } if crate::segments::rfm::Segment::parse(segment).is_none() => {
+            Err(ComposeError::UnknownSegment(segment.clone()))
+        }
         Audience::Birthdays { month } if !(1..=12).contains(month) => Err(ComposeError::Month),
         Audience::Customer { serial } => {
             let card = match crate::domain::SerialNumber::parse(serial) {

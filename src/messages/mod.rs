@@ -33,30 +33,8 @@ pub use audience::Audience;
 pub const MAX_TITLE: usize = 60;
 pub const MAX_BODY: usize = 200;
 
-/// A wallet a card can be in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Wallet {
-    Apple,
-    Google,
-}
-
-impl Wallet {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Apple => "apple",
-            Self::Google => "google",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "apple" => Some(Self::Apple),
-            "google" => Some(Self::Google),
-            _ => None,
-        }
-    }
-}
+/// A wallet a card can be in: the one wallet changes are recorded for.
+pub use crate::store::wallet_events::Wallet;
 
 /// Where a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

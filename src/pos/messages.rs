@@ -46,6 +46,18 @@ pub struct AudienceRequest {
     pub wallet: Option<String>,
     /// The card number or barcode value of the one customer.
     pub card: Option<String>,
+    /// The RFM segment (`champions`, `at_risk`, …).
+    pub segment: Option<String>,
+    /// Fields of the answers' audiences (automatic messages' kinds, a customer's serial): read
+    /// so that a request echoing an answer is refused for its kind, not as an unreadable body.
+    #[serde(rename = "day", default)]
+    _day: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "date", default)]
+    _date: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "expiry_days", default)]
+    _expiry_days: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "serial", default)]
+    _serial: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +120,7 @@ async fn audience(state: &AppState, auth: &ApiKeyAuth, a: &AudienceRequest) -> R
                     .ok_or_else(|| invalid("The wallet is `apple` or `google`.", "audience"))?,
             }
         }
+        "segment" => Audience::Segment { segment: a.segment.clone().ok_or_else(|| missing("segment"))? },
         "customer" => {
             let id = a.card.as_deref().ok_or_else(|| missing("card"))?;
             let card = resolve_card(state.store.as_ref(), id, &auth.key).await?;
@@ -115,7 +128,7 @@ async fn audience(state: &AppState, auth: &ApiKeyAuth, a: &AudienceRequest) -> R
         }
         other => {
             return Err(invalid(
-                format!("`{other}` is not an audience: all, tier, inactive, birthdays, wallet or customer."),
+                format!("`{other}` is not an audience: all, tier, inactive, birthdays, wallet, segment or customer."),
                 "audience",
             ));
         }

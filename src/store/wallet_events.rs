@@ -15,8 +15,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::StoreResult;
 use crate::domain::SerialNumber;
 
-/// The wallet a pass was added to or removed from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The wallet a pass was added to or removed from (or a message sent to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Wallet {
     Apple,
     Google,

@@ -23,6 +23,7 @@ on_both_stores!(
     a_cashier_keeps_the_cashier_home_and_cannot_download_figures,
     a_period_that_cannot_be_read_is_refused,
     a_stamps_program_chosen_on_the_page_shows_stamps_and_rewards,
+    installs_segments_and_messages_have_their_charts,
 );
 
 async fn enroll(store: &dyn Store, program: &Program, phone: &str, when: DateTime<Utc>) -> Card {
@@ -257,4 +258,69 @@ async fn a_stamps_program_chosen_on_the_page_shows_stamps_and_rewards(kind: Stor
         ["0"],
         "the default program's figures are its own"
     );
+}
+
+async fn installs_segments_and_messages_have_their_charts(kind: StoreKind) {
+    use loy::store::wallet_events::{Wallet, WalletChange, WalletEvent, WalletSource};
+    let app = spawn_app(kind).await;
+    let s = seeded(&app).await;
+    let store = app.store.as_ref();
+    let card = store.cards_after(None, 1).await.unwrap().remove(0);
+    let at = |d: NaiveDate| loy::stats::start_of(d) + Duration::hours(9);
+    for (id, wallet, change, when) in [
+        ("a1", Wallet::Apple, WalletChange::Installed, at(s.day_a)),
+        ("a2", Wallet::Apple, WalletChange::Installed, at(s.day_a)),
+        ("g1", Wallet::Google, WalletChange::Installed, at(s.day_b)),
+        ("a3", Wallet::Apple, WalletChange::Removed, at(s.day_b)),
+    ] {
+        let event = WalletEvent {
+            id: id.into(),
+            serial: card.serial.clone(),
+            program_id: "default".into(),
+            wallet,
+            change,
+            at: when,
+            source: WalletSource::PassKit,
+        };
+        assert!(store.record_wallet_event(&event).await.unwrap());
+    }
+    loy::segments::runner::run_due(&app.state).await.unwrap();
+    let text = loy::messages::MessageText { body: "Hello".into(), ..Default::default() };
+    let message = loy::messages::compose::compose(
+        &app.state,
+        &s.program,
+        text,
+        loy::messages::Audience::All,
+        None,
+        "staff:test".into(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..500 {
+        loy::messages::fanout::run_due(&app.state).await.unwrap();
+        if store.message(&message.id).await.unwrap().unwrap().state == loy::messages::MessageState::Sent {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let manager = app.signed_in(Role::Manager).await;
+    let page = manager.get("/admin?days=7&lang=en").await;
+    assert_eq!(row(&page.body, "wallets", &day(s.day_a)), ["2", "0", "0", "0"]);
+    assert_eq!(row(&page.body, "wallets", &day(s.day_b)), ["0", "1", "1", "0"]);
+    let segments = store.segment_counts("default").await.unwrap();
+    let total: u64 = segments.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 4, "every card is in a segment");
+    for (segment, n) in segments {
+        let label = match segment.as_str() {
+            "cant_lose" => "Can't lose".to_owned(),
+            other => {
+                let mut name = other.replace('_', " ");
+                name[..1].make_ascii_uppercase();
+                name
+            }
+        };
+        assert_eq!(row(&page.body, "segments", &label), [n.to_string()], "{label}");
+    }
+    let today = app.clock_now().date_naive();
+    assert_eq!(row(&page.body, "messages", &day(today)), ["1", "4"]);
 }

@@ -205,12 +205,7 @@ pub fn stats(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()
             })
         },
     )?;
-    copy(
-        conn,
-        "SELECT program_id, body FROM stats_snapshots ORDER BY program_id",
-        [],
-        "stats_snapshots",
-        send,
-        |r| Ok(doc! { "_id": r.get::<_, String>(0)?, "body": r.get::<_, String>(1)? }),
-    )
+    copy(conn, "SELECT program_id, body FROM stats_snapshots ORDER BY program_id", [], "stats_snapshots", send, |r| {
+        Ok(doc! { "_id": r.get::<_, String>(0)?, "body": r.get::<_, String>(1)? })
+    })
 }

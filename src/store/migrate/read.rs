@@ -289,10 +289,12 @@ fn cards_and_ledger(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Re
     let (mut card_docs, mut entry_docs) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
     while let Some(row) = cards.next()? {
         let mut card = card_from_row(row)?;
-        card.name_key = row.get(29)?;
-        card.surname_key = row.get(30)?;
-        card.activity_at = row.get(31)?;
-        let push_generation: i64 = row.get(32)?;
+        // The columns after CARD_COLUMNS (which `card_from_row` reads) come in the order selected.
+        let after = CARD_COLUMNS.split(',').count();
+        card.name_key = row.get(after)?;
+        card.surname_key = row.get(after + 1)?;
+        card.activity_at = row.get(after + 2)?;
+        let push_generation: i64 = row.get(after + 3)?;
         let mut ids = Vec::new();
         let mut reversed = Vec::new();
         while let Some(entry) = next_entry.take() {

@@ -163,25 +163,29 @@ impl MessageStore for MongoStore {
     }
 
     async fn record_sends(&self, sends: &[MessageSend]) -> StoreResult<()> {
-        for s in sends {
-            self.faults.step()?;
-            // An upsert that only sets on insert: a record already written stays as it is.
-            self.message_sends
-                .update_one(
-                    doc! { "_id": send_id(&s.message_id, &s.serial) },
-                    doc! { "$setOnInsert": {
-                        "message_id": &s.message_id,
-                        "serial": &s.serial,
-                        "apple": s.apple.as_str(),
-                        "google": s.google.as_str(),
-                        "at": millis(s.at),
-                    } },
-                )
-                .upsert(true)
-                .await
-                .map_err(mongo)?;
+        if sends.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let docs: Vec<Document> = sends
+            .iter()
+            .map(|s| {
+                doc! {
+                    "_id": send_id(&s.message_id, &s.serial),
+                    "message_id": &s.message_id,
+                    "serial": &s.serial,
+                    "apple": s.apple.as_str(),
+                    "google": s.google.as_str(),
+                    "at": millis(s.at),
+                }
+            })
+            .collect();
+        self.faults.step()?;
+        // One unordered insert: records already written (a batch run again) stay as they are.
+        match self.message_sends.insert_many(docs).ordered(false).await {
+            Ok(_) => Ok(()),
+            Err(e) if super::webhooks::only_duplicates(&e) => Ok(()),
+            Err(e) => Err(mongo(e)),
+        }
     }
 
     async fn message_send(&self, message_id: &str, serial: &str) -> StoreResult<Option<MessageSend>> {

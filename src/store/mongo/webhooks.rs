@@ -122,7 +122,7 @@ fn delivery_from(d: &Document) -> StoreResult<WebhookDelivery> {
 }
 
 /// Whether an insert failed only because some documents exist already.
-fn only_duplicates(e: &mongodb::error::Error) -> bool {
+pub(super) fn only_duplicates(e: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match e.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
