@@ -57,7 +57,7 @@ test('the dashboard draws every chart with uPlot and keeps the numbers in tables
   await p.getByText('The figures are up to date.').waitFor();
   await p.waitForSelector('figure.chart.drawn canvas');
   const charts = await painted(p);
-  assert.deepEqual(charts.map((c) => c.id), ['registrations', 'points', 'purchases', 'revenue', 'active', 'tiers']);
+  assert.deepEqual(charts.map((c) => c.id), ['registrations', 'points', 'purchases', 'revenue', 'active', 'tiers', 'wallets', 'segments', 'messages']);
   for (const chart of charts) {
     assert.ok(chart.canvas, `${chart.id} has a canvas`);
     assert.ok(chart.painted > 500, `${chart.id} is drawn: ${chart.painted} pixels`);
@@ -89,7 +89,7 @@ test('without JavaScript the dashboard shows its tables', async () => {
   await logIn(p);
   await p.goto(`${base}/admin?lang=en&days=7`);
   assert.equal(await p.locator('canvas').count(), 0);
-  for (const id of ['registrations', 'points', 'purchases', 'revenue', 'active', 'tiers']) {
+  for (const id of ['registrations', 'points', 'purchases', 'revenue', 'active', 'tiers', 'wallets', 'segments', 'messages']) {
     assert.ok(await p.locator(`#chart-${id} table`).isVisible(), `${id}'s table is shown`);
     const csv = await p.locator(`#chart-${id} a.csv`).getAttribute('href');
     assert.match(csv, new RegExp(`^/admin/dashboard\\.csv\\?chart=${id}&program=default&from=`));
