@@ -36,12 +36,27 @@
     };
     if (bars) {
       var n = t.labels.length;
+      var slanted = slant(t, width);
       opts.scales.x.range = function () { return [-0.5, n - 0.5]; };
       opts.axes[0] = { splits: function () { return t.labels.map(function (_, i) { return i; }); },
         values: function (u, splits) { return splits.map(function (i) { return t.labels[i] || ''; }); }, grid: { show: false },
-        font: (width < 400 ? '10px' : '12px') + ' system-ui, sans-serif' };
+        font: (width < 400 ? '10px' : '12px') + ' system-ui, sans-serif',
+        rotate: slanted ? -45 : 0,
+        size: slanted ? Math.ceil(longest(t) * charWidth(width) * 0.72) + 24 : 30 };
     }
     return opts;
+  }
+
+  function charWidth(width) { return width < 400 ? 5.8 : 7; }
+
+  function longest(t) {
+    return t.labels.reduce(function (most, l) { return Math.max(most, l.length); }, 0);
+  }
+
+  // Whether a bar chart's labels are too wide to stand side by side under their bars.
+  function slant(t, width) {
+    var slot = (width - 60) / Math.max(1, t.labels.length);
+    return longest(t) * charWidth(width) + 8 > slot;
   }
 
   function draw(figure) {
@@ -56,7 +71,14 @@
     if (typeof ResizeObserver !== 'undefined') {
       new ResizeObserver(function () {
         var w = Math.max(240, plot.clientWidth);
-        if (Math.abs(w - chart.width) > 4) chart.setSize({ width: w, height: w < 500 ? 200 : 240 });
+        if (Math.abs(w - chart.width) <= 4) return;
+        if (figure.getAttribute('data-kind') === 'bars' && slant(t, w) !== slant(t, chart.width)) {
+          // The labels change between upright and slanted: the axis is laid out anew.
+          chart.destroy();
+          chart = new uPlot(options(figure, t, w), t.data, plot);
+        } else {
+          chart.setSize({ width: w, height: w < 500 ? 200 : 240 });
+        }
       }).observe(plot);
     }
   }

@@ -135,15 +135,6 @@ async fn program_choices(state: &AppState) -> Result<Vec<ProgramChoice>, AdminEr
     Ok(if open.len() > 1 { open } else { Vec::new() })
 }
 
-/// The program `id` names (the default one for an empty or unknown id).
-async fn chosen_program(state: &AppState, id: &str) -> Result<Program, AdminError> {
-    let id = if id.trim().is_empty() { DEFAULT_PROGRAM_ID } else { id.trim() };
-    match state.find_program(id).await.map_err(ledger_failed)? {
-        Some(program) => Ok(program),
-        None => state.program().await.map_err(ledger_failed),
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub struct FindQuery {
     #[serde(default)]
@@ -162,7 +153,7 @@ pub async fn show(
     req: HttpRequest,
     query: web::Query<FindQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let program = chosen_program(&state, &query.program).await?;
+    let program = super::chosen_program(&state, &query.program).await?;
     let locale = super::page::locale(&req);
     let mut errors = FieldErrors::default();
     let purchase = if query.amount.trim().is_empty() {
@@ -189,7 +180,7 @@ pub async fn show(
     };
     // A scanned or typed card of another program: the till switches to that program.
     let program = match &found {
-        Some(card) if card.program_id != program.id => chosen_program(&state, &card.program_id).await?,
+        Some(card) if card.program_id != program.id => super::chosen_program(&state, &card.program_id).await?,
         _ => program,
     };
     if let Some(card) = &found {

@@ -12,10 +12,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::AdminError;
 use super::session::{Manager, StaffSession};
-use super::{AdminError, ledger_failed};
 use crate::domain::amount::format_amount;
-use crate::domain::{DEFAULT_PROGRAM_ID, Locale, Program};
+use crate::domain::{Locale, Program};
 use crate::http::pages::Catalog;
 use crate::state::AppState;
 use crate::store::{LedgerTotals, StatsSnapshot};
@@ -292,15 +292,6 @@ impl Figures<'_> {
     }
 }
 
-/// The program a query names (the default one for an empty or unknown id).
-pub async fn chosen_program(state: &AppState, id: &str) -> Result<Program, AdminError> {
-    let id = if id.trim().is_empty() { DEFAULT_PROGRAM_ID } else { id.trim() };
-    match state.find_program(id).await.map_err(ledger_failed)? {
-        Some(program) => Ok(program),
-        None => state.program().await.map_err(ledger_failed),
-    }
-}
-
 /// Reads the aggregates of `program` for `period`. The snapshot is computed on the spot only
 /// when the background task has not made one yet (a server that just started).
 pub async fn figures<'a>(
@@ -439,7 +430,7 @@ pub async fn csv(
 ) -> Result<HttpResponse, AdminError> {
     let today = state.clock.now().date_naive();
     let Some(period) = Period::of(&query, today) else { return Ok(super::bad_form(&req, &session.viewer())) };
-    let program = chosen_program(&state, &query.program).await?;
+    let program = super::chosen_program(&state, &query.program).await?;
     let locale = super::page::locale(&req);
     let figures = figures(&state, &program, period, locale).await?;
     let wanted = query.chart.as_deref().unwrap_or_default();
@@ -495,7 +486,7 @@ pub async fn refresh(
     req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
     let form = form.0;
-    let program = chosen_program(&state, &form.program).await?;
+    let program = super::chosen_program(&state, &form.program).await?;
     let now: DateTime<Utc> = state.clock.now();
     let query = DashboardQuery { program: program.id.clone(), from: form.from, to: form.to, ..Default::default() };
     let Some(period) = Period::of(&query, now.date_naive()) else {

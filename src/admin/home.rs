@@ -30,7 +30,7 @@ pub async fn show(
     let Some(period) = Period::of(&query, state.clock.now().date_naive()) else {
         return Ok(super::bad_form(&req, &session.viewer()));
     };
-    let program = dashboard::chosen_program(&state, &query.program).await?;
+    let program = super::chosen_program(&state, &query.program).await?;
     let locale = super::page::locale(&req);
     let page = dashboard::page(&state, &program, period, locale, query.updated.is_some()).await?;
     Ok(session.page(&req, "home.html", page))

@@ -12,7 +12,7 @@ use super::AdminError;
 use super::audit::{self, actions};
 use super::page::FieldErrors;
 use super::session::{CsrfForm, Manager, NoFields, StaffSession};
-use crate::domain::{DEFAULT_PROGRAM_ID, Locale, LocalizedText, Program};
+use crate::domain::{Locale, LocalizedText, Program};
 use crate::messages::compose::{ComposeError, check_audience, compose};
 use crate::messages::{Audience, Message, MessageText, Wallet};
 use crate::state::AppState;
@@ -105,14 +105,6 @@ struct ListPage {
 
 fn when(t: chrono::DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
-}
-
-async fn chosen(state: &AppState, id: &str) -> Result<Program, AdminError> {
-    let id = if id.trim().is_empty() { DEFAULT_PROGRAM_ID } else { id.trim() };
-    match state.find_program(id).await.map_err(super::ledger_failed)? {
-        Some(program) => Ok(program),
-        None => state.program().await.map_err(super::ledger_failed),
-    }
 }
 
 /// The audience in words, for the list and the message's page.
@@ -254,7 +246,7 @@ pub async fn list(
     req: HttpRequest,
     query: web::Query<ProgramQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let program = chosen(&state, &query.program).await?;
+    let program = super::chosen_program(&state, &query.program).await?;
     let values = Draft { audience: "all".to_owned(), ..Draft::default() };
     render(&state, &session, &req, StatusCode::OK, &program, (values, FieldErrors::default(), None)).await
 }
@@ -343,7 +335,7 @@ pub async fn submit(
     form: CsrfForm<Draft>,
 ) -> Result<HttpResponse, AdminError> {
     let draft = form.0;
-    let program = chosen(&state, &draft.program).await?;
+    let program = super::chosen_program(&state, &draft.program).await?;
     let mut errors = FieldErrors::default();
     let audience = match audience_of(&state, &program, &draft).await {
         Ok(audience) => Some(audience),
@@ -430,7 +422,7 @@ struct Detail {
 
 async fn detail(state: &AppState, req: &HttpRequest, id: &str) -> Result<Option<Detail>, AdminError> {
     let Some(m) = state.store.message(id).await? else { return Ok(None) };
-    let program = chosen(state, &m.program_id).await?;
+    let program = super::chosen_program(state, &m.program_id).await?;
     let counts = state.store.send_counts(&m.id).await?;
     let locale = super::page::locale(req);
     let running = m.state.runnable() || counts.apple.queued + counts.google.queued > 0;
@@ -471,10 +463,7 @@ pub async fn show(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    match detail(&state, &req, &id).await? {
-        Some(d) => Ok(session.page(&req, "message_detail.html", json!({ "m": d }))),
-        None => Ok(not_found(&session, &req)),
-    }
+    detail_page(&state, &session, &req, &id, "message_detail.html").await
 }
 
 /// `GET /admin/messages/{id}/progress`: the progress panel, which htmx polls while it moves.
@@ -484,9 +473,20 @@ pub async fn progress(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    match detail(&state, &req, &id).await? {
-        Some(d) => Ok(session.page(&req, "message_progress.html", json!({ "m": d }))),
-        None => Ok(not_found(&session, &req)),
+    detail_page(&state, &session, &req, &id, "message_progress.html").await
+}
+
+/// The message's whole page, or its progress panel alone.
+async fn detail_page(
+    state: &AppState,
+    session: &StaffSession<Manager>,
+    req: &HttpRequest,
+    id: &str,
+    template: &str,
+) -> Result<HttpResponse, AdminError> {
+    match detail(state, req, id).await? {
+        Some(d) => Ok(session.page(req, template, json!({ "m": d }))),
+        None => Ok(not_found(session, req)),
     }
 }
 

@@ -11,7 +11,7 @@ use super::AdminError;
 use super::audit::{self, actions};
 use super::page::FieldErrors;
 use super::session::{CsrfForm, Manager, StaffSession};
-use crate::domain::{DEFAULT_PROGRAM_ID, LocalizedText, Program};
+use crate::domain::{LocalizedText, Program};
 use crate::messages::MessageText;
 use crate::messages::automatic::{AutoMessages, Birthday, Timed};
 use crate::state::AppState;
@@ -128,14 +128,6 @@ struct AutoPage<'a> {
     conflict: bool,
 }
 
-async fn chosen(state: &AppState, id: &str) -> Result<Program, AdminError> {
-    let id = if id.trim().is_empty() { DEFAULT_PROGRAM_ID } else { id.trim() };
-    match state.find_program(id).await.map_err(super::ledger_failed)? {
-        Some(program) => Ok(program),
-        None => state.program().await.map_err(super::ledger_failed),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn render(
     session: &StaffSession<Manager>,
@@ -173,7 +165,7 @@ pub async fn show(
     req: HttpRequest,
     query: web::Query<Query>,
 ) -> Result<HttpResponse, AdminError> {
-    let program = chosen(&state, &query.program).await?;
+    let program = super::chosen_program(&state, &query.program).await?;
     let values = AutoForm::of(&program);
     Ok(render(
         &session,
@@ -195,7 +187,7 @@ pub async fn save(
     form: CsrfForm<AutoForm>,
 ) -> Result<HttpResponse, AdminError> {
     let values = form.0;
-    let program = chosen(&state, &values.program).await?;
+    let program = super::chosen_program(&state, &values.program).await?;
     let settings = match values.parse() {
         Ok(settings) => settings,
         Err(errors) => {

@@ -172,6 +172,16 @@ pub fn ledger_failed(e: crate::http::errors::ApiError) -> AdminError {
     AdminError::Internal(e.to_string())
 }
 
+/// The program a page's `?program=` (or form field) names; the default program for an empty or
+/// unknown id.
+pub async fn chosen_program(state: &AppState, id: &str) -> Result<crate::domain::Program, AdminError> {
+    let id = if id.trim().is_empty() { crate::domain::DEFAULT_PROGRAM_ID } else { id.trim() };
+    match state.find_program(id).await.map_err(ledger_failed)? {
+        Some(program) => Ok(program),
+        None => state.program().await.map_err(ledger_failed),
+    }
+}
+
 /// The "form could not be read" page (a tampered or truncated form), 400.
 pub fn bad_form(req: &HttpRequest, viewer: &page::Viewer) -> HttpResponse {
     page::notice(

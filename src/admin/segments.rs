@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::AdminError;
 use super::audit::{self, actions};
 use super::session::{CsrfForm, Manager, StaffSession};
-use crate::domain::{DEFAULT_PROGRAM_ID, Program};
+use crate::domain::Program;
 use crate::http::{get_only, post_only};
 use crate::segments::rfm::Segment;
 use crate::state::AppState;
@@ -66,13 +66,7 @@ struct OverviewPage {
 
 /// The program a page is about: `?program=` when it names one, else the default program.
 async fn chosen_program(state: &AppState, id: &str) -> Result<(Program, Vec<Program>), AdminError> {
-    let programs = state.store.programs().await?;
-    let wanted = if id.is_empty() { DEFAULT_PROGRAM_ID } else { id };
-    let program = match programs.iter().find(|p| p.id == wanted) {
-        Some(p) => p.clone(),
-        None => state.program().await.map_err(super::ledger_failed)?,
-    };
-    Ok((program, programs))
+    Ok((super::chosen_program(state, id).await?, state.store.programs().await?))
 }
 
 /// `GET /admin/segments[?program=ID]`.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use chrono::{DateTime, Datelike, Utc};
+use futures_util::future::join_all;
 
 use super::{Audience, Message, MessageState, Wallet, audience};
 use crate::domain::{Card, Program, SerialNumber};
@@ -21,6 +22,8 @@ use crate::telemetry::error_chain;
 const LEASE: Duration = Duration::from_secs(60);
 /// Cards read per batch.
 const BATCH: usize = 200;
+/// Cards of a batch worked on at once.
+const IN_FLIGHT: usize = 16;
 
 fn lease() -> chrono::Duration {
     chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::minutes(1))
@@ -128,6 +131,9 @@ async fn one_card(state: &AppState, message: &Message, serial: &str) -> Result<V
 }
 
 /// Gives the message to the cards of `cards` in its audience; returns how many newly got it.
+/// The cards of a batch are worked on [`IN_FLIGHT`] at a time (the embedded store commits
+/// concurrent writes together; MongoDB overlaps their round trips), every send record before
+/// any card is given the message.
 async fn batch(
     state: &AppState,
     program: &Program,
@@ -137,39 +143,67 @@ async fn batch(
 ) -> Result<u64, StoreError> {
     let mut members = Vec::new();
     let mut sends = Vec::new();
-    for card in cards {
-        if !message.audience.includes(&state.store, card, now).await? {
-            continue;
+    for chunk in cards.chunks(IN_FLIGHT) {
+        for (card, send) in chunk.iter().zip(join_all(chunk.iter().map(|c| send_for(state, message, c, now))).await) {
+            if let Some(send) = send? {
+                members.push(card);
+                sends.push(send);
+            }
         }
-        sends.push(MessageSend {
-            message_id: message.id.clone(),
-            serial: card.serial.as_str().to_owned(),
-            apple: wallet_state(state, message, card, Wallet::Apple).await?,
-            google: wallet_state(state, message, card, Wallet::Google).await?,
-            at: now,
-        });
-        members.push(card);
     }
     state.store.record_sends(&sends).await?;
     let mut reached = 0;
-    for card in members {
-        if message.bonus != 0 {
-            credit_bonus(state, program, message, card, now).await?;
-        }
-        match give(state, message, card, now).await? {
-            Given::Now => {
-                state.changes.card_changed(&card.serial);
-                reached += 1;
-            }
-            Given::Before => {}
-            Given::Never => {
-                for wallet in [Wallet::Apple, Wallet::Google] {
-                    state.store.settle_send(&message.id, card.serial.as_str(), wallet, SendState::Failed).await?;
-                }
-            }
+    for chunk in members.chunks(IN_FLIGHT) {
+        for given in join_all(chunk.iter().map(|c| deliver(state, program, message, c, now))).await {
+            reached += given?;
         }
     }
     Ok(reached)
+}
+
+/// The send record of `card`, when it is in the message's audience.
+async fn send_for(
+    state: &AppState,
+    message: &Message,
+    card: &Card,
+    now: DateTime<Utc>,
+) -> Result<Option<MessageSend>, StoreError> {
+    if !message.audience.includes(&state.store, card, now).await? {
+        return Ok(None);
+    }
+    Ok(Some(MessageSend {
+        message_id: message.id.clone(),
+        serial: card.serial.as_str().to_owned(),
+        apple: wallet_state(state, message, card, Wallet::Apple).await?,
+        google: wallet_state(state, message, card, Wallet::Google).await?,
+        at: now,
+    }))
+}
+
+/// Gives `card` the message (and its bonus); 1 when the card got it now.
+async fn deliver(
+    state: &AppState,
+    program: &Program,
+    message: &Message,
+    card: &Card,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    if message.bonus != 0 {
+        credit_bonus(state, program, message, card, now).await?;
+    }
+    Ok(match give(state, message, card, now).await? {
+        Given::Now => {
+            state.changes.card_changed(&card.serial);
+            1
+        }
+        Given::Before => 0,
+        Given::Never => {
+            for wallet in [Wallet::Apple, Wallet::Google] {
+                state.store.settle_send(&message.id, card.serial.as_str(), wallet, SendState::Failed).await?;
+            }
+            0
+        }
+    })
 }
 
 /// Credits the message's bonus to `card` through the ledger, once per card and year (the entry

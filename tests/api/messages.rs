@@ -38,8 +38,8 @@ async fn add_gold(app: &TestApp) {
 }
 
 /// `n` cards written straight to the store, every `gold_every`-th one in the Gold tier, each with
-/// one registered iPhone and (when `google`) a Google object on record.
-async fn cards(app: &TestApp, n: usize, gold_every: usize, google: bool) -> Vec<Card> {
+/// one registered iPhone and (when `google` is given) a Google object there and on record.
+async fn cards(app: &TestApp, n: usize, gold_every: usize, google: Option<&FakeGoogle>) -> Vec<Card> {
     let program = app.store.program("default").await.unwrap().unwrap();
     let now = app.clock_now();
     let mut made = Vec::new();
@@ -68,7 +68,10 @@ async fn cards(app: &TestApp, n: usize, gold_every: usize, google: bool) -> Vec<
             updated_at: now,
         };
         app.store.register_device(&registration, 10).await.unwrap();
-        if google {
+        if let Some(fake) = google {
+            let id = object_id(card.serial.as_str());
+            let object = json!({"id": id, "classId": crate::google_fake::class_id(), "state": "ACTIVE"});
+            fake.put_object(&id, object);
             app.store.record_google_sync(&card.serial, card.version, card.balance, None).await.unwrap();
         }
         made.push(card);
@@ -140,7 +143,7 @@ async fn a_message_to_the_gold_tier_reaches_each_gold_phone_once_on_both_wallets
     // 1 000 cards, 500 of them Gold; 300 on MongoDB, whose surrogate here takes tens of
     // milliseconds per write (setting up 1 000 cards there alone would take a minute and a half).
     let n = if matches!(queue, QueueKind::RedisOnMongo { .. }) { 300 } else { 1_000 };
-    let all = cards(&app, n, 2, true).await;
+    let all = cards(&app, n, 2, Some(&fake)).await;
     let gold: Vec<&Card> = all.iter().filter(|c| c.tier == "gold").collect();
     let key = app.api_key(Scope::Admin).await;
 
@@ -177,6 +180,9 @@ async fn a_message_to_the_gold_tier_reaches_each_gold_phone_once_on_both_wallets
         };
         assert_eq!(messages[0]["body"], expected);
     }
+    // The message was all that changed on the objects: one call per card, no update before it.
+    let object_calls = fake.requests().into_iter().filter(|r| r.path.starts_with("loyaltyObject")).count();
+    assert_eq!(object_calls, n / 2, "one addMessage per Gold card and nothing else");
     fake.assert_clean();
     // The card carries the news, one version up.
     let first = app.store.find_card(CardLookup::Serial(&gold[0].serial)).await.unwrap().unwrap();
@@ -195,7 +201,7 @@ async fn past_the_budget_google_gets_it_silently_and_every_card_gets_it_through_
     let app = message_app(&queue, Some(&fake)).await;
     let apns = Arc::new(FakeApns::default());
     let runtime = workers(&app, &apns);
-    let all = cards(&app, 2, 1, true).await;
+    let all = cards(&app, 2, 1, Some(&fake)).await;
     let key = app.api_key(Scope::Admin).await;
     // The first card was announced three times in the last hours: Google's budget is spent.
     let now = app.clock_now();
@@ -234,6 +240,34 @@ async fn past_the_budget_google_gets_it_silently_and_every_card_gets_it_through_
             object["messages"].as_array().into_iter().flatten().filter(|m| m["id"] == id.as_str()).collect();
         assert!(ids.is_empty(), "no object call for a class message: {object}");
     }
+    fake.assert_clean();
+    runtime.stop().await;
+}
+
+crate::on_every_queue!(a_card_changed_before_its_message_is_brought_up_to_date_on_google_first);
+
+async fn a_card_changed_before_its_message_is_brought_up_to_date_on_google_first(queue: QueueKind) {
+    let fake = google_fake();
+    let app = message_app(&queue, Some(&fake)).await;
+    let all = cards(&app, 2, 1, Some(&fake)).await;
+    let key = app.api_key(Scope::Admin).await;
+    // The first card changed and Google has not been told yet when the message comes.
+    loy::store::bump_version(app.store.as_ref(), &all[0].serial, Utc::now()).await.unwrap();
+    let body = json!({"text": text("News", "Новости"), "audience": {"kind": "wallet", "wallet": "google"}});
+    let id = send(&app, &key, body).await["id"].as_str().unwrap().to_owned();
+    while app.store.message(&id).await.unwrap().unwrap().state != MessageState::Sent {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let apns = Arc::new(FakeApns::default());
+    let runtime = workers(&app, &apns);
+    let done = settled(&app, &key, &id).await;
+    assert_eq!(done["progress"]["google"], json!({"queued": 0, "delivered": 2, "failed": 0}));
+    let calls = |serial: &str| -> Vec<String> {
+        let path = format!("loyaltyObject/{}", object_id(serial));
+        fake.requests().into_iter().filter(|r| r.path.starts_with(&path)).map(|r| r.method).collect()
+    };
+    assert_eq!(calls(all[0].serial.as_str()), ["PATCH", "POST"], "the change first, then the message");
+    assert_eq!(calls(all[1].serial.as_str()), ["POST"], "only the message");
     fake.assert_clean();
     runtime.stop().await;
 }
@@ -278,7 +312,7 @@ async fn run_until_sent(app: &TestApp, id: &str) -> Message {
 
 async fn the_pass_announces_the_news_field_alone_in_the_holders_language(kind: StoreKind) {
     let app = crate::helpers::spawn_app(kind).await;
-    let all = cards(&app, 2, 1, false).await;
+    let all = cards(&app, 2, 1, None).await;
     let before: Vec<Value> = futures_util::future::join_all(all.iter().map(|c| pass_json(&app, c))).await;
     let message = write(&app, Audience::All, None).await;
     run_until_sent(&app, &message.id).await;
@@ -318,7 +352,7 @@ async fn a_fan_out_run_again_from_the_start_changes_nothing(kind: StoreKind) {
     let mut env = TestEnv::new(&kind);
     env.set("LOY_MESSAGE_CARDS_PER_SECOND", "100000");
     let app = spawn_app_in(env).await;
-    let all = cards(&app, 250, 1, false).await;
+    let all = cards(&app, 250, 1, None).await;
     let message = write(&app, Audience::All, None).await;
     let done = run_until_sent(&app, &message.id).await;
     assert_eq!(done.fan_out.reached, 250);
@@ -346,7 +380,7 @@ async fn a_cancelled_message_reaches_no_more_cards(kind: StoreKind) {
     // 200 cards a batch, 100 cards a second: the second batch waits two seconds.
     env.set("LOY_MESSAGE_CARDS_PER_SECOND", "100");
     let app = spawn_app_in(env).await;
-    cards(&app, 300, 1, false).await;
+    cards(&app, 300, 1, None).await;
     let program = app.store.program("default").await.unwrap().unwrap();
     let message = Message::new(
         &program.id,
@@ -375,7 +409,7 @@ async fn a_cancelled_message_reaches_no_more_cards(kind: StoreKind) {
 
 async fn a_scheduled_message_waits_for_its_time(kind: StoreKind) {
     let app = crate::helpers::spawn_app(kind).await;
-    cards(&app, 3, 1, false).await;
+    cards(&app, 3, 1, None).await;
     let at = app.clock_now() + chrono::Duration::hours(2);
     let message = write(&app, Audience::All, Some(at)).await;
     assert_eq!(message.state, MessageState::Scheduled);
@@ -389,7 +423,7 @@ async fn a_scheduled_message_waits_for_its_time(kind: StoreKind) {
 async fn audiences_count_what_they_say(kind: StoreKind) {
     let app = crate::helpers::spawn_app(kind).await;
     add_gold(&app).await;
-    let all = cards(&app, 6, 3, false).await;
+    let all = cards(&app, 6, 3, None).await;
     let now = app.clock_now();
     let count = |a: Audience| {
         let store = app.store.clone();
