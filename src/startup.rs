@@ -58,10 +58,20 @@ pub async fn connect_queue(settings: &Settings) -> anyhow::Result<Arc<dyn PushQu
 /// The queue of cards owed webhook deliveries: in Redis (under `{prefix}:webhooks`) or
 /// in-process, like the push queue.
 pub async fn connect_webhook_queue(settings: &Settings) -> anyhow::Result<Arc<dyn PushQueue>> {
+    connect_named_queue(settings, "webhooks").await
+}
+
+/// The Google lane's queue of cards (`push::google_lane`): in Redis (under `{prefix}:google`)
+/// or in-process, like the push queue.
+pub async fn connect_google_queue(settings: &Settings) -> anyhow::Result<Arc<dyn PushQueue>> {
+    connect_named_queue(settings, "google").await
+}
+
+async fn connect_named_queue(settings: &Settings, name: &str) -> anyhow::Result<Arc<dyn PushQueue>> {
     let Some(redis) = &settings.redis else {
         return Ok(Arc::new(MemoryQueue::new()));
     };
-    Ok(Arc::new(RedisQueue::new(connect_redis(redis).await?, &format!("{}:webhooks", redis.prefix))))
+    Ok(Arc::new(RedisQueue::new(connect_redis(redis).await?, &format!("{}:{name}", redis.prefix))))
 }
 
 /// The rate limits the settings name, shared through Redis when Redis is configured.
@@ -132,6 +142,10 @@ impl Application {
             google.prepare_in_background(program);
         }
         let queue = connect_queue(&settings).await?;
+        let google_queue = match &google {
+            Some(_) => Some(connect_google_queue(&settings).await?),
+            None => None,
+        };
         let changes = ChangeNotifier::start(queue.clone(), settings.push.coalesce);
         let limits = Arc::new(rate_limits(&settings).await?);
         let pages = Arc::new(Pages::load()?);
@@ -181,6 +195,7 @@ impl Application {
             metrics: Arc::new(Metrics::new()),
             push_health: Arc::new(PushHealth::default()),
             google,
+            google_queue,
             apple,
             limits,
             mail,

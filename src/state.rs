@@ -33,6 +33,9 @@ pub struct AppState {
     pub push_health: Arc<PushHealth>,
     /// Google Wallet; `None` when it is not configured.
     pub google: Option<Arc<GoogleWallet>>,
+    /// The queue of cards whose Google update waits for Google's rate (`push::google_lane`);
+    /// `None` without Google.
+    pub google_queue: Option<Arc<dyn PushQueue>>,
     /// Apple Wallet: signing identity, card design, signed-pass cache.
     pub apple: Arc<crate::apple::Apple>,
     /// Rate limits per client address, device and API key (`crate::rate_limit`).
@@ -181,6 +184,7 @@ impl AppState {
             health: self.push_health.clone(),
             clock: self.clock.clone(),
             google: self.google.clone(),
+            google_lane: self.google_queue.clone(),
         }
     }
 }

@@ -58,6 +58,7 @@ async fn build_worker(settings: &Settings) -> anyhow::Result<(Worker, Arc<Apple>
         health,
         clock: Arc::new(SystemClock),
         google: None,
+        google_lane: None,
     };
     Ok((worker, apple))
 }
@@ -69,6 +70,9 @@ pub async fn worker(settings: Settings) -> anyhow::Result<ExitCode> {
     );
     let (mut worker, _apple) = build_worker(&settings).await?;
     worker.google = crate::google::GoogleWallet::from_settings(&settings, worker.clock.clone()).await?;
+    if worker.google.is_some() {
+        worker.google_lane = Some(crate::startup::connect_google_queue(&settings).await?);
+    }
     let workers = settings.push.workers.max(1);
     let worker = Arc::new(worker);
     // `/healthz` and `/metrics` of this process (its pushes, retries, dead letters) on LOY_BIND,
@@ -140,6 +144,7 @@ pub async fn push(settings: &Settings, command: PushCommand) -> anyhow::Result<E
                 JobResult::DeadLettered { letters } => {
                     println!("{letters} pushes failed for good; see `loy push dead-letters list`.")
                 }
+                JobResult::Deferred => println!("Pushed; the Google Wallet update follows at Google's pace."),
             }
         }
         PushCommand::DeadLetters(DeadLetterCommand::List { limit }) => {

@@ -106,6 +106,16 @@ impl WalletClient {
         patched(self.call(Method::POST, &format!("loyaltyClass/{id}/addMessage"), Some(message)).await?)
     }
 
+    /// How long a call made now would wait for its turn under the rate limit.
+    pub fn backlog(&self) -> Duration {
+        self.limiter.backlog()
+    }
+
+    /// Calls a second this client makes at most.
+    pub fn requests_per_second(&self) -> u32 {
+        self.limiter.per_second()
+    }
+
     /// Why the most recent call failed, or `None` when it succeeded (for `/readyz`).
     pub fn last_failure(&self) -> Option<String> {
         self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -104,6 +104,16 @@ impl GoogleWallet {
         crate::domain::SerialNumber::parse(serial).ok()
     }
 
+    /// How long a call made now would wait for its turn under Google's rate limit.
+    pub fn backlog(&self) -> std::time::Duration {
+        self.client.backlog()
+    }
+
+    /// Calls a second this process makes to Google at most.
+    pub fn requests_per_second(&self) -> u32 {
+        self.client.requests_per_second()
+    }
+
     /// `{issuerId}.{program}`.
     pub fn class_id(&self, program_id: &str) -> String {
         objects::class_id(&self.issuer_id, program_id)

@@ -28,6 +28,17 @@ impl RateLimiter {
         tokio::time::sleep_until(slot).await;
     }
 
+    /// The rate: acquisitions per second.
+    pub fn per_second(&self) -> u32 {
+        u32::try_from(Duration::from_secs(1).as_nanos() / self.interval.as_nanos().max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// How long a caller asking now would wait for its slot.
+    pub fn backlog(&self) -> Duration {
+        let next_free = *self.next_free.lock().unwrap_or_else(|p| p.into_inner());
+        next_free.map_or(Duration::ZERO, |free| free.saturating_duration_since(Instant::now()))
+    }
+
     /// Reserves the first free slot at or after `now`.
     fn reserve(&self, now: Instant) -> Instant {
         let mut next_free = self.next_free.lock().unwrap_or_else(|p| p.into_inner());

@@ -11,6 +11,7 @@
 pub mod apns;
 pub mod apns_test;
 pub mod gateway;
+pub mod google_lane;
 pub mod queue;
 pub mod worker;
 
@@ -196,6 +197,7 @@ impl PushRuntime {
             tasks.push(tokio::spawn(worker.clone().run(watcher.clone())));
         }
         if workers > 0 {
+            tasks.extend(google_lane::start(&worker, watcher.clone()));
             tasks.push(tokio::spawn(worker::run_sweeper(
                 worker.store.clone(),
                 worker.queue.clone(),

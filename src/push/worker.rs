@@ -38,6 +38,9 @@ pub enum JobResult {
     Retrying { attempts: u32, after: Duration },
     /// Failures went on too long; the failed targets are in the dead letters.
     DeadLettered { letters: usize },
+    /// The devices were pushed; the Google update waits in the Google lane, whose job finishes
+    /// the card (see [`super::google_lane`]).
+    Deferred,
 }
 
 /// What [`Worker::try_execute_task`] found.
@@ -86,6 +89,9 @@ pub struct Worker {
     pub clock: Arc<dyn Clock>,
     /// Google Wallet, when configured: card changes patch the card's object.
     pub google: Option<Arc<crate::google::GoogleWallet>>,
+    /// Where a job hands its card when Google's rate limit would make it wait
+    /// ([`super::google_lane`]); `None` in the Google lane's own worker, which waits.
+    pub google_lane: Option<Arc<dyn PushQueue>>,
 }
 
 /// The delay before retry number `attempts` (1 = the first retry): exponential with full jitter
@@ -161,6 +167,9 @@ impl Worker {
                 Vec::new()
             }
         };
+        if google_owed && failures.is_empty() && self.defer_google(&card.serial).await {
+            return Ok(JobResult::Deferred);
+        }
         if google_owed {
             if let Some(outcome) = self.sync_google(&card).await? {
                 failures.push((Target::Google, outcome));

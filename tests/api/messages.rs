@@ -272,6 +272,56 @@ async fn a_card_changed_before_its_message_is_brought_up_to_date_on_google_first
     runtime.stop().await;
 }
 
+crate::on_every_queue!(the_iphones_are_not_held_back_by_googles_pace);
+
+async fn the_iphones_are_not_held_back_by_googles_pace(queue: QueueKind) {
+    let fake = google_fake();
+    let mut env = google_env(&queue.store(), &fake);
+    env.set("LOY_PUSH_COALESCE_MS", "50")
+        .set("LOY_PUSH_POLL_MS", "5")
+        .set("LOY_PUSH_BACKOFF_MS", "50")
+        .set("LOY_GOOGLE_REQUESTS_PER_SECOND", "4")
+        .set("LOY_MESSAGE_CARDS_PER_SECOND", "100000");
+    queue.configure(&mut env);
+    let app = spawn_app_in(env).await;
+    add_gold(&app).await;
+    // Google takes 4 calls a second: its 24 messages need six seconds.
+    let n = 24;
+    let all = cards(&app, n, 1, Some(&fake)).await;
+    let apns = Arc::new(FakeApns::default());
+    let runtime = workers(&app, &apns);
+    let key = app.api_key(Scope::Admin).await;
+    let body = json!({"text": text("Double points", "Двойные баллы"), "audience": {"kind": "tier", "tier": "gold"}});
+    let id = send(&app, &key, body).await["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while (1..=n).any(|i| apns.delivered_to(&format!("{i:064x}")) == 0) {
+        assert!(tokio::time::Instant::now() < deadline, "the iPhones were not pushed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every iPhone has its push while Google's messages still go out at Google's pace.
+    let meanwhile = progress(&app, &key, &id).await;
+    assert!(meanwhile["progress"]["google"]["queued"].as_u64().unwrap() > 0, "{meanwhile}");
+    let done = settled(&app, &key, &id).await;
+    assert_eq!(done["progress"]["apple"], json!({"queued": 0, "delivered": n, "failed": 0}));
+    assert_eq!(done["progress"]["google"], json!({"queued": 0, "delivered": n, "failed": 0}));
+    // Each phone was pushed once, and every card ends up pushed on both wallets.
+    for i in 1..=n {
+        assert_eq!(apns.delivered_to(&format!("{i:064x}")), 1);
+    }
+    for card in &all {
+        loop {
+            let now = app.store.find_card(CardLookup::Serial(&card.serial)).await.unwrap().unwrap();
+            if !now.needs_push() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{} stays owed a push", card.serial);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    fake.assert_clean();
+    runtime.stop().await;
+}
+
 crate::on_both_stores!(
     the_pass_announces_the_news_field_alone_in_the_holders_language,
     a_fan_out_run_again_from_the_start_changes_nothing,
