@@ -213,7 +213,6 @@ struct CardInfo {
     stamps: Option<(u32, i64)>,
     status: &'static str,
     registered: String,
-    devices: u64,
     /// `not_configured`, `never`, `synced` or `expired`.
     google: &'static str,
     google_version: i64,
@@ -326,7 +325,6 @@ pub(super) async fn render_detail<R: RoleRequirement>(
     entries.truncate(PAGE);
     let older =
         if more { entries.last().map(|e| format!("/admin/customers/{}?before={}", card.serial, e.seq)) } else { None };
-    let devices = state.store.count_card_devices(card.serial.as_str()).await?;
     let (google, google_version) = if card.is_deleted() {
         ("expired", 0)
     } else if state.google.is_none() {
@@ -363,7 +361,6 @@ pub(super) async fn render_detail<R: RoleRequirement>(
             stamps: program.rules.stamp_rules().map(|s| (s.stamps_per_reward, card.rewards)),
             status: card.status.as_str(),
             registered: when(card.created_at),
-            devices,
             google,
             google_version,
         },
