@@ -80,6 +80,11 @@ async fn cards(app: &TestApp, n: usize, gold_every: usize, google: Option<&FakeG
 }
 
 async fn message_app(queue: &QueueKind, google: Option<&FakeGoogle>) -> TestApp {
+    message_app_paced(queue, google, 1000).await
+}
+
+/// The application with Google taking `google_per_second` calls a second.
+async fn message_app_paced(queue: &QueueKind, google: Option<&FakeGoogle>, google_per_second: u32) -> TestApp {
     let mut env = match google {
         Some(fake) => google_env(&queue.store(), fake),
         None => TestEnv::new(&queue.store()),
@@ -87,7 +92,7 @@ async fn message_app(queue: &QueueKind, google: Option<&FakeGoogle>) -> TestApp 
     env.set("LOY_PUSH_COALESCE_MS", "50")
         .set("LOY_PUSH_POLL_MS", "5")
         .set("LOY_PUSH_BACKOFF_MS", "50")
-        .set("LOY_GOOGLE_REQUESTS_PER_SECOND", "1000")
+        .set("LOY_GOOGLE_REQUESTS_PER_SECOND", &google_per_second.to_string())
         .set("LOY_MESSAGE_CARDS_PER_SECOND", "100000");
     queue.configure(&mut env);
     spawn_app_in(env).await
@@ -276,14 +281,7 @@ crate::on_every_queue!(the_iphones_are_not_held_back_by_googles_pace);
 
 async fn the_iphones_are_not_held_back_by_googles_pace(queue: QueueKind) {
     let fake = google_fake();
-    let mut env = google_env(&queue.store(), &fake);
-    env.set("LOY_PUSH_COALESCE_MS", "50")
-        .set("LOY_PUSH_POLL_MS", "5")
-        .set("LOY_PUSH_BACKOFF_MS", "50")
-        .set("LOY_GOOGLE_REQUESTS_PER_SECOND", "4")
-        .set("LOY_MESSAGE_CARDS_PER_SECOND", "100000");
-    queue.configure(&mut env);
-    let app = spawn_app_in(env).await;
+    let app = message_app_paced(&queue, Some(&fake), 4).await;
     add_gold(&app).await;
     // Google takes 4 calls a second: its 24 messages need six seconds.
     let n = 24;

@@ -50,8 +50,14 @@ struct Inner {
     synchronous_full: bool,
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per read connection: a read waits for a connection of the pool rather than
+    /// opening one of its own (which reads the whole schema and is closed again after).
+    read_slots: Arc<tokio::sync::Semaphore>,
     faults: Arc<Faults>,
 }
+
+/// Read connections kept open: reads beyond this many at once wait for one.
+const READERS: usize = 8;
 
 /// A write waiting for the writer thread: it runs inside a savepoint and says whether it
 /// succeeded, and how to deliver its result once the group's commit is known.
@@ -113,6 +119,7 @@ impl EmbeddedStore {
                 synchronous_full,
                 jobs,
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
                 faults,
             }),
         })
@@ -151,18 +158,19 @@ impl EmbeddedStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let inner = self.inner.clone();
+        // Held until the connection is back in the pool, even if the caller stops waiting.
+        let slot = self.inner.read_slots.clone().acquire_owned().await.map_err(StoreError::unavailable)?;
         run_blocking(move || {
+            let _slot = slot;
             inner.faults.step()?;
+            // With a permit held there is a pooled connection, or fewer than READERS exist.
             let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => open_connection(&inner.path, inner.synchronous_full).map_err(sql)?,
             };
             let result = f(&conn);
-            let mut readers = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if readers.len() < 8 {
-                readers.push(conn);
-            }
+            inner.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
             result
         })
         .await
