@@ -305,7 +305,6 @@ pub async fn figures<'a>(
         Some(s) => Some(s),
         None => Some(crate::stats::compute_snapshot(state.store.as_ref(), program, state.clock.now()).await?),
     };
-    let wallets = state.store.wallet_changes_by_day(&program.id, period.from, period.to).await?;
     let segments = state.store.segment_counts(&program.id).await?;
     let mut messages = std::collections::HashMap::new();
     // The latest messages are few (people write them); the period's are counted from them.
@@ -320,9 +319,9 @@ pub async fn figures<'a>(
     Ok(Figures {
         program,
         period,
+        wallets: days.iter().flat_map(|d| d.wallets.day_counts(d.day)).collect(),
         days: days.into_iter().map(|d| (d.day, d.totals)).collect(),
         snapshot,
-        wallets,
         segments,
         messages,
         locale,

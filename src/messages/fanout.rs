@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use super::{Audience, Message, MessageState, Wallet, audience};
 use crate::domain::{Card, Program, SerialNumber};
 use crate::state::AppState;
-use crate::store::{CustomerCursor, CustomerSort, MessageSend, SendState, StoreError};
+use crate::store::{CustomerCursor, CustomerSort, MessageSend, Reach, SendState, StoreError};
 use crate::telemetry::error_chain;
 
 /// How long a runner holds a message without saving it.
@@ -113,7 +113,21 @@ async fn run(state: &AppState, mut message: Message) -> Result<(), StoreError> {
         }
         let pace = Duration::from_secs_f64(cards.len() as f64 / per_second as f64);
         tokio::time::sleep(pace.saturating_sub(started.elapsed())).await;
+        if !still_held(state, &message).await? {
+            tracing::info!(message = %message.id, "message cancelled or taken over while pausing; this runner stops");
+            return Ok(());
+        }
     }
+}
+
+/// Whether the message is still this runner's to send: not cancelled, and not taken by another
+/// runner (its attempts moved on) since it was taken.
+async fn still_held(state: &AppState, message: &Message) -> Result<bool, StoreError> {
+    Ok(state
+        .store
+        .message(&message.id)
+        .await?
+        .is_some_and(|stored| stored.state != MessageState::Cancelled && stored.attempts == message.attempts))
 }
 
 async fn save(state: &AppState, message: &Message) -> Result<bool, StoreError> {
@@ -131,9 +145,11 @@ async fn one_card(state: &AppState, message: &Message, serial: &str) -> Result<V
 }
 
 /// Gives the message to the cards of `cards` in its audience; returns how many newly got it.
-/// The cards of a batch are worked on [`IN_FLIGHT`] at a time (the embedded store commits
-/// concurrent writes together; MongoDB overlaps their round trips), every send record before
-/// any card is given the message.
+///
+/// One read learns where each card can be reached (its devices, its Google object), one write
+/// stores the send records, and one more gives the cards the message (each card's bump still
+/// conditional on its own version). A card a concurrent write moved on meanwhile is given it on
+/// its own, re-read, in [`give`].
 async fn batch(
     state: &AppState,
     program: &Program,
@@ -141,65 +157,90 @@ async fn batch(
     cards: &[Card],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    let serials: Vec<&str> = cards.iter().map(|c| c.serial.as_str()).collect();
+    let reach = state.store.reach(&serials).await?;
+    let reach_of = |card: &Card| reach.get(card.serial.as_str()).copied().unwrap_or_default();
     let mut members = Vec::new();
-    let mut sends = Vec::new();
     for chunk in cards.chunks(IN_FLIGHT) {
-        for (card, send) in chunk.iter().zip(join_all(chunk.iter().map(|c| send_for(state, message, c, now))).await) {
-            if let Some(send) = send? {
+        let included = join_all(chunk.iter().map(|c| member(state, message, c, reach_of(c), now))).await;
+        for (card, included) in chunk.iter().zip(included) {
+            if included? {
                 members.push(card);
-                sends.push(send);
             }
         }
     }
+    let sends: Vec<MessageSend> =
+        members.iter().map(|card| send_for(state, message, card, reach_of(card), now)).collect();
     state.store.record_sends(&sends).await?;
-    let mut reached = 0;
-    for chunk in members.chunks(IN_FLIGHT) {
-        for given in join_all(chunk.iter().map(|c| deliver(state, program, message, c, now))).await {
-            reached += given?;
+    if message.bonus != 0 {
+        for chunk in members.chunks(IN_FLIGHT) {
+            for credited in join_all(chunk.iter().map(|c| credit_bonus(state, program, message, c, now))).await {
+                credited?;
+            }
         }
+    }
+    let mut updates = Vec::new();
+    for card in members {
+        if card.news.as_ref().is_some_and(|n| n.message_id == message.id) {
+            continue;
+        }
+        super::delivery::superseded(&state.store, &state.metrics, card).await?;
+        let mut next = card.bumped(now);
+        next.news = Some(message.news_for(card, now));
+        updates.push((next, card.version));
+    }
+    let written = state.store.update_cards(&updates).await?;
+    let mut reached = 0;
+    for ((next, _), written) in updates.iter().zip(written) {
+        let given = if written { Given::Now } else { give(state, message, &next.serial, now).await? };
+        reached += settle_given(state, message, &next.serial, given).await?;
     }
     Ok(reached)
 }
 
-/// The send record of `card`, when it is in the message's audience.
-async fn send_for(
+/// Whether `card` is in the message's audience (a wallet audience is answered from `reach`).
+async fn member(
     state: &AppState,
     message: &Message,
     card: &Card,
+    reach: Reach,
     now: DateTime<Utc>,
-) -> Result<Option<MessageSend>, StoreError> {
-    if !message.audience.includes(&state.store, card, now).await? {
-        return Ok(None);
-    }
-    Ok(Some(MessageSend {
-        message_id: message.id.clone(),
-        serial: card.serial.as_str().to_owned(),
-        apple: wallet_state(state, message, card, Wallet::Apple).await?,
-        google: wallet_state(state, message, card, Wallet::Google).await?,
-        at: now,
-    }))
+) -> Result<bool, StoreError> {
+    Ok(match &message.audience {
+        Audience::Wallet { wallet: Wallet::Apple } => !card.is_deleted() && reach.devices > 0,
+        Audience::Wallet { wallet: Wallet::Google } => !card.is_deleted() && reach.google_object,
+        audience => audience.includes(&state.store, card, now).await?,
+    })
 }
 
-/// Gives `card` the message (and its bonus); 1 when the card got it now.
-async fn deliver(
+/// The send record of `card`: queued to each wallet that holds its pass.
+fn send_for(state: &AppState, message: &Message, card: &Card, reach: Reach, now: DateTime<Utc>) -> MessageSend {
+    let apple = if reach.devices > 0 { SendState::Queued } else { SendState::None };
+    let google = match (state.google.is_some() && reach.google_object, message.class_sent) {
+        (false, _) => SendState::None,
+        (true, true) => SendState::Class,
+        (true, false) => SendState::Queued,
+    };
+    MessageSend { message_id: message.id.clone(), serial: card.serial.as_str().to_owned(), apple, google, at: now }
+}
+
+/// 1 when the card got the message now (and is handed to the push pipeline); a card whose
+/// customer was deleted meanwhile counts its send as failed.
+async fn settle_given(
     state: &AppState,
-    program: &Program,
     message: &Message,
-    card: &Card,
-    now: DateTime<Utc>,
+    serial: &SerialNumber,
+    given: Given,
 ) -> Result<u64, StoreError> {
-    if message.bonus != 0 {
-        credit_bonus(state, program, message, card, now).await?;
-    }
-    Ok(match give(state, message, card, now).await? {
+    Ok(match given {
         Given::Now => {
-            state.changes.card_changed(&card.serial);
+            state.changes.card_changed(serial);
             1
         }
         Given::Before => 0,
         Given::Never => {
             for wallet in [Wallet::Apple, Wallet::Google] {
-                state.store.settle_send(&message.id, card.serial.as_str(), wallet, SendState::Failed).await?;
+                state.store.settle_send(&message.id, serial.as_str(), wallet, SendState::Failed).await?;
             }
             0
         }
@@ -236,26 +277,6 @@ async fn credit_bonus(
     }
 }
 
-/// Where the send to one wallet of `card` starts.
-async fn wallet_state(
-    state: &AppState,
-    message: &Message,
-    card: &Card,
-    wallet: Wallet,
-) -> Result<SendState, StoreError> {
-    Ok(match wallet {
-        Wallet::Apple if state.store.count_card_devices(card.serial.as_str()).await? > 0 => SendState::Queued,
-        Wallet::Google if state.google.is_some() && state.store.google_sync(&card.serial).await?.version > 0 => {
-            if message.class_sent {
-                SendState::Class
-            } else {
-                SendState::Queued
-            }
-        }
-        _ => SendState::None,
-    })
-}
-
 /// What [`give`] did.
 enum Given {
     Now,
@@ -265,11 +286,19 @@ enum Given {
     Never,
 }
 
-/// Puts the message on the card in a new version, unless the card already carries it (a batch
-/// run again) or its customer was deleted. Retries when a concurrent write moved the card on.
-async fn give(state: &AppState, message: &Message, card: &Card, now: DateTime<Utc>) -> Result<Given, StoreError> {
-    let mut card = card.clone();
+/// Puts the message on the card (read afresh) in a new version, unless it already carries it
+/// (a batch run again) or its customer was deleted. Retries when a concurrent write moved the
+/// card on.
+async fn give(
+    state: &AppState,
+    message: &Message,
+    serial: &SerialNumber,
+    now: DateTime<Utc>,
+) -> Result<Given, StoreError> {
     for _ in 0..20 {
+        let Some(card) = state.store.find_card(crate::store::CardLookup::Serial(serial)).await? else {
+            return Ok(Given::Never);
+        };
         if card.news.as_ref().is_some_and(|n| n.message_id == message.id) {
             return Ok(Given::Before);
         }
@@ -282,10 +311,6 @@ async fn give(state: &AppState, message: &Message, card: &Card, now: DateTime<Ut
         if state.store.update_card(&next, card.version).await? {
             return Ok(Given::Now);
         }
-        match state.store.find_card(crate::store::CardLookup::Serial(&card.serial)).await? {
-            Some(fresh) => card = fresh,
-            None => return Ok(Given::Never),
-        }
     }
-    Err(StoreError::unavailable(anyhow::anyhow!("card {} kept changing while a message was put on it", card.serial)))
+    Err(StoreError::unavailable(anyhow::anyhow!("card {serial} kept changing while a message was put on it")))
 }

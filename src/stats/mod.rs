@@ -1,10 +1,11 @@
 //! The dashboard's aggregates, kept up to date in the background so that the console's home
 //! never scans the ledger: each program's days are added up from the ledger (a range read on the
-//! ledger's (program, time) index, one day per read) into the store's `day_stats` rows, and the
+//! ledger's (program, time) index, one day per read) and from the wallet events (installs and
+//! removals, on their (program, day) index) into the store's `day_stats` rows, and the
 //! counts that describe the present (active cards, cards per tier) into a snapshot.
 //!
-//! A day is final once it was computed [`FINAL_AFTER`] past its end (UTC): entries carry the time
-//! they were written, so nothing lands in a day after that; such a day is never read again. The
+//! A day is final once it was computed [`FINAL_AFTER`] past its end (UTC): entries and wallet
+//! events carry the time they were written, so nothing lands in a day after that; such a day is never read again. The
 //! days that are not final — today, yesterday until shortly after midnight, and days never
 //! computed (a new install, an upgrade of an old one) — are computed on every round, newest
 //! first, at most [`DAYS_PER_ROUND`] per round. Every node may run this: the rows are replaced
@@ -16,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::Program;
-use crate::store::{DayStats, StatsSnapshot, Store, StoreResult};
+use crate::store::{DayStats, StatsSnapshot, Store, StoreResult, WalletTotals};
 use crate::telemetry::error_chain;
 
 /// How long after its end a day's row is computed once more and then kept for good.
@@ -43,11 +44,15 @@ pub fn start_of(day: NaiveDate) -> DateTime<Utc> {
     day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
-/// Computes `day` of `program_id` from the ledger and stores it.
+/// Computes `day` of `program_id` from the ledger and the wallet events, and stores it.
 pub async fn compute_day(store: &dyn Store, program_id: &str, day: NaiveDate, now: DateTime<Utc>) -> StoreResult<()> {
     let start = start_of(day);
     let totals = store.ledger_totals(program_id, start, start + chrono::Duration::days(1)).await?;
-    store.put_day_stats(program_id, &DayStats { day, totals, computed_at: now }).await
+    let mut wallets = WalletTotals::default();
+    for (_, wallet, change, n) in store.wallet_changes_by_day(program_id, day, day).await? {
+        wallets.add(wallet, change, n);
+    }
+    store.put_day_stats(program_id, &DayStats { day, totals, wallets, computed_at: now }).await
 }
 
 /// Computes the present's counts of `program` and stores them.

@@ -8,6 +8,8 @@
 //! message only after its record is written, and each wallet's state in it moves from `queued`
 //! once, to `delivered` or `failed`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -132,4 +134,17 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn settle_send(&self, message_id: &str, serial: &str, wallet: Wallet, state: SendState) -> StoreResult<bool>;
 
     async fn send_counts(&self, message_id: &str) -> StoreResult<SendCounts>;
+
+    /// Where a message can reach each of `serials`, in one read: the devices registered for
+    /// the card's pass and whether Google holds its object. A card with neither is left out.
+    async fn reach(&self, serials: &[&str]) -> StoreResult<HashMap<String, Reach>>;
+}
+
+/// Where a message can reach one card (see [`MessageStore::reach`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Devices registered for the card's pass.
+    pub devices: u64,
+    /// Google holds an object for the card (its sync version is above 0).
+    pub google_object: bool,
 }

@@ -38,11 +38,11 @@ use crate::domain::{AuditEntry, AuditFilter, StaffAccount, StaffSessionRecord};
 pub use customers::{CustomerCursor, CustomerListQuery, CustomerSort, CustomerStore};
 pub use faults::Faults;
 pub use imports::{FILE_CHUNK_BYTES, ImportCounts, ImportJob, ImportState, ImportStore, MAX_KEPT_ERRORS};
-pub use messages::{MessageSend, MessageStore, SendCounts, SendState, WalletCounts};
+pub use messages::{MessageSend, MessageStore, Reach, SendCounts, SendState, WalletCounts};
 pub use outbox::{MailState, MailStore, OutboxMail};
 pub use programs::{ProgramStore, PushProgress};
 pub use segments::SegmentStore;
-pub use stats::{DayStats, LedgerTotals, StatsSnapshot, StatsStore};
+pub use stats::{DayStats, LedgerTotals, StatsSnapshot, StatsStore, WalletTotals};
 pub use wallet_events::{
     DayCount, GoogleWalletState, Wallet, WalletChange, WalletEvent, WalletEventStore, WalletSource,
 };
@@ -238,6 +238,11 @@ pub trait CardStore: Send + Sync + 'static {
     /// concurrent change won: re-read and retry). Identity fields and `pushed_version` are never
     /// written here. Balance changes go through [`LedgerStore::commit_ledger`] instead.
     async fn update_card(&self, card: &Card, expected_version: i64) -> StoreResult<bool>;
+
+    /// [`update_card`](Self::update_card) for each `(card, expected_version)`, in one
+    /// transaction where the store has them (each update still conditional on its own card's
+    /// version); for each, whether it was written.
+    async fn update_cards(&self, cards: &[(Card, i64)]) -> StoreResult<Vec<bool>>;
 
     /// All cards in serial order, a page at a time: those after `after`, at most `limit`.
     async fn cards_after(&self, after: Option<&SerialNumber>, limit: usize) -> StoreResult<Vec<Card>>;

@@ -1,5 +1,5 @@
 //! The dashboard's numbers (SPEC §4.7, the console's home): one row per program and day adding
-//! up that day's ledger, and a snapshot of the counts that describe "now" (active cards, cards
+//! up that day's ledger and wallet changes, and a snapshot of the counts that describe "now" (active cards, cards
 //! per tier). Both are written by [`crate::stats`] in the background, so a page view reads a
 //! few hundred small rows and never scans the ledger or the cards.
 
@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::StoreResult;
+use super::wallet_events::{DayCount, Wallet, WalletChange};
 use crate::domain::EntryKind;
 
 /// What a span of a program's ledger adds up to. The one definition of each figure is
@@ -56,11 +57,47 @@ impl LedgerTotals {
     }
 }
 
+/// Passes added to and removed from each wallet over a span (from the wallet events).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalletTotals {
+    pub apple_installed: u64,
+    pub apple_removed: u64,
+    pub google_installed: u64,
+    pub google_removed: u64,
+}
+
+impl WalletTotals {
+    /// Counts `n` changes of one kind in.
+    pub fn add(&mut self, wallet: Wallet, change: WalletChange, n: u64) {
+        *match (wallet, change) {
+            (Wallet::Apple, WalletChange::Installed) => &mut self.apple_installed,
+            (Wallet::Apple, WalletChange::Removed) => &mut self.apple_removed,
+            (Wallet::Google, WalletChange::Installed) => &mut self.google_installed,
+            (Wallet::Google, WalletChange::Removed) => &mut self.google_removed,
+        } += n;
+    }
+
+    /// The counts of `day` that are not zero, in wallet and change order.
+    pub fn day_counts(&self, day: NaiveDate) -> Vec<DayCount> {
+        [
+            (Wallet::Apple, WalletChange::Installed, self.apple_installed),
+            (Wallet::Apple, WalletChange::Removed, self.apple_removed),
+            (Wallet::Google, WalletChange::Installed, self.google_installed),
+            (Wallet::Google, WalletChange::Removed, self.google_removed),
+        ]
+        .into_iter()
+        .filter(|(_, _, n)| *n > 0)
+        .map(|(wallet, change, n)| (day, wallet, change, n))
+        .collect()
+    }
+}
+
 /// One program's day (UTC) as last computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DayStats {
     pub day: NaiveDate,
     pub totals: LedgerTotals,
+    pub wallets: WalletTotals,
     /// When it was computed: a day computed well after its end is final and never read again.
     pub computed_at: DateTime<Utc>,
 }

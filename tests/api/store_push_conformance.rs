@@ -15,6 +15,8 @@ on_both_stores!(
     what_reached_google_is_recorded_with_the_notifications_of_the_last_day,
     dead_letters_are_kept_newest_first_and_taken_once,
     a_card_made_owed_again_is_not_marked_pushed_by_a_job_that_read_it_before,
+    a_batch_learns_where_each_card_is_reached_in_one_read,
+    cards_updated_together_are_each_written_only_at_their_expected_version,
 );
 
 async fn insert(t: &TestStore, phone: &str) -> Card {
@@ -203,4 +205,46 @@ async fn a_card_made_owed_again_is_not_marked_pushed_by_a_job_that_read_it_befor
     assert_eq!(after.pushed_version, next.version);
     assert!(after.push_pending_since.is_some(), "version {} is still owed", newer.version);
     assert!(!t.store.mark_card_pushed(&SerialNumber::generate(), 3, 0).await.unwrap(), "no such card");
+}
+
+/// What a message's fan-out reads for a batch of cards: devices and Google objects at once.
+async fn a_batch_learns_where_each_card_is_reached_in_one_read(kind: StoreKind) {
+    use loy::store::Reach;
+    let t = test_store(kind).await;
+    let both = insert(&t, "+79120000741").await;
+    let apple = insert(&t, "+79120000742").await;
+    let google = insert(&t, "+79120000743").await;
+    let neither = insert(&t, "+79120000744").await;
+    for device in ["phone", "watch"] {
+        t.store.register_device(&registration(device, &both), 10).await.unwrap();
+    }
+    t.store.register_device(&registration("phone", &apple), 10).await.unwrap();
+    t.store.record_google_sync(&both.serial, 1, 0, None).await.unwrap();
+    t.store.record_google_sync(&google.serial, 2, 0, None).await.unwrap();
+    // A card whose object was given up and is written again on its next push has none now.
+    t.store.record_google_sync(&neither.serial, 1, 0, None).await.unwrap();
+    t.store.reset_google_sync(&neither.serial).await.unwrap();
+
+    let serials = [&both, &apple, &google, &neither].map(|c| c.serial.as_str());
+    let reach = t.store.reach(&serials).await.unwrap();
+    assert_eq!(reach.len(), 3, "a card with neither is left out: {reach:?}");
+    assert_eq!(reach[both.serial.as_str()], Reach { devices: 2, google_object: true });
+    assert_eq!(reach[apple.serial.as_str()], Reach { devices: 1, google_object: false });
+    assert_eq!(reach[google.serial.as_str()], Reach { devices: 0, google_object: true });
+    assert!(t.store.reach(&[]).await.unwrap().is_empty());
+}
+
+/// The fan-out's one write of a batch: a card a concurrent write moved on is left as it is,
+/// the others are written.
+async fn cards_updated_together_are_each_written_only_at_their_expected_version(kind: StoreKind) {
+    let t = test_store(kind).await;
+    let now = Utc::now();
+    let a = insert(&t, "+79120000751").await;
+    let b = insert(&t, "+79120000752").await;
+    let moved = change(&t, &b, now).await;
+    let updates = [(a.bumped(now), a.version), (b.bumped(now), b.version)];
+    assert_eq!(t.store.update_cards(&updates).await.unwrap(), [true, false]);
+    assert_eq!(stored(&t, &a).await.version, a.version + 1);
+    assert_eq!(stored(&t, &b).await.version, moved.version, "the concurrent write stays");
+    assert!(t.store.update_cards(&[]).await.unwrap().is_empty());
 }

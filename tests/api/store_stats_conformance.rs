@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use loy::domain::{Card, EntrySource, LedgerEntry, Program, SerialNumber};
 use loy::ledger::{Actor, Command, WriteContext};
-use loy::store::{DayStats, LedgerTotals, StatsSnapshot, Store};
+use loy::store::{DayStats, LedgerTotals, StatsSnapshot, Store, WalletTotals};
 
 use crate::helpers::StoreKind;
 use crate::on_both_stores;
@@ -93,18 +93,24 @@ async fn day_rows_round_trip_by_range_and_are_replaced_whole(kind: StoreKind) {
         purchases: 7,
         revenue: 1_234_500,
     };
+    let wallets = WalletTotals { apple_installed: 5, apple_removed: 1, google_installed: 3, google_removed: 0 };
     for d in [1, 2, 3, 5] {
-        let row = DayStats { day: day(d), totals, computed_at: at(d, 8) };
+        let row = DayStats { day: day(d), totals, wallets, computed_at: at(d, 8) };
         store.put_day_stats("default", &row).await.unwrap();
     }
-    store.put_day_stats("other", &DayStats { day: day(2), totals, computed_at: at(2, 8) }).await.unwrap();
-    let replaced = DayStats { day: day(2), totals: LedgerTotals { registrations: 9, ..totals }, computed_at: at(4, 1) };
+    store.put_day_stats("other", &DayStats { day: day(2), totals, wallets, computed_at: at(2, 8) }).await.unwrap();
+    let replaced = DayStats {
+        day: day(2),
+        totals: LedgerTotals { registrations: 9, ..totals },
+        wallets: WalletTotals { google_removed: 2, ..wallets },
+        computed_at: at(4, 1),
+    };
     store.put_day_stats("default", &replaced).await.unwrap();
 
     let rows = store.day_stats("default", day(2), day(5)).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.day).collect::<Vec<_>>(), [day(2), day(3), day(5)], "oldest first, both ends in");
     assert_eq!(rows[0], replaced);
-    assert_eq!(rows[1], DayStats { day: day(3), totals, computed_at: at(3, 8) });
+    assert_eq!(rows[1], DayStats { day: day(3), totals, wallets, computed_at: at(3, 8) });
     assert!(store.day_stats("default", day(6), day(9)).await.unwrap().is_empty());
 }
 

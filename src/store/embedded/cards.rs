@@ -98,6 +98,14 @@ impl CardStore for EmbeddedStore {
         self.write(move |conn, _| update_card_row(conn, &record, expected_version)).await
     }
 
+    async fn update_cards(&self, cards: &[(Card, i64)]) -> StoreResult<Vec<bool>> {
+        if cards.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records: Vec<(CardRecord, i64)> = cards.iter().map(|(c, v)| (CardRecord::from(c), *v)).collect();
+        self.write(move |conn, _| records.iter().map(|(r, v)| update_card_row(conn, r, *v)).collect()).await
+    }
+
     async fn cards_after(&self, after: Option<&SerialNumber>, limit: usize) -> StoreResult<Vec<Card>> {
         let after = after.map(|s| s.as_str().to_owned()).unwrap_or_default();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

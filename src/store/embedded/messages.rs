@@ -1,6 +1,8 @@
 //! Messages in the embedded store: the columns taking a message reads, the rest as JSON; one
 //! row per card's send.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -8,7 +10,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{EmbeddedStore, sql};
 use crate::messages::{Message, MessageState, Wallet};
 use crate::store::records::{from_millis, millis};
-use crate::store::{MessageSend, MessageStore, SendCounts, SendState, StoreError, StoreResult};
+use crate::store::{MessageSend, MessageStore, Reach, SendCounts, SendState, StoreError, StoreResult};
 
 type Row = (String, u32, i64, String);
 
@@ -243,5 +245,38 @@ impl MessageStore for EmbeddedStore {
             counts.add(Wallet::Google, google, n);
         }
         Ok(counts)
+    }
+
+    async fn reach(&self, serials: &[&str]) -> StoreResult<HashMap<String, Reach>> {
+        if serials.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let serials: Vec<String> = serials.iter().map(|s| (*s).to_owned()).collect();
+        self.read(move |conn| {
+            let marks = vec!["?"; serials.len()].join(", ");
+            let mut reach: HashMap<String, Reach> = HashMap::new();
+            let mut devices = conn
+                .prepare(&format!(
+                    "SELECT serial, COUNT(*) FROM registrations WHERE serial IN ({marks}) GROUP BY serial"
+                ))
+                .map_err(sql)?;
+            let rows = devices
+                .query_map(rusqlite::params_from_iter(&serials), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(sql)?;
+            for row in rows {
+                let (serial, n) = row.map_err(sql)?;
+                reach.entry(serial).or_default().devices = u64::try_from(n).unwrap_or(0);
+            }
+            let mut google = conn
+                .prepare(&format!("SELECT serial FROM google_sync WHERE version > 0 AND serial IN ({marks})"))
+                .map_err(sql)?;
+            let rows =
+                google.query_map(rusqlite::params_from_iter(&serials), |r| r.get::<_, String>(0)).map_err(sql)?;
+            for row in rows {
+                reach.entry(row.map_err(sql)?).or_default().google_object = true;
+            }
+            Ok(reach)
+        })
+        .await
     }
 }

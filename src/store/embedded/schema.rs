@@ -374,6 +374,14 @@ CREATE TABLE google_wallet_state (
     at INTEGER NOT NULL
 );
 "#,
+    // The day rows add up the day's wallet changes too. A row from before has none (NULL) and
+    // counts as never computed, so the background task computes its day again.
+    r#"
+ALTER TABLE day_stats ADD COLUMN apple_installed INTEGER;
+ALTER TABLE day_stats ADD COLUMN apple_removed INTEGER;
+ALTER TABLE day_stats ADD COLUMN google_installed INTEGER;
+ALTER TABLE day_stats ADD COLUMN google_removed INTEGER;
+"#,
 ];
 
 /// Marks the migration after which the name keys of existing cards are computed in Rust.

@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{EmbeddedStore, sql};
 use crate::domain::EntryKind;
 use crate::store::records::{from_millis, millis};
-use crate::store::{DayStats, LedgerTotals, StatsSnapshot, StatsStore, StoreError, StoreResult};
+use crate::store::{DayStats, LedgerTotals, StatsSnapshot, StatsStore, StoreError, StoreResult, WalletTotals};
 
 const DAY_FORMAT: &str = "%Y-%m-%d";
 
@@ -63,13 +63,16 @@ impl StatsStore for EmbeddedStore {
     async fn put_day_stats(&self, program_id: &str, stats: &DayStats) -> StoreResult<()> {
         let program_id = program_id.to_owned();
         let day = stats.day.format(DAY_FORMAT).to_string();
-        let (t, at) = (stats.totals, millis(stats.computed_at));
+        let (t, w, at) = (stats.totals, stats.wallets, millis(stats.computed_at));
         self.write(move |tx, _| {
             tx.execute(
                 "INSERT INTO day_stats (program_id, day, registrations, issued, redeemed, rewards_issued, \
-                 rewards_redeemed, purchases, revenue, computed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 rewards_redeemed, purchases, revenue, computed_at, apple_installed, apple_removed, \
+                 google_installed, google_removed) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
                  ON CONFLICT (program_id, day) DO UPDATE SET registrations = ?3, issued = ?4, redeemed = ?5, \
-                 rewards_issued = ?6, rewards_redeemed = ?7, purchases = ?8, revenue = ?9, computed_at = ?10",
+                 rewards_issued = ?6, rewards_redeemed = ?7, purchases = ?8, revenue = ?9, computed_at = ?10, \
+                 apple_installed = ?11, apple_removed = ?12, google_installed = ?13, google_removed = ?14",
                 params![
                     program_id,
                     day,
@@ -80,7 +83,11 @@ impl StatsStore for EmbeddedStore {
                     t.rewards_redeemed,
                     signed(t.purchases),
                     t.revenue,
-                    at
+                    at,
+                    signed(w.apple_installed),
+                    signed(w.apple_removed),
+                    signed(w.google_installed),
+                    signed(w.google_removed)
                 ],
             )
             .map_err(sql)?;
@@ -92,13 +99,14 @@ impl StatsStore for EmbeddedStore {
     async fn day_stats(&self, program_id: &str, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<DayStats>> {
         let program_id = program_id.to_owned();
         let (from, to) = (from.format(DAY_FORMAT).to_string(), to.format(DAY_FORMAT).to_string());
-        type Row = (String, [i64; 7], i64);
+        type Row = (String, [i64; 7], i64, [Option<i64>; 4]);
         let rows: Vec<Row> = self
             .read(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(
                         "SELECT day, registrations, issued, redeemed, rewards_issued, rewards_redeemed, purchases, \
-                         revenue, computed_at FROM day_stats WHERE program_id = ?1 AND day >= ?2 AND day <= ?3 \
+                         revenue, computed_at, apple_installed, apple_removed, google_installed, google_removed \
+                         FROM day_stats WHERE program_id = ?1 AND day >= ?2 AND day <= ?3 \
                          ORDER BY day",
                     )
                     .map_err(sql)?;
@@ -108,6 +116,7 @@ impl StatsStore for EmbeddedStore {
                             r.get(0)?,
                             [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
                             r.get(8)?,
+                            [r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?],
                         ))
                     })
                     .map_err(sql)?;
@@ -115,7 +124,10 @@ impl StatsStore for EmbeddedStore {
             })
             .await?;
         rows.into_iter()
-            .map(|(day, n, at)| {
+            .map(|(day, n, at, w)| {
+                // A row written before the wallet columns existed counts as never computed.
+                let at = if w[0].is_none() { 0 } else { at };
+                let w = w.map(|n| count(n.unwrap_or(0)));
                 Ok(DayStats {
                     day: NaiveDate::parse_from_str(&day, DAY_FORMAT)
                         .map_err(|_| StoreError::Corrupt(format!("stats day {day}")))?,
@@ -127,6 +139,12 @@ impl StatsStore for EmbeddedStore {
                         rewards_redeemed: n[4],
                         purchases: count(n[5]),
                         revenue: n[6],
+                    },
+                    wallets: WalletTotals {
+                        apple_installed: w[0],
+                        apple_removed: w[1],
+                        google_installed: w[2],
+                        google_removed: w[3],
                     },
                     computed_at: from_millis(at)?,
                 })

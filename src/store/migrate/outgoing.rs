@@ -191,18 +191,27 @@ pub fn stats(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()
     copy(
         conn,
         "SELECT program_id, day, registrations, issued, redeemed, rewards_issued, rewards_redeemed, purchases, \
-         revenue, computed_at FROM day_stats ORDER BY program_id, day",
+         revenue, computed_at, apple_installed, apple_removed, google_installed, google_removed \
+         FROM day_stats ORDER BY program_id, day",
         [],
         "day_stats",
         send,
         |r| {
             let (program_id, day): (String, String) = (r.get(0)?, r.get(1)?);
-            Ok(doc! {
+            let mut row = doc! {
                 "_id": format!("{program_id}/{day}"), "program_id": program_id, "day": day,
                 "registrations": r.get::<_, i64>(2)?, "issued": r.get::<_, i64>(3)?, "redeemed": r.get::<_, i64>(4)?,
                 "rewards_issued": r.get::<_, i64>(5)?, "rewards_redeemed": r.get::<_, i64>(6)?,
                 "purchases": r.get::<_, i64>(7)?, "revenue": r.get::<_, i64>(8)?, "computed_at": r.get::<_, i64>(9)?,
-            })
+            };
+            // A row without the wallet counts stays without them: its day is computed again.
+            let wallets = ["apple_installed", "apple_removed", "google_installed", "google_removed"];
+            for (i, key) in wallets.into_iter().enumerate() {
+                if let Some(n) = r.get::<_, Option<i64>>(10 + i)? {
+                    row.insert(key, n);
+                }
+            }
+            Ok(row)
         },
     )?;
     copy(conn, "SELECT program_id, body FROM stats_snapshots ORDER BY program_id", [], "stats_snapshots", send, |r| {

@@ -76,6 +76,15 @@ impl CardStore for MongoStore {
         Ok(result.matched_count == 1)
     }
 
+    /// MongoDB has no multi-document transaction on a standalone server: the updates go
+    /// concurrently, each conditional on its own card's version.
+    async fn update_cards(&self, cards: &[(Card, i64)]) -> StoreResult<Vec<bool>> {
+        futures_util::future::join_all(cards.iter().map(|(card, version)| self.update_card(card, *version)))
+            .await
+            .into_iter()
+            .collect()
+    }
+
     async fn cards_after(&self, after: Option<&SerialNumber>, limit: usize) -> StoreResult<Vec<Card>> {
         self.faults.step()?;
         let after = after.map(|s| s.as_str().to_owned()).unwrap_or_default();

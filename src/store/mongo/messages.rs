@@ -2,6 +2,8 @@
 //! fields, the rest as JSON), taken with a single `findAndModify`; one document per card's send,
 //! keyed by message and serial.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use bson::{Document, doc};
 use chrono::{DateTime, Utc};
@@ -12,7 +14,7 @@ use mongodb::{Collection, IndexModel};
 use super::{MongoStore, mongo};
 use crate::messages::{Message, MessageState, Wallet};
 use crate::store::records::{from_millis, millis};
-use crate::store::{MessageSend, MessageStore, SendCounts, SendState, StoreError, StoreResult};
+use crate::store::{MessageSend, MessageStore, Reach, SendCounts, SendState, StoreError, StoreResult};
 
 pub(super) async fn create_indexes(
     messages: &Collection<Document>,
@@ -240,5 +242,41 @@ impl MessageStore for MongoStore {
             counts.add(Wallet::Google, send_state(key, "google")?, n);
         }
         Ok(counts)
+    }
+
+    async fn reach(&self, serials: &[&str]) -> StoreResult<HashMap<String, Reach>> {
+        self.faults.step()?;
+        let mut reach: HashMap<String, Reach> = HashMap::new();
+        if serials.is_empty() {
+            return Ok(reach);
+        }
+        let devices: Vec<Document> = self
+            .registrations
+            .clone_with_type::<Document>()
+            .find(doc! { "serial": { "$in": serials } })
+            .projection(doc! { "serial": 1, "_id": 0 })
+            .await
+            .map_err(mongo)?
+            .try_collect()
+            .await
+            .map_err(mongo)?;
+        for d in devices {
+            let serial = d.get_str("serial").map_err(|e| StoreError::Corrupt(format!("registration: {e}")))?;
+            reach.entry(serial.to_owned()).or_default().devices += 1;
+        }
+        let google: Vec<Document> = self
+            .google_sync
+            .find(doc! { "_id": { "$in": serials }, "version": { "$gt": 0_i64 } })
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(mongo)?
+            .try_collect()
+            .await
+            .map_err(mongo)?;
+        for d in google {
+            let serial = d.get_str("_id").map_err(|e| StoreError::Corrupt(format!("google_sync: {e}")))?;
+            reach.entry(serial.to_owned()).or_default().google_object = true;
+        }
+        Ok(reach)
     }
 }

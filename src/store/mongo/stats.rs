@@ -12,7 +12,7 @@ use mongodb::{Collection, IndexModel};
 use super::{MongoStore, mongo};
 use crate::domain::EntryKind;
 use crate::store::records::{from_millis, millis};
-use crate::store::{DayStats, LedgerTotals, StatsSnapshot, StatsStore, StoreError, StoreResult};
+use crate::store::{DayStats, LedgerTotals, StatsSnapshot, StatsStore, StoreError, StoreResult, WalletTotals};
 
 const DAY_FORMAT: &str = "%Y-%m-%d";
 
@@ -127,6 +127,10 @@ impl StatsStore for MongoStore {
             "purchases": signed(t.purchases),
             "revenue": t.revenue,
             "computed_at": millis(stats.computed_at),
+            "apple_installed": signed(stats.wallets.apple_installed),
+            "apple_removed": signed(stats.wallets.apple_removed),
+            "google_installed": signed(stats.wallets.google_installed),
+            "google_removed": signed(stats.wallets.google_removed),
         };
         self.day_stats_collection()
             .replace_one(doc! { "_id": format!("{program_id}/{day}") }, row)
@@ -166,7 +170,18 @@ impl StatsStore for MongoStore {
                         purchases: count(number(d, "purchases")),
                         revenue: number(d, "revenue"),
                     },
-                    computed_at: from_millis(number(d, "computed_at"))?,
+                    wallets: WalletTotals {
+                        apple_installed: count(number(d, "apple_installed")),
+                        apple_removed: count(number(d, "apple_removed")),
+                        google_installed: count(number(d, "google_installed")),
+                        google_removed: count(number(d, "google_removed")),
+                    },
+                    // A row written before the wallet counts existed counts as never computed.
+                    computed_at: if d.contains_key("apple_installed") {
+                        from_millis(number(d, "computed_at"))?
+                    } else {
+                        DateTime::UNIX_EPOCH
+                    },
                 })
             })
             .collect()
