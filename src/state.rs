@@ -185,6 +185,7 @@ impl AppState {
             clock: self.clock.clone(),
             google: self.google.clone(),
             google_lane: self.google_queue.clone(),
+            programs: self.programs.clone(),
         }
     }
 }

@@ -59,6 +59,7 @@ async fn build_worker(settings: &Settings) -> anyhow::Result<(Worker, Arc<Apple>
         clock: Arc::new(SystemClock),
         google: None,
         google_lane: None,
+        programs: crate::programs::ProgramCache::new(settings.program_cache),
     };
     Ok((worker, apple))
 }

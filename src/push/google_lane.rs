@@ -60,6 +60,7 @@ impl Worker {
             clock: self.clock.clone(),
             google: Some(google),
             google_lane: None,
+            programs: self.programs.clone(),
         })
     }
 }

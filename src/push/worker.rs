@@ -21,7 +21,7 @@ use crate::config::PushSettings;
 use crate::domain::{Card, Registration, SerialNumber};
 use crate::messages;
 use crate::metrics::Metrics;
-use crate::store::{CardLookup, DeadLetter, DynStore, Owed, StoreError};
+use crate::store::{CardLookup, DeadLetter, DynStore, GoogleSync, Owed, StoreError};
 use crate::telemetry::error_chain;
 
 /// The longest a retry waits.
@@ -92,6 +92,8 @@ pub struct Worker {
     /// Where a job hands its card when Google's rate limit would make it wait
     /// ([`super::google_lane`]); `None` in the Google lane's own worker, which waits.
     pub google_lane: Option<Arc<dyn PushQueue>>,
+    /// Programs as this node last read them: a Google update needs the card's program.
+    pub programs: crate::programs::ProgramCache,
 }
 
 /// The delay before retry number `attempts` (1 = the first retry): exponential with full jitter
@@ -150,10 +152,11 @@ impl Worker {
         };
         let registrations = self.store.card_registrations(&card.serial).await?;
         let owed: Vec<Registration> = registrations.into_iter().filter(|r| r.pushed_version < card.version).collect();
-        let google_owed = match &self.google {
-            Some(_) => self.store.google_sync(&card.serial).await?.version < card.version,
-            None => false,
+        let google = match &self.google {
+            Some(_) => Some(self.store.google_sync(&card.serial).await?),
+            None => None,
         };
+        let google_owed = google.as_ref().is_some_and(|sync| sync.version < card.version);
         if !card.needs_push() && owed.is_empty() && !google_owed {
             return Ok(JobResult::NothingOwed);
         }
@@ -170,8 +173,8 @@ impl Worker {
         if google_owed && failures.is_empty() && self.defer_google(&card.serial).await {
             return Ok(JobResult::Deferred);
         }
-        if google_owed {
-            if let Some(outcome) = self.sync_google(&card).await? {
+        if let Some(sync) = google.filter(|_| google_owed) {
+            if let Some(outcome) = self.sync_google(&card, sync).await? {
                 failures.push((Target::Google, outcome));
             }
         }
@@ -227,16 +230,16 @@ impl Worker {
         Ok(())
     }
 
-    /// Updates the card's Google Wallet object; `None` when it went through.
-    async fn sync_google(&self, card: &Card) -> Result<Option<PushOutcome>, StoreError> {
+    /// Updates the card's Google Wallet object (`sync`: what reached it so far, as the job read
+    /// it); `None` when it went through.
+    async fn sync_google(&self, card: &Card, sync: GoogleSync) -> Result<Option<PushOutcome>, StoreError> {
         let Some(google) = &self.google else { return Ok(None) };
-        let Some(program) = self.store.program(&card.program_id).await? else { return Ok(None) };
+        let Some(program) = self.programs.get(&self.store, &card.program_id).await? else { return Ok(None) };
         if let Err(why) = program.rules.validate() {
             // Retried later: the update goes through once staff correct the rules.
             tracing::error!(program = %program.id, problem = %why, "the loyalty program's rules are invalid");
             return Ok(Some(PushOutcome::Retry(format!("the program's rules are invalid: {why}"))));
         }
-        let sync = self.store.google_sync(&card.serial).await?;
         let now = self.clock.now();
         // A version that only put a message on the card leaves its object as Google has it:
         // the message goes alone, one call instead of two at Google's 20 a second.
@@ -254,10 +257,12 @@ impl Worker {
                 }
                 // The balance (and its notification) first, still owing this version: the card's
                 // news, if Google has not got it yet, comes next with what is left of the budget.
-                if notify {
+                let sync = if notify {
                     self.store.record_google_sync(&card.serial, sync.version, card.balance, Some(now)).await?;
-                }
-                let sync = self.store.google_sync(&card.serial).await?;
+                    GoogleSync { balance: Some(card.balance), notified_at: sync.with_notification(now), ..sync }
+                } else {
+                    sync
+                };
                 let news =
                     messages::delivery::google(&self.store, &self.metrics, google, card, &program.name, &sync, now)
                         .await?;
