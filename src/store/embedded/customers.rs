@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn every_customer_query_reads_an_index() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = super::super::open_connection(&dir.path().join("loy.sqlite"), false).unwrap();
+        let mut conn = super::super::open_connection(&dir.path().join("loy.sqlite"), false, 0).unwrap();
         super::super::migrate(&mut conn).unwrap();
         let plans = [
             "SELECT serial FROM cards WHERE program_id = 'p' AND (balance, serial) < (5, 's') ORDER BY balance DESC, serial DESC LIMIT 20",

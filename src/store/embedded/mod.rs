@@ -59,6 +59,19 @@ struct Inner {
 /// Read connections kept open: reads beyond this many at once wait for one.
 const READERS: usize = 8;
 
+/// SQLite's page cache per connection, in KiB (SQLite's default is 2 MiB): the writer walks the
+/// indexes of every table it writes, and a cache that holds their upper levels saves a `pread`
+/// per page. The cache fills only as pages are read.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+const READER_CACHE_KIB: i64 = 16 * 1024;
+
+/// How often the checkpointer copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// WAL pages after which the writer checkpoints itself (about 40 MB), should the checkpointer
+/// fall behind; SQLite's default is 1000.
+const WRITER_AUTOCHECKPOINT: i64 = 10_000;
+
 /// A write waiting for the writer thread: it runs inside a savepoint and says whether it
 /// succeeded, and how to deliver its result once the group's commit is known.
 type Job = Box<dyn FnOnce(&Connection, &Faults) -> Ran + Send>;
@@ -104,25 +117,34 @@ impl EmbeddedStore {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("while creating the data directory {}", dir.display()))?;
         }
-        let mut writer = open_connection(path, synchronous_full)
+        let mut writer = open_connection(path, synchronous_full, WRITER_CACHE_KIB)
             .with_context(|| format!("while opening the database {}", path.display()))?;
         migrate(&mut writer).with_context(|| format!("while upgrading the schema of {}", path.display()))?;
+        writer
+            .pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)
+            .context("while setting the writer's checkpoint threshold")?;
+        let checkpointer = open_connection(path, synchronous_full, 0)
+            .with_context(|| format!("while opening the database {}", path.display()))?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let writer_faults = faults.clone();
         std::thread::Builder::new()
             .name("loy-sqlite-writer".into())
             .spawn(move || run_writer(writer, queue, writer_faults))
             .context("while starting the database writer thread")?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path: path.to_owned(),
-                synchronous_full,
-                jobs,
-                readers: Mutex::new(Vec::new()),
-                read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
-                faults,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            path: path.to_owned(),
+            synchronous_full,
+            jobs,
+            readers: Mutex::new(Vec::new()),
+            read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
+            faults,
+        });
+        let alive = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("loy-sqlite-checkpoint".into())
+            .spawn(move || run_checkpointer(checkpointer, alive))
+            .context("while starting the database checkpoint thread")?;
+        Ok(Self { inner })
     }
 
     /// Runs `f` atomically on the write connection and returns its result once committed. When
@@ -167,7 +189,7 @@ impl EmbeddedStore {
             let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
                 Some(conn) => conn,
-                None => open_connection(&inner.path, inner.synchronous_full).map_err(sql)?,
+                None => open_connection(&inner.path, inner.synchronous_full, READER_CACHE_KIB).map_err(sql)?,
             };
             let result = f(&conn);
             inner.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
@@ -229,8 +251,28 @@ fn run_writer(conn: Connection, queue: mpsc::Receiver<Job>, faults: Arc<Faults>)
     }
 }
 
-fn open_connection(path: &Path, synchronous_full: bool) -> rusqlite::Result<Connection> {
+/// The checkpointer thread: copies the write-ahead log into the database file every
+/// [`CHECKPOINT_EVERY`] (a passive checkpoint, which never blocks the writer or a reader), so
+/// that the writer's commits do not do it (with its writes and flushes) themselves. Stops once
+/// the store is dropped.
+fn run_checkpointer(conn: Connection, alive: std::sync::Weak<Inner>) {
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if alive.strong_count() == 0 {
+            return;
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "a checkpoint of the database's write-ahead log failed");
+        }
+    }
+}
+
+fn open_connection(path: &Path, synchronous_full: bool, cache_kib: i64) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
+    if cache_kib > 0 {
+        // Negative: a size in KiB rather than in pages.
+        conn.pragma_update(None, "cache_size", -cache_kib)?;
+    }
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: every commit reaches the disk before it is acknowledged (no point is lost on power
