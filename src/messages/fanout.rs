@@ -189,7 +189,7 @@ async fn batch(
         next.news = Some(message.news_for(card, now));
         updates.push((next, card.version));
     }
-    let written = state.store.update_cards(&updates).await?;
+    let written = state.store.put_news(&updates).await?;
     let mut reached = 0;
     for ((next, _), written) in updates.iter().zip(written) {
         let given = if written { Given::Now } else { give(state, message, &next.serial, now).await? };

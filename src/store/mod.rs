@@ -239,10 +239,11 @@ pub trait CardStore: Send + Sync + 'static {
     /// written here. Balance changes go through [`LedgerStore::commit_ledger`] instead.
     async fn update_card(&self, card: &Card, expected_version: i64) -> StoreResult<bool>;
 
-    /// [`update_card`](Self::update_card) for each `(card, expected_version)`, in one
-    /// transaction where the store has them (each update still conditional on its own card's
-    /// version); for each, whether it was written.
-    async fn update_cards(&self, cards: &[(Card, i64)]) -> StoreResult<Vec<bool>>;
+    /// A message's version bump for each `(card, expected_version)`: writes the card's version,
+    /// its modification and push times and its `news` (what [`Card::bumped`] and a message
+    /// change), nothing else, if the stored version is still `expected_version`. In one
+    /// transaction where the store has them; for each card, whether it was written.
+    async fn put_news(&self, cards: &[(Card, i64)]) -> StoreResult<Vec<bool>>;
 
     /// All cards in serial order, a page at a time: those after `after`, at most `limit`.
     async fn cards_after(&self, after: Option<&SerialNumber>, limit: usize) -> StoreResult<Vec<Card>>;

@@ -16,7 +16,7 @@ on_both_stores!(
     dead_letters_are_kept_newest_first_and_taken_once,
     a_card_made_owed_again_is_not_marked_pushed_by_a_job_that_read_it_before,
     a_batch_learns_where_each_card_is_reached_in_one_read,
-    cards_updated_together_are_each_written_only_at_their_expected_version,
+    news_put_on_cards_together_is_written_only_at_each_expected_version,
 );
 
 async fn insert(t: &TestStore, phone: &str) -> Card {
@@ -235,16 +235,33 @@ async fn a_batch_learns_where_each_card_is_reached_in_one_read(kind: StoreKind) 
 }
 
 /// The fan-out's one write of a batch: a card a concurrent write moved on is left as it is,
-/// the others are written.
-async fn cards_updated_together_are_each_written_only_at_their_expected_version(kind: StoreKind) {
+/// the others get their version bump and news, and nothing else of theirs is written.
+async fn news_put_on_cards_together_is_written_only_at_each_expected_version(kind: StoreKind) {
     let t = test_store(kind).await;
     let now = Utc::now();
     let a = insert(&t, "+79120000751").await;
     let b = insert(&t, "+79120000752").await;
     let moved = change(&t, &b, now).await;
-    let updates = [(a.bumped(now), a.version), (b.bumped(now), b.version)];
-    assert_eq!(t.store.update_cards(&updates).await.unwrap(), [true, false]);
-    assert_eq!(stored(&t, &a).await.version, a.version + 1);
-    assert_eq!(stored(&t, &b).await.version, moved.version, "the concurrent write stays");
-    assert!(t.store.update_cards(&[]).await.unwrap().is_empty());
+    let news = |card: &Card| {
+        let mut next = card.bumped(now);
+        next.news = Some(loy::domain::CardNews {
+            message_id: "m1".into(),
+            version: next.version,
+            title: String::new(),
+            body: "Double points this weekend".into(),
+            link: None,
+            google_object: true,
+            at: now,
+        });
+        // Not a message's to write: stays as stored.
+        next.balance += 100;
+        next
+    };
+    let updates = [(news(&a), a.version), (news(&b), b.version)];
+    assert_eq!(t.store.put_news(&updates).await.unwrap(), [true, false]);
+    let given = stored(&t, &a).await;
+    assert_eq!((given.version, &given.news, given.balance), (a.version + 1, &updates[0].0.news, a.balance));
+    assert!(given.needs_push() && given.push_pending_since.is_some());
+    assert_eq!(stored(&t, &b).await, moved, "the concurrent write stays");
+    assert!(t.store.put_news(&[]).await.unwrap().is_empty());
 }

@@ -98,12 +98,39 @@ impl CardStore for EmbeddedStore {
         self.write(move |conn, _| update_card_row(conn, &record, expected_version)).await
     }
 
-    async fn update_cards(&self, cards: &[(Card, i64)]) -> StoreResult<Vec<bool>> {
+    /// Only these columns, so that the card's other indexes (name, balance, activity...) are
+    /// left as they are: a full row update rewrites an entry in each.
+    async fn put_news(&self, cards: &[(Card, i64)]) -> StoreResult<Vec<bool>> {
         if cards.is_empty() {
             return Ok(Vec::new());
         }
         let records: Vec<(CardRecord, i64)> = cards.iter().map(|(c, v)| (CardRecord::from(c), *v)).collect();
-        self.write(move |conn, _| records.iter().map(|(r, v)| update_card_row(conn, r, *v)).collect()).await
+        self.write(move |conn, _| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "UPDATE cards SET version = ?1, modified_at = ?2, push_pending_since = ?3, updated_at = ?4, \
+                     news = ?5 WHERE serial = ?6 AND version = ?7",
+                )
+                .map_err(sql)?;
+            records
+                .iter()
+                .map(|(r, expected)| {
+                    let changed = stmt
+                        .execute(params![
+                            r.version,
+                            r.modified_at,
+                            r.push_pending_since,
+                            r.updated_at,
+                            r.news,
+                            r.serial,
+                            expected
+                        ])
+                        .map_err(sql)?;
+                    Ok(changed == 1)
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn cards_after(&self, after: Option<&SerialNumber>, limit: usize) -> StoreResult<Vec<Card>> {

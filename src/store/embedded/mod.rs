@@ -123,6 +123,9 @@ impl EmbeddedStore {
         writer
             .pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)
             .context("while setting the writer's checkpoint threshold")?;
+        // The statement journals of the writes' savepoints in memory: on disk, each is a file
+        // created and deleted again within a group. The writer runs no large sorts.
+        writer.pragma_update(None, "temp_store", "MEMORY").context("while setting the writer's temporary store")?;
         let checkpointer = open_connection(path, synchronous_full, 0)
             .with_context(|| format!("while opening the database {}", path.display()))?;
         let (jobs, queue) = mpsc::channel::<Job>();

@@ -78,8 +78,24 @@ impl CardStore for MongoStore {
 
     /// MongoDB has no multi-document transaction on a standalone server: the updates go
     /// concurrently, each conditional on its own card's version.
-    async fn update_cards(&self, cards: &[(Card, i64)]) -> StoreResult<Vec<bool>> {
-        futures_util::future::join_all(cards.iter().map(|(card, version)| self.update_card(card, *version)))
+    async fn put_news(&self, cards: &[(Card, i64)]) -> StoreResult<Vec<bool>> {
+        let update = |card: &Card, expected: i64| {
+            let r = CardRecord::from(card);
+            let set = doc! {
+                "version": r.version, "modified_at": r.modified_at, "push_pending_since": r.push_pending_since,
+                "updated_at": r.updated_at, "news": r.news,
+            };
+            async move {
+                self.faults.step()?;
+                let result = self
+                    .cards
+                    .update_one(doc! { "_id": &r.serial, "version": expected }, doc! { "$set": set })
+                    .await
+                    .map_err(mongo)?;
+                Ok(result.matched_count == 1)
+            }
+        };
+        futures_util::future::join_all(cards.iter().map(|(card, expected)| update(card, *expected)))
             .await
             .into_iter()
             .collect()
