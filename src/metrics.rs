@@ -12,6 +12,8 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub ledger_writes: IntCounterVec,
     pub queue_depth: IntGaugeVec,
+    /// Cards whose Google Wallet update waits in the Google lane (`push::google_lane`).
+    pub google_lane_depth: IntGaugeVec,
     pub jobs_in_flight: IntGauge,
     pub pushes: IntCounterVec,
     pub push_retries: IntCounter,
@@ -48,6 +50,14 @@ impl Metrics {
         let queue_depth =
             IntGaugeVec::new(Opts::new("push_queue_depth", "Push jobs waiting or being worked on"), &["state"])
                 .expect("valid metric");
+        let google_lane_depth = IntGaugeVec::new(
+            Opts::new(
+                "google_lane_depth",
+                "Cards whose Google Wallet update waits for Google's pace, or is being made",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
         let jobs_in_flight =
             IntGauge::new("push_jobs_in_flight", "Push jobs this process is working on").expect("valid metric");
         let pushes = IntCounterVec::new(Opts::new("pushes_total", "APNs notifications by result"), &["result"])
@@ -87,6 +97,7 @@ impl Metrics {
             Box::new(http_duration.clone()),
             Box::new(ledger_writes.clone()),
             Box::new(queue_depth.clone()),
+            Box::new(google_lane_depth.clone()),
             Box::new(jobs_in_flight.clone()),
             Box::new(pushes.clone()),
             Box::new(push_retries.clone()),
@@ -106,6 +117,7 @@ impl Metrics {
             http_duration,
             ledger_writes,
             queue_depth,
+            google_lane_depth,
             jobs_in_flight,
             pushes,
             push_retries,

@@ -117,7 +117,7 @@ async fn worker_metrics(state: WorkerState, req: actix_web::HttpRequest) -> acti
         )
         .response();
     }
-    crate::http::render_metrics(metrics, queue.as_ref()).await
+    crate::http::render_metrics(metrics, queue.as_ref(), None).await
 }
 
 pub async fn push(settings: &Settings, command: PushCommand) -> anyhow::Result<ExitCode> {

@@ -25,7 +25,7 @@ pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 /// server's internals ([`Internals`]).
 pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     match Internals::of(&state, &req) {
-        Internals::Shown => render_metrics(&state.metrics, state.queue.as_ref()).await,
+        Internals::Shown => render_metrics(&state.metrics, state.queue.as_ref(), state.google_queue.as_deref()).await,
         Internals::NeedToken => {
             let mut response =
                 ApiError::unauthorized("The metrics need `Authorization: Bearer <LOY_METRICS_TOKEN>`.").response();
@@ -80,14 +80,20 @@ impl Internals {
     }
 }
 
-/// The metrics in Prometheus's text format, with the queue depth read now.
+/// The metrics in Prometheus's text format, with the depth of the push queue (and of the
+/// Google lane's, when Google is configured) read now.
 pub async fn render_metrics(
     metrics: &crate::metrics::Metrics,
     queue: &dyn crate::push::queue::PushQueue,
+    google_lane: Option<&dyn crate::push::queue::PushQueue>,
 ) -> HttpResponse {
-    if let Ok(depth) = queue.depth().await {
-        metrics.queue_depth.with_label_values(&["waiting"]).set(i64::try_from(depth.waiting).unwrap_or(i64::MAX));
-        metrics.queue_depth.with_label_values(&["leased"]).set(i64::try_from(depth.leased).unwrap_or(i64::MAX));
+    let gauges = [(Some(queue), &metrics.queue_depth), (google_lane, &metrics.google_lane_depth)];
+    for (queue, gauge) in gauges {
+        let Some(queue) = queue else { continue };
+        if let Ok(depth) = queue.depth().await {
+            gauge.with_label_values(&["waiting"]).set(i64::try_from(depth.waiting).unwrap_or(i64::MAX));
+            gauge.with_label_values(&["leased"]).set(i64::try_from(depth.leased).unwrap_or(i64::MAX));
+        }
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics.render())
 }

@@ -299,6 +299,18 @@ async fn the_iphones_are_not_held_back_by_googles_pace(queue: QueueKind) {
     // Every iPhone has its push while Google's messages still go out at Google's pace.
     let meanwhile = progress(&app, &key, &id).await;
     assert!(meanwhile["progress"]["google"]["queued"].as_u64().unwrap() > 0, "{meanwhile}");
+    // Where they wait shows in /metrics.
+    let metrics = app.get_internal("/metrics").await.text().await.unwrap();
+    let lane: i64 = ["waiting", "leased"]
+        .iter()
+        .map(|state| {
+            let prefix = format!("loy_google_lane_depth{{state=\"{state}\"}} ");
+            let line =
+                metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("{prefix}: {metrics}"));
+            line[prefix.len()..].parse::<i64>().unwrap()
+        })
+        .sum();
+    assert!(lane > 0, "cards wait in the Google lane: {metrics}");
     let done = settled(&app, &key, &id).await;
     assert_eq!(done["progress"]["apple"], json!({"queued": 0, "delivered": n, "failed": 0}));
     assert_eq!(done["progress"]["google"], json!({"queued": 0, "delivered": n, "failed": 0}));
