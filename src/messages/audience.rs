@@ -22,7 +22,8 @@ pub enum Audience {
     Inactive { days: u32 },
     /// Customers whose birthday is in `month` (1–12).
     Birthdays { month: u32 },
-    /// Cards in one wallet: Apple (a device registered) or Google (the object exists).
+    /// Cards in one wallet: Apple (a device registered) or Google (saved in Google Wallet, as
+    /// Google's callbacks and the reconciliation last said).
     Wallet { wallet: Wallet },
     /// One card.
     Customer { serial: String },
@@ -76,7 +77,11 @@ impl Audience {
                 card.holder.as_ref().and_then(|h| h.birthday).is_some_and(|b| b.month() == *month)
             }
             Self::Wallet { wallet: Wallet::Apple } => store.count_card_devices(card.serial.as_str()).await? > 0,
-            Self::Wallet { wallet: Wallet::Google } => store.google_sync(&card.serial).await?.version > 0,
+            // Saved in Google Wallet, as Google last said: every card may have an object (loy
+            // writes one at enrollment), but only a saved one is on a phone.
+            Self::Wallet { wallet: Wallet::Google } => {
+                store.google_wallet_state(&card.serial).await?.is_some_and(|state| state.saved)
+            }
             Self::Customer { serial } => card.serial.as_str() == serial,
             Self::Segment { segment } => {
                 store.card_segment(&card.serial).await?.is_some_and(|s| s.segment.as_str() == segment)

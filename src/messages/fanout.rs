@@ -208,7 +208,7 @@ async fn member(
 ) -> Result<bool, StoreError> {
     Ok(match &message.audience {
         Audience::Wallet { wallet: Wallet::Apple } => !card.is_deleted() && reach.devices > 0,
-        Audience::Wallet { wallet: Wallet::Google } => !card.is_deleted() && reach.google_object,
+        Audience::Wallet { wallet: Wallet::Google } => !card.is_deleted() && reach.google_saved,
         audience => audience.includes(&state.store, card, now).await?,
     })
 }

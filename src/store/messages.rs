@@ -136,7 +136,8 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn send_counts(&self, message_id: &str) -> StoreResult<SendCounts>;
 
     /// Where a message can reach each of `serials`, in one read: the devices registered for
-    /// the card's pass and whether Google holds its object. A card with neither is left out.
+    /// the card's pass, whether Google holds its object and whether the pass is saved in
+    /// Google Wallet. A card with none of these is left out.
     async fn reach(&self, serials: &[&str]) -> StoreResult<HashMap<String, Reach>>;
 }
 
@@ -147,4 +148,7 @@ pub struct Reach {
     pub devices: u64,
     /// Google holds an object for the card (its sync version is above 0).
     pub google_object: bool,
+    /// Google last said the pass is saved in a wallet (a save callback, or the reconciliation
+    /// reading `hasUsers`), and no removal came after.
+    pub google_saved: bool,
 }

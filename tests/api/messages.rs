@@ -256,7 +256,11 @@ async fn a_card_changed_before_its_message_is_brought_up_to_date_on_google_first
     let app = message_app(&queue, Some(&fake)).await;
     let all = cards(&app, 2, 1, Some(&fake)).await;
     let key = app.api_key(Scope::Admin).await;
-    // The first card changed and Google has not been told yet when the message comes.
+    // Both passes are saved in Google Wallet (Google said so in a callback); the first card
+    // changed and Google has not been told yet when the message comes.
+    for card in &all {
+        saved_in_google(&app, card).await;
+    }
     loy::store::bump_version(app.store.as_ref(), &all[0].serial, Utc::now()).await.unwrap();
     let body = json!({"text": text("News", "Новости"), "audience": {"kind": "wallet", "wallet": "google"}});
     let id = send(&app, &key, body).await["id"].as_str().unwrap().to_owned();
@@ -340,6 +344,23 @@ crate::on_both_stores!(
     audiences_count_what_they_say,
     the_api_refuses_what_it_cannot_send,
 );
+
+/// Google's save callback for `card`'s pass, as `google::callbacks` records it.
+fn google_saved_event(card: &Card) -> loy::store::WalletEvent {
+    loy::store::WalletEvent {
+        id: format!("google:saved:{}", card.serial),
+        serial: card.serial.clone(),
+        program_id: card.program_id.clone(),
+        wallet: loy::store::Wallet::Google,
+        change: loy::store::WalletChange::Installed,
+        at: Utc::now(),
+        source: loy::store::WalletSource::Callback,
+    }
+}
+
+async fn saved_in_google(app: &TestApp, card: &Card) {
+    assert!(app.store.record_wallet_event(&google_saved_event(card)).await.unwrap());
+}
 
 /// A message straight through the store and the fan-out runner, without the API.
 async fn write(app: &TestApp, audience: Audience, send_at: Option<chrono::DateTime<Utc>>) -> Message {
@@ -494,6 +515,17 @@ async fn audiences_count_what_they_say(kind: StoreKind) {
     assert_eq!(count(Audience::Tier { tier: all[1].tier.clone() }).await, 4);
     assert_eq!(count(Audience::Wallet { wallet: loy::messages::Wallet::Apple }).await, 6);
     assert_eq!(count(Audience::Wallet { wallet: loy::messages::Wallet::Google }).await, 0);
+    // Google's callback says two passes were saved, and one of them deleted again.
+    saved_in_google(&app, &all[0]).await;
+    saved_in_google(&app, &all[1]).await;
+    let deleted = loy::store::WalletEvent {
+        id: format!("google:deleted:{}", all[1].serial),
+        change: loy::store::WalletChange::Removed,
+        at: Utc::now() + chrono::Duration::minutes(1),
+        ..google_saved_event(&all[1])
+    };
+    assert!(app.store.record_wallet_event(&deleted).await.unwrap());
+    assert_eq!(count(Audience::Wallet { wallet: loy::messages::Wallet::Google }).await, 1, "saved, not deleted");
     assert_eq!(count(Audience::Customer { serial: all[4].serial.as_str().into() }).await, 1);
     assert_eq!(count(Audience::Inactive { days: 30 }).await, 0);
     // Segments, once computed: the audience is the segment's cards.

@@ -224,13 +224,27 @@ async fn a_batch_learns_where_each_card_is_reached_in_one_read(kind: StoreKind) 
     // A card whose object was given up and is written again on its next push has none now.
     t.store.record_google_sync(&neither.serial, 1, 0, None).await.unwrap();
     t.store.reset_google_sync(&neither.serial).await.unwrap();
+    // Saved in Google Wallet: the first card; the third was saved and deleted again.
+    let change = |id: &str, card: &Card, change, minutes| loy::store::WalletEvent {
+        id: id.into(),
+        serial: card.serial.clone(),
+        program_id: card.program_id.clone(),
+        wallet: loy::store::Wallet::Google,
+        change,
+        at: Utc::now() + Duration::minutes(minutes),
+        source: loy::store::WalletSource::Callback,
+    };
+    use loy::store::WalletChange::{Installed, Removed};
+    for event in [change("g1", &both, Installed, 0), change("g2", &google, Installed, 0), change("g3", &google, Removed, 1)] {
+        assert!(t.store.record_wallet_event(&event).await.unwrap());
+    }
 
     let serials = [&both, &apple, &google, &neither].map(|c| c.serial.as_str());
     let reach = t.store.reach(&serials).await.unwrap();
     assert_eq!(reach.len(), 3, "a card with neither is left out: {reach:?}");
-    assert_eq!(reach[both.serial.as_str()], Reach { devices: 2, google_object: true });
-    assert_eq!(reach[apple.serial.as_str()], Reach { devices: 1, google_object: false });
-    assert_eq!(reach[google.serial.as_str()], Reach { devices: 0, google_object: true });
+    assert_eq!(reach[both.serial.as_str()], Reach { devices: 2, google_object: true, google_saved: true });
+    assert_eq!(reach[apple.serial.as_str()], Reach { devices: 1, google_object: false, google_saved: false });
+    assert_eq!(reach[google.serial.as_str()], Reach { devices: 0, google_object: true, google_saved: false });
     assert!(t.store.reach(&[]).await.unwrap().is_empty());
 }
 

@@ -275,6 +275,13 @@ impl MessageStore for EmbeddedStore {
             for row in rows {
                 reach.entry(row.map_err(sql)?).or_default().google_object = true;
             }
+            let mut saved = conn
+                .prepare(&format!("SELECT serial FROM google_wallet_state WHERE saved = 1 AND serial IN ({marks})"))
+                .map_err(sql)?;
+            let rows = saved.query_map(rusqlite::params_from_iter(&serials), |r| r.get::<_, String>(0)).map_err(sql)?;
+            for row in rows {
+                reach.entry(row.map_err(sql)?).or_default().google_saved = true;
+            }
             Ok(reach)
         })
         .await

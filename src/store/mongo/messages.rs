@@ -277,6 +277,20 @@ impl MessageStore for MongoStore {
             let serial = d.get_str("_id").map_err(|e| StoreError::Corrupt(format!("google_sync: {e}")))?;
             reach.entry(serial.to_owned()).or_default().google_object = true;
         }
+        let saved: Vec<Document> = self
+            .db
+            .collection::<Document>("google_wallet_state")
+            .find(doc! { "_id": { "$in": serials }, "saved": true })
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(mongo)?
+            .try_collect()
+            .await
+            .map_err(mongo)?;
+        for d in saved {
+            let serial = d.get_str("_id").map_err(|e| StoreError::Corrupt(format!("google_wallet_state: {e}")))?;
+            reach.entry(serial.to_owned()).or_default().google_saved = true;
+        }
         Ok(reach)
     }
 }
