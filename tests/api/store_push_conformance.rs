@@ -235,7 +235,9 @@ async fn a_batch_learns_where_each_card_is_reached_in_one_read(kind: StoreKind) 
         source: loy::store::WalletSource::Callback,
     };
     use loy::store::WalletChange::{Installed, Removed};
-    for event in [change("g1", &both, Installed, 0), change("g2", &google, Installed, 0), change("g3", &google, Removed, 1)] {
+    for event in
+        [change("g1", &both, Installed, 0), change("g2", &google, Installed, 0), change("g3", &google, Removed, 1)]
+    {
         assert!(t.store.record_wallet_event(&event).await.unwrap());
     }
 
