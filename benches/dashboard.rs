@@ -130,9 +130,17 @@ async fn main() {
                     locale: Locale::Ru,
                     consent_at: joined,
                 };
-                let (card, welcome) = Card::enroll(&program, holder, None, joined);
-                let card = Card { push_pending_since: None, pushed_version: card.version, ..card };
-                store.insert_card(&card, &welcome).await.unwrap();
+                // Fresh identifiers on a collision, as enrollment does: random referral codes
+                // collide now and then at a million cards.
+                let card = loop {
+                    let (card, welcome) = Card::enroll(&program, holder.clone(), None, joined);
+                    let card = Card { push_pending_since: None, pushed_version: card.version, ..card };
+                    match store.insert_card(&card, &welcome).await {
+                        Ok(()) => break card,
+                        Err(loy::store::StoreError::Duplicate(key)) if key != loy::store::UniqueKey::Phone => continue,
+                        Err(e) => panic!("seeding card {i}: {e}"),
+                    }
+                };
                 let span = (now - joined).num_seconds().max(1);
                 let mut times: Vec<i64> = (1..entries).map(|_| rng.i64(0..span)).collect();
                 times.sort_unstable();
