@@ -18,42 +18,24 @@
 //! default 256), LOY_BENCH_CARDS_PER_SECOND (the fan-out's pace, default 100000, the highest it takes: to
 //! measure what it can do; the server's default is 500).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use async_trait::async_trait;
 use futures_util::StreamExt;
 use loy::domain::{DeviceLibraryId, LocalizedText, PassTypeId, PushToken, Registration};
 use loy::messages::{Audience, MessageState, MessageText, Wallet};
 use loy::push::PushRuntime;
-use loy::push::gateway::{PushGateway, PushOutcome, WalletPush};
 use loy::state::AppState;
 use serde_json::json;
 
 #[allow(dead_code)] // the helpers of the other benchmarks
 mod support;
 
-use support::env_or;
+use support::{SlowApns, env_or};
 
 const TOPIC: &str = "pass.bench.loy";
 const ISSUER: &str = "3388000000022222222";
-
-/// APNs as seen from a data centre: every push takes `latency`, then succeeds.
-struct SlowApns {
-    latency: Duration,
-    delivered: AtomicUsize,
-}
-
-#[async_trait]
-impl PushGateway for SlowApns {
-    async fn send(&self, _push: WalletPush<'_>) -> PushOutcome {
-        tokio::time::sleep(self.latency).await;
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        PushOutcome::Delivered
-    }
-}
 
 /// The Wallet API's calls as they arrived: method, path, when.
 type Calls = Arc<Mutex<Vec<(String, String, Instant)>>>;
@@ -248,10 +230,10 @@ async fn main() {
         fan_out.as_secs_f64(),
         cards as f64 / fan_out.as_secs_f64()
     );
-    let apns = Arc::new(SlowApns { latency, delivered: AtomicUsize::new(0) });
+    let apns = Arc::new(SlowApns::new(latency, false));
     let started = Instant::now();
     let runtime = PushRuntime::start(Arc::new(state.worker(Some(apns.clone()), TOPIC)), 1);
-    while apns.delivered.load(Ordering::Relaxed) < cards {
+    while apns.delivered() < cards {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let pushed = started.elapsed();
@@ -271,11 +253,11 @@ async fn main() {
     println!("phase 1: {} Google calls: {phase1:?}", phase1.len());
 
     // Phase 2: the Gold cards, one object call each at Google's pace, the iPhones at APNs's.
-    let before = apns.delivered.load(Ordering::Relaxed);
+    let before = apns.delivered();
     let started = Instant::now();
     let to_gold = send(&state, Audience::Tier { tier: "gold".into() }, "Double points this weekend").await;
     fanned_out(&state, &to_gold).await;
-    while apns.delivered.load(Ordering::Relaxed) < before + gold {
+    while apns.delivered() < before + gold {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let iphones = started.elapsed();

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)] // the helpers of the other benchmarks
 mod support;
 
 use support::env_or;

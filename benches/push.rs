@@ -8,37 +8,16 @@
 //! latency per push, default 20), LOY_BENCH_CONCURRENCY (jobs in flight, default 256),
 //! LOY_BENCH_EARNS (end-to-end samples, default 500).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
 
-use async_trait::async_trait;
 use loy::domain::{DeviceLibraryId, PassTypeId, PushToken, Registration};
 use loy::push::PushRuntime;
-use loy::push::gateway::{PushGateway, PushOutcome, WalletPush};
-use support::env_or;
+use support::{SlowApns, env_or};
 
 const TOPIC: &str = "pass.bench.loy";
-
-/// APNs as seen from a data centre: every push takes `latency`, then succeeds.
-struct SlowApns {
-    latency: Duration,
-    delivered: AtomicUsize,
-    arrivals: Mutex<HashMap<String, Instant>>,
-}
-
-#[async_trait]
-impl PushGateway for SlowApns {
-    async fn send(&self, push: WalletPush<'_>) -> PushOutcome {
-        tokio::time::sleep(self.latency).await;
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        self.arrivals.lock().unwrap().insert(push.device_token.to_owned(), Instant::now());
-        PushOutcome::Delivered
-    }
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -95,12 +74,12 @@ async fn main() {
         state.queue.enqueue(serial, Duration::ZERO).await.unwrap();
     }
 
-    let apns = Arc::new(SlowApns { latency, delivered: AtomicUsize::new(0), arrivals: Mutex::new(HashMap::new()) });
+    let apns = Arc::new(SlowApns::new(latency, true));
     let worker = Arc::new(state.worker(Some(apns.clone()), TOPIC));
     let started = Instant::now();
     let runtime = PushRuntime::start(worker, 1);
     let expected = cards * 2;
-    while apns.delivered.load(Ordering::Relaxed) < expected {
+    while apns.delivered() < expected {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
@@ -128,7 +107,7 @@ async fn main() {
             .unwrap();
         assert!(response.status().is_success());
         loop {
-            if let Some(at) = apns.arrivals.lock().unwrap().get(&token).copied().filter(|at| *at > sent) {
+            if let Some(at) = apns.arrived(&token).filter(|at| *at > sent) {
                 // The fake's own latency is APNs's, not ours: count until the push left.
                 delays.push(at.duration_since(sent).saturating_sub(latency));
                 break;

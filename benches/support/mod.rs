@@ -70,3 +70,39 @@ pub async fn pos_key(store: &DynStore) -> String {
     store.insert_api_key(&key).await.unwrap();
     plaintext
 }
+
+/// APNs as seen from a data centre: every push takes `latency`, then succeeds. With
+/// `arrivals`, it also keeps when each device token's last push arrived.
+pub struct SlowApns {
+    latency: std::time::Duration,
+    delivered: std::sync::atomic::AtomicUsize,
+    arrivals: Option<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+}
+
+impl SlowApns {
+    pub fn new(latency: std::time::Duration, arrivals: bool) -> Self {
+        Self { latency, delivered: Default::default(), arrivals: arrivals.then(Default::default) }
+    }
+
+    /// Pushes delivered so far.
+    pub fn delivered(&self) -> usize {
+        self.delivered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// When the last push to `token` arrived (only when kept).
+    pub fn arrived(&self, token: &str) -> Option<std::time::Instant> {
+        self.arrivals.as_ref()?.lock().unwrap().get(token).copied()
+    }
+}
+
+#[async_trait::async_trait]
+impl loy::push::gateway::PushGateway for SlowApns {
+    async fn send(&self, push: loy::push::gateway::WalletPush<'_>) -> loy::push::gateway::PushOutcome {
+        tokio::time::sleep(self.latency).await;
+        self.delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(arrivals) = &self.arrivals {
+            arrivals.lock().unwrap().insert(push.device_token.to_owned(), std::time::Instant::now());
+        }
+        loy::push::gateway::PushOutcome::Delivered
+    }
+}
