@@ -186,6 +186,7 @@ impl AppState {
             google: self.google.clone(),
             google_lane: self.google_queue.clone(),
             programs: self.programs.clone(),
+            webhooks: Some(self.webhooks.clone()),
         }
     }
 }

@@ -3,25 +3,41 @@
 //! for the first time is counted in `/metrics` (`loy_wallet_changes_total`) and sent as an
 //! outgoing event (`card.installed` / `card.removed`).
 //!
-//! Apple's changes come from the PassKit web service ([`apple_event`]), Google's from its
-//! signed callbacks and from the reconciliation (`google::callbacks::receive`,
-//! `google::reconcile`).
+//! Apple's changes come from the PassKit web service ([`apple_event`]) and from the push worker
+//! when APNs calls a device's token dead (the pass is gone from that device, which will not
+//! unregister), Google's from its signed callbacks and from the reconciliation
+//! (`google::callbacks::receive`, `google::reconcile`).
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Card, DeviceLibraryId};
+use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::store::{StoreError, Wallet, WalletChange, WalletEvent, WalletSource};
+use crate::store::{DynStore, StoreError, Wallet, WalletChange, WalletEvent, WalletSource};
+use crate::webhooks::Webhooks;
 
 /// Stores `event` for `card`; `Ok(true)` when it is new, and then it is counted and sent.
 /// `Ok(false)`: the same change was recorded before (nothing else happens).
 pub async fn record(state: &AppState, card: &Card, event: &WalletEvent) -> Result<bool, StoreError> {
-    if !state.store.record_wallet_event(event).await? {
+    record_with(&state.store, &state.metrics, Some(&state.webhooks), card, event, state.clock.now()).await
+}
+
+/// [`record`] from a process that may have no webhook sender of its own (a push worker):
+/// `webhooks` is rung when there is one; `now` is when the outgoing event is dated.
+pub async fn record_with(
+    store: &DynStore,
+    metrics: &Metrics,
+    webhooks: Option<&Webhooks>,
+    card: &Card,
+    event: &WalletEvent,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if !store.record_wallet_event(event).await? {
         tracing::debug!(serial = %card.serial, wallet = event.wallet.as_str(), "wallet change recorded already");
         return Ok(false);
     }
     let installed = event.change == WalletChange::Installed;
-    crate::webhooks::record_wallet_change(state, card, installed, event.wallet).await;
+    crate::webhooks::record_wallet_change(store, metrics, webhooks, card, installed, event.wallet, now).await;
     Ok(true)
 }
 

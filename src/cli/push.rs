@@ -60,6 +60,7 @@ async fn build_worker(settings: &Settings) -> anyhow::Result<(Worker, Arc<Apple>
         google: None,
         google_lane: None,
         programs: crate::programs::ProgramCache::new(settings.program_cache),
+        webhooks: None,
     };
     Ok((worker, apple))
 }

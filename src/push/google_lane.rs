@@ -61,6 +61,7 @@ impl Worker {
             google: Some(google),
             google_lane: None,
             programs: self.programs.clone(),
+            webhooks: self.webhooks.clone(),
         })
     }
 }

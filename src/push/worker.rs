@@ -21,7 +21,7 @@ use crate::config::PushSettings;
 use crate::domain::{Card, Registration, SerialNumber};
 use crate::messages;
 use crate::metrics::Metrics;
-use crate::store::{CardLookup, DeadLetter, DynStore, GoogleSync, Owed, StoreError};
+use crate::store::{CardLookup, DeadLetter, DynStore, GoogleSync, Owed, StoreError, WalletChange::Removed};
 use crate::telemetry::error_chain;
 
 /// The longest a retry waits.
@@ -94,6 +94,9 @@ pub struct Worker {
     pub google_lane: Option<Arc<dyn PushQueue>>,
     /// Programs as this node last read them: a Google update needs the card's program.
     pub programs: crate::programs::ProgramCache,
+    /// This process's webhook sender, rung when a dead token records a removal; `None` in a
+    /// standalone worker (the serving nodes' senders find the event on their next poll).
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 /// The delay before retry number `attempts` (1 = the first retry): exponential with full jitter
@@ -309,7 +312,8 @@ impl Worker {
                 }
                 PushOutcome::DeadToken(reason) => {
                     tracing::info!(serial = %card.serial, device = %registration.device_library_id, reason, "device token is dead; registration removed");
-                    self.store.delete_registrations_with_token(&registration.push_token).await?;
+                    let removed = self.store.delete_registrations_with_token(&registration.push_token).await?;
+                    self.record_removals(card, &removed).await;
                 }
                 PushOutcome::ConfigError(reason) => {
                     self.health.config_error(&reason);
@@ -321,6 +325,43 @@ impl Worker {
         self.store.mark_devices_pushed(&card.serial, card.version, &delivered).await?;
         messages::delivery::apple_sent(&self.store, &self.metrics, card, owed, &delivered).await?;
         Ok(failures)
+    }
+
+    /// Records the registrations a dead token took away as removals from Apple Wallet: the pass
+    /// is gone from a device that did not unregister. Named as the device's own unregistering
+    /// would be, so the two never count one removal twice. A failure is logged: the
+    /// registrations are gone already, and the push goes on.
+    async fn record_removals(&self, card: &Card, removed: &[Registration]) {
+        let now = self.clock.now();
+        for registration in removed {
+            let other;
+            let holder = if registration.serial == card.serial {
+                card
+            } else {
+                match self.store.find_card(CardLookup::Serial(&registration.serial)).await {
+                    Ok(Some(found)) => {
+                        other = found;
+                        &other
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(serial = %registration.serial, error = %error_chain(&e), "reading a card for its removal failed");
+                        continue;
+                    }
+                }
+            };
+            let device = &registration.device_library_id;
+            let event = crate::store::WalletEvent {
+                source: crate::store::WalletSource::Apns,
+                ..crate::wallet_changes::apple_event(holder, device, registration.created_at, Removed, now)
+            };
+            let webhooks = self.webhooks.as_deref();
+            if let Err(e) =
+                crate::wallet_changes::record_with(&self.store, &self.metrics, webhooks, holder, &event, now).await
+            {
+                tracing::warn!(serial = %holder.serial, error = %error_chain(&e), "recording an Apple Wallet removal failed");
+            }
+        }
     }
 
     /// Records each failed target as a dead letter and stops owing this version to it; returns

@@ -346,8 +346,9 @@ pub trait DeviceStore: Send + Sync + 'static {
     /// Every device registered for a card.
     async fn card_registrations(&self, serial: &SerialNumber) -> StoreResult<Vec<Registration>>;
 
-    /// Removes every registration with this push token (the token is dead); returns how many.
-    async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<u64>;
+    /// Removes every registration with this push token (the token is dead); returns the
+    /// registrations removed, each by exactly one call however many workers remove it at once.
+    async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<Vec<Registration>>;
 }
 
 /// A push that failed for good: kept for an operator to inspect and replay.

@@ -73,6 +73,9 @@ pub enum WalletSource {
     Callback,
     /// The periodic read of the Google object, for a callback that never arrived.
     Reconciliation,
+    /// APNs calling a device's push token dead: the pass is gone from a device that did not
+    /// unregister (erased, restored, or offline when the pass was deleted).
+    Apns,
 }
 
 impl WalletSource {
@@ -81,6 +84,7 @@ impl WalletSource {
             Self::PassKit => "passkit",
             Self::Callback => "callback",
             Self::Reconciliation => "reconciliation",
+            Self::Apns => "apns",
         }
     }
 
@@ -89,6 +93,7 @@ impl WalletSource {
             "passkit" => Some(Self::PassKit),
             "callback" => Some(Self::Callback),
             "reconciliation" => Some(Self::Reconciliation),
+            "apns" => Some(Self::Apns),
             _ => None,
         }
     }

@@ -47,17 +47,26 @@ impl Webhooks {
 /// Records `card.installed` or `card.removed` right after a wallet registration changed. The
 /// registration is stored by its own write, so this is a second one: should it fail, the event
 /// is lost (logged), never the registration. Also counted in `/metrics` (`loy_wallet_changes_total`).
+/// `wake`: this process's sender, rung at once; without one (a standalone push worker) the
+/// serving nodes' senders find the event on their next poll.
 pub async fn record_wallet_change(
-    state: &crate::state::AppState,
+    store: &crate::store::DynStore,
+    metrics: &crate::metrics::Metrics,
+    wake: Option<&Webhooks>,
     card: &crate::domain::Card,
     installed: bool,
     wallet: events::Wallet,
+    at: chrono::DateTime<chrono::Utc>,
 ) {
     let change = if installed { "install" } else { "removal" };
-    state.metrics.wallet_changes.with_label_values(&[wallet.as_str(), change]).inc();
-    let event = events::wallet_change(card, installed, wallet, state.clock.now());
-    match state.store.record_events(std::slice::from_ref(&event)).await {
-        Ok(()) => state.webhooks.wake.notify_one(),
+    metrics.wallet_changes.with_label_values(&[wallet.as_str(), change]).inc();
+    let event = events::wallet_change(card, installed, wallet, at);
+    match store.record_events(std::slice::from_ref(&event)).await {
+        Ok(()) => {
+            if let Some(webhooks) = wake {
+                webhooks.wake.notify_one();
+            }
+        }
         Err(e) => {
             tracing::warn!(serial = %card.serial, kind = %event.kind, error = %crate::telemetry::error_chain(&e), "recording a webhook event failed")
         }

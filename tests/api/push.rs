@@ -257,6 +257,12 @@ async fn a_dead_token_removes_its_registration_and_the_others_still_get_the_push
     let (number, card, tokens) = card_with_devices(&app, &["gone", "bad", "alive"]).await;
     apns.always(&tokens[0], PushOutcome::DeadToken("Unregistered (410)".into()));
     apns.always(&tokens[1], PushOutcome::DeadToken("BadDeviceToken (400)".into()));
+    // The device that is gone holds a second card of ours, under the same token.
+    let other = app.card(&app.new_card().await).await;
+    let gone_device = tokens[0].strip_suffix("-token").unwrap();
+    let auth = crate::apple_support::apple_auth(other.auth_token.expose());
+    let registered = crate::apple_support::register(&app, gone_device, other.serial.as_str(), Some(&auth), &tokens[0]);
+    assert_eq!(registered.await.status(), 201);
 
     app.pos_post(format!("/api/v1/cards/{number}/earn"), &pos, json!({"purchase_amount": 100_000})).await;
 
@@ -265,6 +271,27 @@ async fn a_dead_token_removes_its_registration_and_the_others_still_get_the_push
     wait_pushed(&app, &number).await;
     let remaining = app.store.card_registrations(&card.serial).await.unwrap();
     assert_eq!(remaining.iter().map(|r| r.push_token.expose().to_owned()).collect::<Vec<_>>(), vec![tokens[2].clone()]);
+    assert!(app.store.card_registrations(&other.serial).await.unwrap().is_empty(), "the token is dead for every card");
+
+    // Each registration the dead tokens took away is a removal from Apple Wallet, told by APNs:
+    // counted once, in /metrics and in each card's history.
+    let store = &app.store;
+    let history = |serial| async move {
+        let events = store.card_wallet_events(serial, 100).await.unwrap();
+        let mut seen: Vec<_> = events.iter().map(|e| (e.change.as_str(), e.source.as_str())).collect();
+        seen.sort_unstable();
+        seen
+    };
+    let installed = ("installed", "passkit");
+    let removed = ("removed", "apns");
+    assert_eq!(history(&card.serial).await, [installed, installed, installed, removed, removed]);
+    assert_eq!(history(&other.serial).await, [installed, removed]);
+    let metrics = app.get_internal("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"loy_wallet_changes_total{change="removal",wallet="apple"} 3"#), "{metrics}");
+    // The device coming back to unregister finds nothing left to remove.
+    let unregistered = crate::apple_support::unregister(&app, gone_device, other.serial.as_str(), Some(&auth)).await;
+    assert_eq!(unregistered.status(), 200);
+    assert_eq!(history(&other.serial).await, [installed, removed]);
     workers.stop().await;
 }
 

@@ -263,7 +263,10 @@ async fn device_registrations_are_idempotent_upserts(kind: StoreKind) {
     assert!(!t.store.unregister_device(&phone, &pass_type, &a.serial).await.unwrap());
     assert_eq!(t.store.card_registrations(&a.serial).await.unwrap().len(), 1);
 
-    assert_eq!(t.store.delete_registrations_with_token(&PushToken::parse("token3").unwrap()).await.unwrap(), 1);
+    let removed = t.store.delete_registrations_with_token(&PushToken::parse("token3").unwrap()).await.unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!((&removed[0].serial, removed[0].push_token.expose()), (&a.serial, "token3"));
+    assert!(t.store.delete_registrations_with_token(&PushToken::parse("token3").unwrap()).await.unwrap().is_empty());
     assert!(t.store.card_registrations(&a.serial).await.unwrap().is_empty());
     assert_eq!(t.store.card_registrations(&b.serial).await.unwrap().len(), 1);
 }

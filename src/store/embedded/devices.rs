@@ -102,12 +102,19 @@ impl DeviceStore for EmbeddedStore {
         records.into_iter().map(Registration::try_from).collect()
     }
 
-    async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<u64> {
+    async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<Vec<Registration>> {
         let token = token.expose().to_owned();
-        self.write(move |tx, _| {
-            let deleted = tx.execute("DELETE FROM registrations WHERE push_token = ?1", [token]).map_err(sql)?;
-            Ok(deleted as u64)
-        })
-        .await
+        let records = self
+            .write(move |tx, _| {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "DELETE FROM registrations WHERE push_token = ?1 RETURNING {REGISTRATION_COLUMNS}"
+                    ))
+                    .map_err(sql)?;
+                let rows = stmt.query_map([token], registration_from_row).map_err(sql)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+            })
+            .await?;
+        records.into_iter().map(Registration::try_from).collect()
     }
 }

@@ -132,9 +132,16 @@ impl DeviceStore for MongoStore {
         records.into_iter().map(Registration::try_from).collect()
     }
 
-    async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<u64> {
+    async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<Vec<Registration>> {
         self.faults.step()?;
-        let result = self.registrations.delete_many(doc! { "push_token": token.expose() }).await.map_err(mongo)?;
-        Ok(result.deleted_count)
+        // One document at a time, so that each removed registration is answered to the one
+        // caller that removed it (a token is registered for the few passes of one device).
+        let mut removed = Vec::new();
+        while let Some(record) =
+            self.registrations.find_one_and_delete(doc! { "push_token": token.expose() }).await.map_err(mongo)?
+        {
+            removed.push(Registration::try_from(record)?);
+        }
+        Ok(removed)
     }
 }
