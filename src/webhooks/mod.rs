@@ -47,12 +47,12 @@ impl Webhooks {
 /// Records `card.installed` or `card.removed` right after a wallet registration changed. The
 /// registration is stored by its own write, so this is a second one: should it fail, the event
 /// is lost (logged), never the registration. Also counted in `/metrics` (`loy_wallet_changes_total`).
-/// `wake`: this process's sender, rung at once; without one (a standalone push worker) the
+/// `webhooks`: this process's sender, rung at once; without one (a standalone push worker) the
 /// serving nodes' senders find the event on their next poll.
 pub async fn record_wallet_change(
     store: &crate::store::DynStore,
     metrics: &crate::metrics::Metrics,
-    wake: Option<&Webhooks>,
+    webhooks: Option<&Webhooks>,
     card: &crate::domain::Card,
     installed: bool,
     wallet: events::Wallet,
@@ -63,7 +63,7 @@ pub async fn record_wallet_change(
     let event = events::wallet_change(card, installed, wallet, at);
     match store.record_events(std::slice::from_ref(&event)).await {
         Ok(()) => {
-            if let Some(webhooks) = wake {
+            if let Some(webhooks) = webhooks {
                 webhooks.wake.notify_one();
             }
         }

@@ -88,33 +88,29 @@ impl DeviceStore for EmbeddedStore {
 
     async fn card_registrations(&self, serial: &SerialNumber) -> StoreResult<Vec<Registration>> {
         let serial = serial.as_str().to_owned();
-        let records = self
-            .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(&format!(
-                        "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE serial = ?1 ORDER BY device_library_id"
-                    ))
-                    .map_err(sql)?;
-                let rows = stmt.query_map([serial], registration_from_row).map_err(sql)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
-            })
-            .await?;
-        records.into_iter().map(Registration::try_from).collect()
+        let query =
+            format!("SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE serial = ?1 ORDER BY device_library_id");
+        self.read(move |conn| registrations(conn, &query, &serial))
+            .await?
+            .into_iter()
+            .map(Registration::try_from)
+            .collect()
     }
 
     async fn delete_registrations_with_token(&self, token: &PushToken) -> StoreResult<Vec<Registration>> {
         let token = token.expose().to_owned();
-        let records = self
-            .write(move |tx, _| {
-                let mut stmt = tx
-                    .prepare_cached(&format!(
-                        "DELETE FROM registrations WHERE push_token = ?1 RETURNING {REGISTRATION_COLUMNS}"
-                    ))
-                    .map_err(sql)?;
-                let rows = stmt.query_map([token], registration_from_row).map_err(sql)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
-            })
-            .await?;
-        records.into_iter().map(Registration::try_from).collect()
+        let query = format!("DELETE FROM registrations WHERE push_token = ?1 RETURNING {REGISTRATION_COLUMNS}");
+        self.write(move |tx, _| registrations(tx, &query, &token))
+            .await?
+            .into_iter()
+            .map(Registration::try_from)
+            .collect()
     }
+}
+
+/// The registrations `query` (with `param` as `?1`) selects or returns.
+fn registrations(conn: &rusqlite::Connection, query: &str, param: &str) -> StoreResult<Vec<RegistrationRecord>> {
+    let mut stmt = conn.prepare_cached(query).map_err(sql)?;
+    let rows = stmt.query_map([param], registration_from_row).map_err(sql)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
 }
