@@ -170,6 +170,7 @@ pub async fn enroll(
     if let Some(existing) =
         store.find_card(CardLookup::Phone { program_id: &program.id, phone: &customer.phone }).await?
     {
+        tracing::info!(serial = %existing.serial, "the phone already has a card");
         return Ok(Enrolled::AlreadyRegistered(existing));
     }
     let referred_by: Option<SerialNumber> = match &referral {
@@ -200,6 +201,7 @@ pub async fn enroll(
                     .find_card(CardLookup::Phone { program_id: &program.id, phone: &customer.phone })
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("a duplicate phone with no card".into()))?;
+                tracing::info!(serial = %existing.serial, "the phone was registered concurrently");
                 return Ok(Enrolled::AlreadyRegistered(existing));
             }
             Err(StoreError::Duplicate(key)) => tracing::warn!(?key, "identifier collision, retrying with fresh ones"),

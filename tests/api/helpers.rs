@@ -12,6 +12,8 @@ use loy::state::AppState;
 use loy::store::{DynStore, Faults};
 use serde_json::{Value, json};
 
+pub use crate::phone::unique_phone;
+
 /// The public address test apps believe they have; requests go to `TestApp::address`.
 pub const PUBLIC_URL: &str = "http://loy.test";
 
@@ -231,14 +233,6 @@ impl TestApp {
 /// The path part of an absolute URL made with [`PUBLIC_URL`].
 pub fn path_of(url: &str) -> &str {
     url.strip_prefix(PUBLIC_URL).unwrap_or_else(|| panic!("{url} is not under {PUBLIC_URL}"))
-}
-
-/// A phone number unique within a test run.
-pub fn unique_phone() -> String {
-    let mut digits = [0u8; 9];
-    loy::domain::tokens::fill_random(&mut digits);
-    let body: String = digits.iter().map(|b| char::from(b'0' + b % 10)).collect();
-    format!("+79{body}")
 }
 
 /// A POS call's outcome: status and JSON body.

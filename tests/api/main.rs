@@ -6,6 +6,8 @@ mod admin_helpers;
 mod apple_support;
 #[allow(dead_code)]
 mod helpers;
+#[path = "../common/phone.rs"]
+mod phone;
 mod smtp_sink;
 mod stamps;
 mod stamps_wallets;

@@ -6,6 +6,7 @@ use loy::store::CardLookup;
 use serde_json::{Value, json};
 
 use crate::Cluster;
+use crate::phone::unique_phone;
 use crate::procs::Proc;
 
 /// A POS answer: status and JSON body.
@@ -13,13 +14,6 @@ use crate::procs::Proc;
 pub struct Answer {
     pub status: u16,
     pub body: Value,
-}
-
-pub fn unique_phone() -> String {
-    let mut digits = [0u8; 9];
-    loy::domain::tokens::fill_random(&mut digits);
-    let body: String = digits.iter().map(|b| char::from(b'0' + b % 10)).collect();
-    format!("+79{body}")
 }
 
 pub fn random_key() -> String {
@@ -36,16 +30,19 @@ impl Cluster {
 
     /// Enrolls a customer through `node`; returns the 201 body's card.
     pub async fn enroll(&self, node: &Proc, key: &str) -> Value {
+        let phone = unique_phone();
         let response = self
             .http
             .post(node.url("/api/v1/enrollments"))
             .bearer_auth(key)
-            .json(&json!({"first_name": "Anna", "phone": unique_phone(), "consent": true}))
+            .json(&json!({"first_name": "Anna", "phone": phone, "consent": true}))
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 201, "enrollment through {}", node.name);
-        response.json::<Value>().await.unwrap()["card"].clone()
+        let status = response.status();
+        let body = response.json::<Value>().await.unwrap();
+        assert_eq!(status, 201, "enrollment of {phone} through {}: {body}", node.name);
+        body["card"].clone()
     }
 
     /// A POS POST through `node` with the given idempotency key; `Err` when no answer came.

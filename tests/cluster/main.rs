@@ -17,6 +17,8 @@
 mod client;
 mod fake_apns;
 mod fanout;
+#[path = "../common/phone.rs"]
+mod phone;
 mod procs;
 mod rolling;
 mod spread;
