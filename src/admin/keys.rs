@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::AdminError;
 use super::audit::{self, actions};
-use super::page::FieldErrors;
+use super::page::{Choice, FieldErrors};
 use super::session::{CsrfForm, NoFields, Owner, StaffSession};
 use crate::domain::{ApiKey, Scope, WebhookSource};
 use crate::state::AppState;
@@ -49,12 +49,6 @@ struct KeysPage {
     errors: FieldErrors,
     /// The choices of the key form's program field (the template puts "every program" first).
     programs: Vec<Choice>,
-}
-
-#[derive(Serialize)]
-struct Choice {
-    value: String,
-    label: String,
 }
 
 fn when(t: chrono::DateTime<chrono::Utc>) -> String {

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::AdminError;
 use super::audit::{self, actions};
-use super::page::FieldErrors;
+use super::page::{Choice, FieldErrors};
 use super::session::{CsrfForm, Manager, NoFields, StaffSession};
 use crate::domain::{Locale, LocalizedText, Program};
 use crate::messages::compose::{ComposeError, check_audience, compose};
@@ -60,12 +60,6 @@ pub struct Draft {
     send_at: String,
     /// `preview` or `send`.
     action: String,
-}
-
-#[derive(Serialize)]
-struct Choice {
-    value: String,
-    label: String,
 }
 
 #[derive(Serialize)]
@@ -148,7 +142,7 @@ fn describe(audience: &Audience, program: &Program, locale: Locale) -> String {
                 format!("birthday on {month:02}-{day:02}")
             }
         }
-        Audience::LastActivityOn { date } => {
+        Audience::LastActivityOn { date, .. } => {
             if ru {
                 format!("последняя покупка {date}")
             } else {

@@ -1,6 +1,7 @@
 //! `/admin/messages/automatic` (owners and managers): a program's automatic messages — the
 //! birthday greeting with its bonus, the win-back note and the expiry note — each off until
-//! switched on. Saving is conditional on the program's version, and audited.
+//! switched on, and the hour and time zone they go out in. Saving is conditional on the
+//! program's version, and audited.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,9 +10,9 @@ use serde_json::json;
 
 use super::AdminError;
 use super::audit::{self, actions};
-use super::page::FieldErrors;
+use super::page::{Choice, FieldErrors};
 use super::session::{CsrfForm, Manager, StaffSession};
-use crate::domain::{LocalizedText, Program};
+use crate::domain::{LocalizedText, Program, TimeZone};
 use crate::messages::MessageText;
 use crate::messages::automatic::{AutoMessages, Birthday, Timed};
 use crate::state::AppState;
@@ -34,6 +35,8 @@ pub struct AutoForm {
     expiry_days: String,
     expiry_text_ru: String,
     expiry_text_en: String,
+    hour: String,
+    time_zone: String,
 }
 
 impl AutoForm {
@@ -58,6 +61,8 @@ impl AutoForm {
             expiry_days: expiry.days.to_string(),
             expiry_text_ru: expiry.text.body.ru,
             expiry_text_en: expiry.text.body.en,
+            hour: a.hour.to_string(),
+            time_zone: a.time_zone.name().to_owned(),
         }
     }
 
@@ -114,7 +119,22 @@ impl AutoForm {
             e.days = days(&mut errors, "expiry_days", &self.expiry_days);
             e
         });
-        if errors.is_empty() { Ok(AutoMessages { birthday, win_back, expiry_note }) } else { Err(errors) }
+        let hour = match self.hour.trim().parse::<u32>() {
+            Ok(hour) if hour < 24 => hour,
+            _ => {
+                errors.add("hour", "auto_hour");
+                0
+            }
+        };
+        let time_zone = TimeZone::parse(&self.time_zone).unwrap_or_else(|_| {
+            errors.add("time_zone", "auto_time_zone");
+            TimeZone::UTC
+        });
+        if errors.is_empty() {
+            Ok(AutoMessages { birthday, win_back, expiry_note, hour, time_zone })
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -122,6 +142,8 @@ impl AutoForm {
 struct AutoPage<'a> {
     values: &'a AutoForm,
     errors: FieldErrors,
+    hours: Vec<Choice>,
+    zones: Vec<Choice>,
     program_name: &'a str,
     expires: bool,
     saved: bool,
@@ -139,9 +161,19 @@ fn render(
     saved: bool,
     conflict: bool,
 ) -> HttpResponse {
+    let hours = (0..24).map(|h| Choice { value: h.to_string(), label: format!("{h:02}:00") }).collect();
+    let choice = |name: &str| Choice { value: name.to_owned(), label: name.replace('_', " ") };
+    let mut zones: Vec<Choice> = TimeZone::offered().map(choice).collect();
+    // The stored zone is offered even when it is an alias the list leaves out.
+    let current = values.time_zone.trim();
+    if TimeZone::parse(current).is_ok() && !zones.iter().any(|z| z.value == current) {
+        zones.push(choice(current));
+    }
     let page = AutoPage {
         values,
         errors,
+        hours,
+        zones,
         program_name: &program.name,
         expires: program.rules.expiry_days.is_some() && program.rules.stamp_rules().is_none(),
         saved,

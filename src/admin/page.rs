@@ -241,6 +241,13 @@ pub fn error_response(status: StatusCode) -> HttpResponse {
     response.content_type("text/html; charset=utf-8").body(html)
 }
 
+/// One option of a `<select>` (the `select` macro of `macros.html`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
 /// Field errors of a form: field name → message key of the catalog's `[errors]`.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct FieldErrors(BTreeMap<String, String>);

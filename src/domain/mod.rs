@@ -15,6 +15,7 @@ pub mod registration;
 pub mod staff;
 pub mod stamps;
 pub mod text;
+pub mod time_zone;
 pub mod tokens;
 
 pub use access::{ApiKey, PresentedKey, Scope, WebhookSource};
@@ -34,4 +35,5 @@ pub use registration::{DeviceLibraryId, PassTypeId, PushToken, RegisterOutcome, 
 pub use staff::{AuditEntry, AuditFilter, Role, StaffAccount, StaffSessionRecord};
 pub use stamps::{Mechanic, StampIcon, StampRules};
 pub use text::TextError;
+pub use time_zone::{TimeZone, UnknownTimeZone};
 pub use tokens::{AuthToken, BarcodeValue, CardKey, ReferralCode, SerialNumber, TokenError};

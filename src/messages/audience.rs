@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Wallet;
-use crate::domain::Card;
+use crate::domain::{Card, TimeZone};
 use crate::store::{CustomerCursor, CustomerListQuery, CustomerSort, DynStore, StoreResult};
 
 /// The cards of a program a message goes to. Deleted customers' cards are never included.
@@ -32,11 +32,21 @@ pub enum Audience {
     Segment { segment: String },
     /// Customers whose birthday is on this day (automatic birthday greetings).
     BirthdayOn { month: u32, day: u32 },
-    /// Cards whose last ledger entry (or registration) was on this day (win-back notes).
-    LastActivityOn { date: NaiveDate },
-    /// Cards with points that expire on this day, in a program whose points expire
+    /// Cards whose last ledger entry (or registration) was on this day in `zone` (win-back
+    /// notes).
+    LastActivityOn {
+        date: NaiveDate,
+        #[serde(default, skip_serializing_if = "TimeZone::is_utc", rename = "time_zone")]
+        zone: TimeZone,
+    },
+    /// Cards with points that expire on this day in `zone`, in a program whose points expire
     /// `expiry_days` after they were credited (expiry notes).
-    PointsExpiringOn { date: NaiveDate, expiry_days: u32 },
+    PointsExpiringOn {
+        date: NaiveDate,
+        expiry_days: u32,
+        #[serde(default, skip_serializing_if = "TimeZone::is_utc", rename = "time_zone")]
+        zone: TimeZone,
+    },
 }
 
 impl Audience {
@@ -89,11 +99,11 @@ impl Audience {
             Self::BirthdayOn { month, day } => {
                 card.holder.as_ref().and_then(|h| h.birthday).is_some_and(|b| b.month() == *month && b.day() == *day)
             }
-            Self::LastActivityOn { date } => {
-                card.last_entry.as_ref().map_or(card.created_at, |e| e.at).date_naive() == *date
+            Self::LastActivityOn { date, zone } => {
+                zone.date_of(card.last_entry.as_ref().map_or(card.created_at, |e| e.at)) == *date
             }
-            Self::PointsExpiringOn { date, expiry_days } => {
-                card.balance > 0 && expiring_on(store, card, *date, *expiry_days).await? > 0
+            Self::PointsExpiringOn { date, expiry_days, zone } => {
+                card.balance > 0 && expiring_on(store, card, *date, *expiry_days, *zone).await? > 0
             }
         })
     }
@@ -126,12 +136,17 @@ impl Audience {
     }
 }
 
-/// The card's points that expire on `date`: credited on the day `expiry_days` before it and
-/// still unspent (oldest points are spent first).
-async fn expiring_on(store: &DynStore, card: &Card, date: NaiveDate, expiry_days: u32) -> StoreResult<i64> {
-    let start =
-        date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc() - chrono::Duration::days(i64::from(expiry_days));
-    let end = start + chrono::Duration::days(1);
+/// The card's points that expire on `date` (a day in `zone`): credited on the day
+/// `expiry_days` before it and still unspent (oldest points are spent first).
+async fn expiring_on(
+    store: &DynStore,
+    card: &Card,
+    date: NaiveDate,
+    expiry_days: u32,
+    zone: TimeZone,
+) -> StoreResult<i64> {
+    let credited = date - chrono::Duration::days(i64::from(expiry_days));
+    let (start, end) = (zone.start_of(credited), zone.start_of(credited + chrono::Duration::days(1)));
     let entries = store.card_entries(&card.serial, None, usize::MAX).await?;
     let until_end = crate::ledger::rules::points_to_expire(&entries, end, card.balance);
     let until_start = crate::ledger::rules::points_to_expire(&entries, start, card.balance);

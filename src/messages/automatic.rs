@@ -2,16 +2,17 @@
 //! an optional bonus, credited once a year through the ledger), a win-back note N days after a
 //! customer's last purchase, and a note N days before points expire.
 //!
-//! Once a day (the first maintenance round of each UTC day) loy writes, per program and kind,
-//! one ordinary message whose audience is that day's cards; its id is made of the program, the
-//! kind and the date, so several nodes, or a restart, write it once. The fan-out and delivery
-//! are those of every message, and the day's message is in the console's history.
+//! Once a day, at the program's hour in its time zone (the first maintenance round from then
+//! on), loy writes, per program and kind, one ordinary message whose audience is that day's
+//! cards, the day as it is in that zone; its id is made of the program, the kind and the date,
+//! so several nodes, or a restart, write it once. The fan-out and delivery are those of every
+//! message, and the day's message is in the console's history.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Audience, Message, MessageText};
-use crate::domain::Program;
+use crate::domain::{Program, TimeZone};
 use crate::store::{Store, StoreError};
 
 /// The birthday greeting.
@@ -31,7 +32,7 @@ pub struct Timed {
 }
 
 /// A program's automatic messages; `None` is off.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AutoMessages {
     #[serde(default)]
     pub birthday: Option<Birthday>,
@@ -41,6 +42,33 @@ pub struct AutoMessages {
     /// `days` before points expire (programs whose points expire).
     #[serde(default)]
     pub expiry_note: Option<Timed>,
+    /// The hour (0–23, in `time_zone`) from which the day's messages go out.
+    #[serde(default = "default_hour")]
+    pub hour: u32,
+    /// Where the program's days and `hour` are told.
+    #[serde(default)]
+    pub time_zone: TimeZone,
+}
+
+/// The hour automatic messages go out unless staff choose another: morning, not the middle of
+/// the night, on the lock screen.
+pub const DEFAULT_HOUR: u32 = 10;
+
+fn default_hour() -> u32 {
+    DEFAULT_HOUR
+}
+
+impl Default for AutoMessages {
+    fn default() -> Self {
+        Self { birthday: None, win_back: None, expiry_note: None, hour: DEFAULT_HOUR, time_zone: TimeZone::UTC }
+    }
+}
+
+impl AutoMessages {
+    /// The program's date at `now` once its hour has come that day; `None` before.
+    pub fn day_due(&self, now: DateTime<Utc>) -> Option<NaiveDate> {
+        (self.time_zone.hour_of(now) >= self.hour).then(|| self.time_zone.date_of(now))
+    }
 }
 
 /// The kinds, as they appear in message ids and forms.
@@ -58,33 +86,34 @@ pub fn birthday_entry_id(serial: &crate::domain::SerialNumber, year: i32) -> Str
     format!("bday{year}_{serial}")
 }
 
-/// The messages of `program` due on the day of `now`: (kind, text, audience, bonus).
-fn due(program: &Program, now: DateTime<Utc>) -> Vec<(&'static str, MessageText, Audience, i64)> {
+/// The messages of `program` due on its day `today`: (kind, text, audience, bonus).
+fn due(program: &Program, today: NaiveDate) -> Vec<(&'static str, MessageText, Audience, i64)> {
     let auto = &program.auto_messages;
-    let today = now.date_naive();
+    let zone = auto.time_zone;
     let mut due = Vec::new();
     if let Some(b) = &auto.birthday {
         due.push((BIRTHDAY, b.text.clone(), Audience::BirthdayOn { month: today.month(), day: today.day() }, b.bonus));
     }
     if let Some(w) = &auto.win_back {
         let date = today - chrono::Duration::days(i64::from(w.days));
-        due.push((WIN_BACK, w.text.clone(), Audience::LastActivityOn { date }, 0));
+        due.push((WIN_BACK, w.text.clone(), Audience::LastActivityOn { date, zone }, 0));
     }
     if let (Some(e), Some(expiry_days)) = (&auto.expiry_note, program.rules.expiry_days) {
         if program.rules.stamp_rules().is_none() {
             let date = today + chrono::Duration::days(i64::from(e.days));
-            due.push((EXPIRY_NOTE, e.text.clone(), Audience::PointsExpiringOn { date, expiry_days }, 0));
+            due.push((EXPIRY_NOTE, e.text.clone(), Audience::PointsExpiringOn { date, expiry_days, zone }, 0));
         }
     }
     due
 }
 
-/// Writes the automatic messages due today that are not written yet; returns how many it wrote.
-/// The fan-out runner sends them.
+/// Writes the automatic messages due today (once the program's hour has come) that are not
+/// written yet; returns how many it wrote. The fan-out runner sends them.
 pub async fn write_due(store: &dyn Store, program: &Program, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let Some(today) = program.auto_messages.day_due(now) else { return Ok(0) };
     let mut written = 0;
-    for (kind, text, audience, bonus) in due(program, now) {
-        let id = message_id(&program.id, kind, now.date_naive());
+    for (kind, text, audience, bonus) in due(program, today) {
+        let id = message_id(&program.id, kind, today);
         if store.message(&id).await?.is_some() {
             continue;
         }

@@ -258,15 +258,16 @@ async fn credit_bonus(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     use crate::ledger::{Actor, Command, LedgerError, WriteContext, apply};
+    // The year of the program's day the greeting was written for.
+    let year = program.auto_messages.time_zone.date_of(message.send_at).year();
     let ctx = WriteContext {
-        entry_id: super::automatic::birthday_entry_id(&card.serial, message.send_at.year()),
+        entry_id: super::automatic::birthday_entry_id(&card.serial, year),
         actor: Actor { source: crate::domain::EntrySource::System, id: None },
         idempotency: None,
         now,
         notify: Some(state.changes.clone()),
     };
-    let command =
-        Command::Adjust { points: message.bonus, reason: format!("Birthday bonus {}", message.send_at.year()) };
+    let command = Command::Adjust { points: message.bonus, reason: format!("Birthday bonus {year}") };
     match apply(state.store.as_ref(), program, &card.serial, &command, &ctx, None).await {
         Ok(_) => Ok(()),
         Err(LedgerError::Store(e)) => Err(e),

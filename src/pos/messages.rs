@@ -56,6 +56,8 @@ pub struct AudienceRequest {
     _date: Option<serde::de::IgnoredAny>,
     #[serde(rename = "expiry_days", default)]
     _expiry_days: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "time_zone", default)]
+    _time_zone: Option<serde::de::IgnoredAny>,
     #[serde(rename = "serial", default)]
     _serial: Option<serde::de::IgnoredAny>,
 }

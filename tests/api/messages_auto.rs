@@ -17,6 +17,7 @@ use crate::on_both_stores;
 on_both_stores!(
     a_birthday_greeting_goes_out_once_a_day_with_its_bonus_once_a_year,
     win_back_and_expiry_notes_reach_the_cards_of_their_day,
+    automatic_messages_go_out_at_the_programs_hour_on_its_day,
     the_console_switches_automatic_messages_on_with_problems_next_to_their_fields,
 );
 
@@ -65,6 +66,8 @@ async fn a_birthday_greeting_goes_out_once_a_day_with_its_bonus_once_a_year(kind
     configure(&app, |p| {
         p.auto_messages = AutoMessages {
             birthday: Some(Birthday { text: text("Happy birthday!", "С днём рождения!"), bonus: 50 }),
+            // From midnight (UTC), whatever time of day the test runs.
+            hour: 0,
             ..AutoMessages::default()
         }
     })
@@ -120,6 +123,7 @@ async fn win_back_and_expiry_notes_reach_the_cards_of_their_day(kind: StoreKind)
             expiry_note: Some(Timed {
                 text: text("Points expire in a week", "Баллы сгорят через неделю"), days: 7
             }),
+            hour: 0,
             ..AutoMessages::default()
         }
     })
@@ -142,6 +146,61 @@ async fn win_back_and_expiry_notes_reach_the_cards_of_their_day(kind: StoreKind)
     assert_eq!(now.news.as_ref().unwrap().body, "Points expire in a week");
 }
 
+/// Moves the test clock to `at` (RFC 3339).
+fn set_clock(app: &TestApp, at: &str) {
+    let at = chrono::DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&chrono::Utc);
+    app.clock.advance(at - app.clock_now());
+}
+
+/// In Vladivostok (UTC+10) 15 March begins at 14:00 UTC on the 14th: the greeting waits for
+/// 09:00 there, and then greets the customers born on the 15th, not the 14th; the win-back note
+/// counts the days there too.
+async fn automatic_messages_go_out_at_the_programs_hour_on_its_day(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    configure(&app, |p| {
+        p.auto_messages = AutoMessages {
+            birthday: Some(Birthday { text: text("Happy birthday!", "С днём рождения!"), bonus: 50 }),
+            win_back: Some(Timed { text: text("We miss you", "Мы скучаем"), days: 1 }),
+            hour: 9,
+            time_zone: loy::domain::TimeZone::parse("Asia/Vladivostok").unwrap(),
+            ..AutoMessages::default()
+        }
+    })
+    .await;
+    let on_15th = enroll(&app, Some("1990-03-15".into())).await;
+    let on_14th = enroll(&app, Some("1990-03-14".into())).await;
+    // Registered at 06:00 on 14 March in Vladivostok, still the 13th in UTC.
+    set_clock(&app, "2027-03-13T20:00:00Z");
+    let lapsed = enroll(&app, None).await;
+    let day = chrono::NaiveDate::from_ymd_opt(2027, 3, 15).unwrap();
+    let (greeting, win_back) = (message_id("default", "birthday", day), message_id("default", "win_back", day));
+    // 08:59 on the 15th there: not yet.
+    set_clock(&app, "2027-03-14T22:59:00Z");
+    loy::maintenance::run_once(&app.store, app.clock.as_ref(), &app.state.changes).await;
+    assert!(app.store.messages(None, 10).await.unwrap().is_empty(), "nothing before 09:00 in Vladivostok");
+    // 09:01 there, 23:01 on the 14th in UTC.
+    set_clock(&app, "2027-03-14T23:01:00Z");
+    let message = round(&app, &greeting).await.expect("the greeting of the 15th is written");
+    assert_eq!(message.fan_out.reached, 1);
+    let greeted = app.store.find_card(CardLookup::Serial(&on_15th.serial)).await.unwrap().unwrap();
+    assert_eq!(greeted.news.as_ref().unwrap().body, "Happy birthday!");
+    assert_eq!(greeted.balance, on_15th.balance + 50);
+    let entries = app.entries(greeted.card_number.as_str()).await;
+    assert!(entries.iter().any(|e| e.id == format!("bday2027_{}", greeted.serial)), "the bonus of 2027");
+    let other = app.store.find_card(CardLookup::Serial(&on_14th.serial)).await.unwrap().unwrap();
+    assert!(other.news.is_none(), "born on the 14th: greeted yesterday, not today");
+    // One day after the 14th there: only the card registered that day.
+    let note = round(&app, &win_back).await.expect("the win-back note of the 15th is written");
+    assert_eq!(note.fan_out.reached, 1);
+    let noted = app.store.find_card(CardLookup::Serial(&lapsed.serial)).await.unwrap().unwrap();
+    assert_eq!(noted.news.as_ref().unwrap().body, "We miss you");
+    assert_eq!(
+        serde_json::to_value(&note.audience).unwrap(),
+        json!({"kind": "last_activity_on", "date": "2027-03-14", "time_zone": "Asia/Vladivostok"})
+    );
+    app.assert_ledger_consistent().await;
+}
+
 async fn the_console_switches_automatic_messages_on_with_problems_next_to_their_fields(kind: StoreKind) {
     let app = spawn_app(kind).await;
     let manager = app.signed_in(Role::Manager).await;
@@ -156,12 +215,27 @@ async fn the_console_switches_automatic_messages_on_with_problems_next_to_their_
         .await;
     assert_eq!(bad.status, 422);
     assert!(bad.body.contains(r#"id="e-win_back_days""#) && bad.body.contains(r#"id="e-win_back_text""#));
+    for (hour, zone) in [("24", "Europe/Moscow"), ("9", "Europe/Atlantis")] {
+        let bad = manager
+            .post(
+                "/admin/messages/automatic",
+                &[("program", "default"), ("version", &version), ("hour", hour), ("time_zone", zone)],
+            )
+            .await;
+        assert_eq!(bad.status, 422);
+        let field = if hour == "24" { "hour" } else { "time_zone" };
+        assert!(bad.body.contains(&format!(r#"id="e-{field}""#)), "{hour} {zone}");
+    }
+    assert!(page.body.contains(r#"<option value="Asia/Vladivostok">Asia/Vladivostok</option>"#));
+    assert!(page.body.contains(r#"<option value="10" selected>10:00</option>"#), "10:00 by default");
     let saved = manager
         .post(
             "/admin/messages/automatic",
             &[
                 ("program", "default"),
                 ("version", &version),
+                ("hour", "9"),
+                ("time_zone", "Asia/Vladivostok"),
                 ("birthday_on", "on"),
                 ("birthday_text_en", "Happy birthday!"),
                 ("birthday_text_ru", "С днём рождения!"),
@@ -174,10 +248,16 @@ async fn the_console_switches_automatic_messages_on_with_problems_next_to_their_
     let birthday = program.auto_messages.birthday.unwrap();
     assert_eq!((birthday.bonus, birthday.text.body.en.as_str()), (100, "Happy birthday!"));
     assert!(program.auto_messages.win_back.is_none());
+    assert_eq!((program.auto_messages.hour, program.auto_messages.time_zone.name()), (9, "Asia/Vladivostok"));
+    let page = manager.get("/admin/messages/automatic").await;
+    assert!(page.body.contains(r#"<option value="Asia/Vladivostok" selected>"#));
     assert_eq!(manager.audit("message.automatic_changed").await.len(), 1);
     // A form drawn from the older version is refused.
     let stale = manager
-        .post("/admin/messages/automatic", &[("program", "default"), ("version", &version), ("birthday_on", "")])
+        .post(
+            "/admin/messages/automatic",
+            &[("program", "default"), ("version", &version), ("hour", "10"), ("time_zone", "UTC"), ("birthday_on", "")],
+        )
         .await;
     assert_eq!(stale.status, 409);
     let cashier = app.signed_in(Role::Cashier).await;

@@ -52,3 +52,22 @@ test('an owner previews a message, sends it and watches it reach every card', as
   await screenshot(p, 'message-sent');
   await ctx.close();
 });
+
+test('an owner sets when automatic messages go out: an hour in a time zone', async () => {
+  const ctx = await browser.newContext({ locale: 'en-US', viewport: { width: 320, height: 844 }, isMobile: true, hasTouch: true });
+  const p = await ctx.newPage();
+  await logIn(p);
+  await p.goto(`${base}/admin/messages/automatic`);
+  await noSidewaysScroll(p, 'the automatic messages page');
+  await p.getByLabel('Hour').selectOption('9');
+  await p.getByLabel('Time zone').selectOption('Asia/Vladivostok');
+  await p.getByLabel('Send it').first().check();
+  await p.getByLabel('Text in English').first().fill('Happy birthday!');
+  await Promise.all([p.waitForURL(/saved=1/), p.getByRole('button', { name: 'Save' }).click()]);
+  await p.locator('#auto-saved').waitFor();
+  assert.equal(await p.getByLabel('Hour').inputValue(), '9');
+  assert.equal(await p.getByLabel('Time zone').inputValue(), 'Asia/Vladivostok');
+  await noSidewaysScroll(p, 'the saved automatic messages page');
+  await screenshot(p, 'messages-automatic');
+  await ctx.close();
+});
