@@ -34,6 +34,11 @@
       scales: { x: { time: !bars }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
       axes: [{}, { size: 60 }]
     };
+    var zone = figure.getAttribute('data-time-zone');
+    if (!bars && zone) {
+      // Days begin at midnight in the program's time zone: the time axis is drawn in it too.
+      opts.tzDate = function (ts) { return uPlot.tzDate(new Date(ts * 1e3), zone); };
+    }
     if (bars) {
       var n = t.labels.length;
       var slanted = slant(t, width);

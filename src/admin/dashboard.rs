@@ -154,7 +154,7 @@ impl Figures<'_> {
             .days()
             .map(|day| ChartRow {
                 label: day.format("%Y-%m-%d").to_string(),
-                x: crate::stats::start_of(day).timestamp(),
+                x: self.program.time_zone.start_of(day).timestamp(),
                 cells: cells(by_day.get(&day).copied().unwrap_or(&zero)),
             })
             .collect();
@@ -182,7 +182,7 @@ impl Figures<'_> {
             .days()
             .map(|day| ChartRow {
                 label: day.format("%Y-%m-%d").to_string(),
-                x: crate::stats::start_of(day).timestamp(),
+                x: self.program.time_zone.start_of(day).timestamp(),
                 cells: by_day.get(&day).unwrap_or(&zero).iter().map(|n| number(*n)).collect(),
             })
             .collect();
@@ -309,7 +309,7 @@ pub async fn figures<'a>(
     let mut messages = std::collections::HashMap::new();
     // The latest messages are few (people write them); the period's are counted from them.
     for m in state.store.messages(Some(&program.id), 1000).await? {
-        let day = m.send_at.date_naive();
+        let day = program.time_zone.date_of(m.send_at);
         if day >= period.from && day <= period.to && m.state != crate::messages::MessageState::Cancelled {
             let entry: &mut (i64, i64) = messages.entry(day).or_default();
             entry.0 += 1;
@@ -346,6 +346,8 @@ pub struct ProgramChoice {
 pub struct DashboardPage {
     pub program: String,
     pub program_name: String,
+    /// The program's time zone (IANA name): its days, and the charts' time axis.
+    pub time_zone: &'static str,
     pub programs: Vec<ProgramChoice>,
     pub from: String,
     pub to: String,
@@ -378,7 +380,7 @@ pub async fn page(
     locale: Locale,
     refreshed: bool,
 ) -> Result<DashboardPage, AdminError> {
-    let today = state.clock.now().date_naive();
+    let today = program.time_zone.date_of(state.clock.now());
     let figures = figures(state, program, period, locale).await?;
     let t = super::page::pages().catalog(locale);
     let programs: Vec<ProgramChoice> = state
@@ -401,12 +403,15 @@ pub async fn page(
             current: period.preset(today) == Some(days),
         })
         .collect();
-    let computed_at = figures.snapshot.as_ref().map(|s| s.computed_at.format("%Y-%m-%d %H:%M UTC").to_string());
+    let zone = program.time_zone;
+    let computed_at =
+        figures.snapshot.as_ref().map(|s| format!("{} ({zone})", zone.format(s.computed_at, "%Y-%m-%d %H:%M")));
     let cards = figures.snapshot.as_ref().map_or(0, |s| s.tiers.iter().map(|(_, n)| n).sum());
     let staff_active = state.store.staff_list().await?.iter().filter(|s| !s.disabled).count();
     Ok(DashboardPage {
         program: program.id.clone(),
         program_name: program.name.clone(),
+        time_zone: zone.name(),
         programs: if programs.len() > 1 { programs } else { Vec::new() },
         from: period.from.to_string(),
         to: period.to.to_string(),
@@ -427,9 +432,9 @@ pub async fn csv(
     query: web::Query<DashboardQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
-    let today = state.clock.now().date_naive();
-    let Some(period) = Period::of(&query, today) else { return Ok(super::bad_form(&req, &session.viewer())) };
     let program = super::chosen_program(&state, &query.program).await?;
+    let today = program.time_zone.date_of(state.clock.now());
+    let Some(period) = Period::of(&query, today) else { return Ok(super::bad_form(&req, &session.viewer())) };
     let locale = super::page::locale(&req);
     let figures = figures(&state, &program, period, locale).await?;
     let wanted = query.chart.as_deref().unwrap_or_default();
@@ -488,7 +493,7 @@ pub async fn refresh(
     let program = super::chosen_program(&state, &form.program).await?;
     let now: DateTime<Utc> = state.clock.now();
     let query = DashboardQuery { program: program.id.clone(), from: form.from, to: form.to, ..Default::default() };
-    let Some(period) = Period::of(&query, now.date_naive()) else {
+    let Some(period) = Period::of(&query, program.time_zone.date_of(now)) else {
         return Ok(super::bad_form(&req, &session.viewer()));
     };
     crate::stats::refresh_program(state.store.as_ref(), &program, now, crate::stats::DAYS_PER_ROUND).await?;

@@ -27,10 +27,10 @@ pub async fn show(
         let program_name = state.program().await.map(|p| p.name).unwrap_or_default();
         return Ok(session.page(&req, "home.html", Home { cashier_only: true, program_name }));
     }
-    let Some(period) = Period::of(&query, state.clock.now().date_naive()) else {
+    let program = super::chosen_program(&state, &query.program).await?;
+    let Some(period) = Period::of(&query, program.time_zone.date_of(state.clock.now())) else {
         return Ok(super::bad_form(&req, &session.viewer()));
     };
-    let program = super::chosen_program(&state, &query.program).await?;
     let locale = super::page::locale(&req);
     let page = dashboard::page(&state, &program, period, locale, query.updated.is_some()).await?;
     Ok(session.page(&req, "home.html", page))

@@ -1,6 +1,6 @@
 //! `/admin/messages/automatic` (owners and managers): a program's automatic messages — the
 //! birthday greeting with its bonus, the win-back note and the expiry note — each off until
-//! switched on, and the hour and time zone they go out in. Saving is conditional on the
+//! switched on, and the hour they go out at in the program's time zone. Saving is conditional on the
 //! program's version, and audited.
 
 use actix_web::http::{StatusCode, header};
@@ -12,7 +12,7 @@ use super::AdminError;
 use super::audit::{self, actions};
 use super::page::{Choice, FieldErrors};
 use super::session::{CsrfForm, Manager, StaffSession};
-use crate::domain::{LocalizedText, Program, TimeZone};
+use crate::domain::{LocalizedText, Program};
 use crate::messages::MessageText;
 use crate::messages::automatic::{AutoMessages, Birthday, Timed};
 use crate::state::AppState;
@@ -36,7 +36,6 @@ pub struct AutoForm {
     expiry_text_ru: String,
     expiry_text_en: String,
     hour: String,
-    time_zone: String,
 }
 
 impl AutoForm {
@@ -62,7 +61,6 @@ impl AutoForm {
             expiry_text_ru: expiry.text.body.ru,
             expiry_text_en: expiry.text.body.en,
             hour: a.hour.to_string(),
-            time_zone: a.time_zone.name().to_owned(),
         }
     }
 
@@ -126,15 +124,7 @@ impl AutoForm {
                 0
             }
         };
-        let time_zone = TimeZone::parse(&self.time_zone).unwrap_or_else(|_| {
-            errors.add("time_zone", "auto_time_zone");
-            TimeZone::UTC
-        });
-        if errors.is_empty() {
-            Ok(AutoMessages { birthday, win_back, expiry_note, hour, time_zone })
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(AutoMessages { birthday, win_back, expiry_note, hour }) } else { Err(errors) }
     }
 }
 
@@ -143,8 +133,8 @@ struct AutoPage<'a> {
     values: &'a AutoForm,
     errors: FieldErrors,
     hours: Vec<Choice>,
-    zones: Vec<Choice>,
     program_name: &'a str,
+    time_zone: &'static str,
     expires: bool,
     saved: bool,
     conflict: bool,
@@ -162,19 +152,12 @@ fn render(
     conflict: bool,
 ) -> HttpResponse {
     let hours = (0..24).map(|h| Choice { value: h.to_string(), label: format!("{h:02}:00") }).collect();
-    let choice = |name: &str| Choice { value: name.to_owned(), label: name.replace('_', " ") };
-    let mut zones: Vec<Choice> = TimeZone::offered().map(choice).collect();
-    // The stored zone is offered even when it is an alias the list leaves out.
-    let current = values.time_zone.trim();
-    if TimeZone::parse(current).is_ok() && !zones.iter().any(|z| z.value == current) {
-        zones.push(choice(current));
-    }
     let page = AutoPage {
         values,
         errors,
         hours,
-        zones,
         program_name: &program.name,
+        time_zone: program.time_zone.name(),
         expires: program.rules.expiry_days.is_some() && program.rules.stamp_rules().is_none(),
         saved,
         conflict,

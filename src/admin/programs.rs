@@ -15,10 +15,10 @@ use serde_json::json;
 
 use super::AdminError;
 use super::audit::{self, Acting, actions};
-use super::page::{FieldErrors, Notice};
+use super::page::{Choice, FieldErrors, Notice};
 use super::session::{CsrfForm, Manager, NoFields, Owner, RoleRequirement, StaffSession};
 use crate::domain::{
-    Currency, DEFAULT_PROGRAM_ID, Locale, LocalizedText, Mechanic, Program, ProgramRules, Role, StampRules,
+    Currency, DEFAULT_PROGRAM_ID, Locale, LocalizedText, Mechanic, Program, ProgramRules, Role, StampRules, TimeZone,
 };
 use crate::http::{not_allowed, post_only};
 use crate::state::AppState;
@@ -202,7 +202,7 @@ fn parse_mechanic(fields: &NewProgram, errors: &mut Vec<(&'static str, &'static 
 /// What a program's settings look like in the audit log.
 fn settings_json(p: &Program) -> serde_json::Value {
     json!({
-        "name": p.name, "currency": p.currency.code, "locale": p.locale.map(Locale::code),
+        "name": p.name, "currency": p.currency.code, "locale": p.locale.map(Locale::code), "time_zone": p.time_zone,
         "archived": p.is_archived(), "mechanic": p.rules.mechanic.as_str(),
     })
 }
@@ -338,6 +338,7 @@ struct EditValues {
     name: String,
     currency: String,
     locale: String,
+    time_zone: String,
     version: i64,
 }
 
@@ -349,6 +350,8 @@ struct ProgramPage {
     is_default: bool,
     registration: String,
     can_edit: bool,
+    /// The time zones to choose from.
+    zones: Vec<Choice>,
     values: EditValues,
     errors: FieldErrors,
     /// A sentence to show above the form (catalog key of `[prog]`).
@@ -361,6 +364,7 @@ fn values_of(p: &Program) -> EditValues {
         name: p.name.clone(),
         currency: p.currency.code.clone(),
         locale: p.locale.map(Locale::code).unwrap_or_default().into(),
+        time_zone: p.time_zone.name().into(),
         version: p.version,
     }
 }
@@ -374,8 +378,15 @@ fn program_page<R: RoleRequirement>(
     errors: FieldErrors,
     problem: Option<&'static str>,
 ) -> HttpResponse {
+    let choice = |name: &str| Choice { value: name.to_owned(), label: name.replace('_', " ") };
+    let mut zones: Vec<Choice> = TimeZone::offered().map(choice).collect();
+    // The stored zone is offered even when it is an alias the list leaves out.
+    if !zones.iter().any(|z| z.value == program.time_zone.name()) {
+        zones.push(choice(program.time_zone.name()));
+    }
     let page = ProgramPage {
         id: program.id.clone(),
+        zones,
         archived: program.is_archived(),
         archived_at: program.archived_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
         is_default: program.id == DEFAULT_PROGRAM_ID,
@@ -431,11 +442,14 @@ pub struct EditForm {
     currency: String,
     #[serde(default)]
     locale: String,
+    /// Absent: the zone stays as it is.
+    time_zone: Option<String>,
     #[serde(default)]
     version: i64,
 }
 
-/// `POST /admin/programs/{slug}`: saves name, currency and language if nobody saved in between.
+/// `POST /admin/programs/{slug}`: saves name, currency, language and time zone if nobody saved
+/// in between.
 pub async fn edit(
     state: web::Data<AppState>,
     session: StaffSession<Owner>,
@@ -453,9 +467,15 @@ pub async fn edit(
         name: form.name.clone(),
         currency: form.currency.clone(),
         locale: form.locale.clone(),
+        time_zone: form.time_zone.clone().unwrap_or_else(|| program.time_zone.name().to_owned()),
         version: form.version,
     };
-    let Some((name, currency, locale)) = parse_settings(&form.name, &form.currency, &form.locale, &mut found) else {
+    let time_zone = match &form.time_zone {
+        None => Some(program.time_zone),
+        Some(name) => TimeZone::parse(name).map_err(|_| found.push(("time_zone", "time_zone_invalid"))).ok(),
+    };
+    let parsed = parse_settings(&form.name, &form.currency, &form.locale, &mut found);
+    let (Some((name, currency, locale)), Some(time_zone)) = (parsed, time_zone) else {
         let mut errors = FieldErrors::default();
         for (field, key) in found {
             errors.add(field, key);
@@ -469,6 +489,7 @@ pub async fn edit(
         p.name = name;
         p.currency = currency;
         p.locale = locale;
+        p.time_zone = time_zone;
     });
     if !state.save_program(&next, program.version).await? {
         let current = state.store.program(&program.id).await?.unwrap_or(program);

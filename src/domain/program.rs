@@ -39,6 +39,10 @@ pub struct Program {
     /// Automatic messages (birthday, win-back, expiry note); all off by default.
     #[serde(default)]
     pub auto_messages: crate::messages::automatic::AutoMessages,
+    /// Where the program's days begin and its hours are told: the dashboard's days, the
+    /// automatic messages' day and hour. UTC until staff choose another.
+    #[serde(default)]
+    pub time_zone: crate::domain::TimeZone,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -58,6 +62,7 @@ impl Program {
             version: 1,
             fanned_out_revision: 1,
             auto_messages: Default::default(),
+            time_zone: crate::domain::TimeZone::UTC,
             created_at: now,
             updated_at: now,
         }

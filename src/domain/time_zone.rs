@@ -54,6 +54,11 @@ impl TimeZone {
         at.with_timezone(&self.0).hour()
     }
 
+    /// `at` as a clock here shows it, in chrono's `format` (`%Y-%m-%d %H:%M`).
+    pub fn format(self, at: DateTime<Utc>, format: &str) -> String {
+        at.with_timezone(&self.0).format(format).to_string()
+    }
+
     /// The first moment of `day` here: its midnight, or where daylight saving skips midnight,
     /// the first hour that exists. Days a zone skipped whole (Samoa's 30 December 2011) begin
     /// where the next one does.

@@ -2,8 +2,8 @@
 //! an optional bonus, credited once a year through the ledger), a win-back note N days after a
 //! customer's last purchase, and a note N days before points expire.
 //!
-//! Once a day, at the program's hour in its time zone (the first maintenance round from then
-//! on), loy writes, per program and kind, one ordinary message whose audience is that day's
+//! Once a day, at the chosen hour in the program's time zone (the first maintenance round from
+//! then on), loy writes, per program and kind, one ordinary message whose audience is that day's
 //! cards, the day as it is in that zone; its id is made of the program, the kind and the date,
 //! so several nodes, or a restart, write it once. The fan-out and delivery are those of every
 //! message, and the day's message is in the console's history.
@@ -42,12 +42,9 @@ pub struct AutoMessages {
     /// `days` before points expire (programs whose points expire).
     #[serde(default)]
     pub expiry_note: Option<Timed>,
-    /// The hour (0–23, in `time_zone`) from which the day's messages go out.
+    /// The hour (0–23, in the program's time zone) from which the day's messages go out.
     #[serde(default = "default_hour")]
     pub hour: u32,
-    /// Where the program's days and `hour` are told.
-    #[serde(default)]
-    pub time_zone: TimeZone,
 }
 
 /// The hour automatic messages go out unless staff choose another: morning, not the middle of
@@ -60,14 +57,14 @@ fn default_hour() -> u32 {
 
 impl Default for AutoMessages {
     fn default() -> Self {
-        Self { birthday: None, win_back: None, expiry_note: None, hour: DEFAULT_HOUR, time_zone: TimeZone::UTC }
+        Self { birthday: None, win_back: None, expiry_note: None, hour: DEFAULT_HOUR }
     }
 }
 
 impl AutoMessages {
-    /// The program's date at `now` once its hour has come that day; `None` before.
-    pub fn day_due(&self, now: DateTime<Utc>) -> Option<NaiveDate> {
-        (self.time_zone.hour_of(now) >= self.hour).then(|| self.time_zone.date_of(now))
+    /// The date in `zone` at `now` once the hour has come there that day; `None` before.
+    pub fn day_due(&self, zone: TimeZone, now: DateTime<Utc>) -> Option<NaiveDate> {
+        (zone.hour_of(now) >= self.hour).then(|| zone.date_of(now))
     }
 }
 
@@ -89,7 +86,7 @@ pub fn birthday_entry_id(serial: &crate::domain::SerialNumber, year: i32) -> Str
 /// The messages of `program` due on its day `today`: (kind, text, audience, bonus).
 fn due(program: &Program, today: NaiveDate) -> Vec<(&'static str, MessageText, Audience, i64)> {
     let auto = &program.auto_messages;
-    let zone = auto.time_zone;
+    let zone = program.time_zone;
     let mut due = Vec::new();
     if let Some(b) = &auto.birthday {
         due.push((BIRTHDAY, b.text.clone(), Audience::BirthdayOn { month: today.month(), day: today.day() }, b.bonus));
@@ -110,7 +107,7 @@ fn due(program: &Program, today: NaiveDate) -> Vec<(&'static str, MessageText, A
 /// Writes the automatic messages due today (once the program's hour has come) that are not
 /// written yet; returns how many it wrote. The fan-out runner sends them.
 pub async fn write_due(store: &dyn Store, program: &Program, now: DateTime<Utc>) -> Result<usize, StoreError> {
-    let Some(today) = program.auto_messages.day_due(now) else { return Ok(0) };
+    let Some(today) = program.auto_messages.day_due(program.time_zone, now) else { return Ok(0) };
     let mut written = 0;
     for (kind, text, audience, bonus) in due(program, today) {
         let id = message_id(&program.id, kind, today);

@@ -259,7 +259,7 @@ async fn credit_bonus(
 ) -> Result<(), StoreError> {
     use crate::ledger::{Actor, Command, LedgerError, WriteContext, apply};
     // The year of the program's day the greeting was written for.
-    let year = program.auto_messages.time_zone.date_of(message.send_at).year();
+    let year = program.time_zone.date_of(message.send_at).year();
     let ctx = WriteContext {
         entry_id: super::automatic::birthday_entry_id(&card.serial, year),
         actor: Actor { source: crate::domain::EntrySource::System, id: None },

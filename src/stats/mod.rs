@@ -1,23 +1,25 @@
 //! The dashboard's aggregates, kept up to date in the background so that the console's home
 //! never scans the ledger: each program's days are added up from the ledger (a range read on the
 //! ledger's (program, time) index, one day per read) and from the wallet events (installs and
-//! removals, on their (program, day) index) into the store's `day_stats` rows, and the
+//! removals, on their (program, time) index) into the store's `day_stats` rows, and the
 //! counts that describe the present (active cards, cards per tier) into a snapshot.
 //!
-//! A day is final once it was computed [`FINAL_AFTER`] past its end (UTC): entries and wallet
-//! events carry the time they were written, so nothing lands in a day after that; such a day is never read again. The
-//! days that are not final — today, yesterday until shortly after midnight, and days never
-//! computed (a new install, an upgrade of an old one) — are computed on every round, newest
-//! first, at most [`DAYS_PER_ROUND`] per round. Every node may run this: the rows are replaced
-//! whole, so two nodes computing the same day write the same row.
+//! Days are the program's own: they begin at midnight in its time zone. A day is final once it
+//! was computed [`FINAL_AFTER`] past its end, in the zone the program has now: entries and
+//! wallet events carry the time they were written, so nothing lands in a day after that; such a
+//! day is never read again. The days that are not final — today, yesterday until shortly after
+//! midnight, days never computed (a new install, an upgrade of an old one), and every day when
+//! the program's zone changed — are computed on every round, newest first, at most
+//! [`DAYS_PER_ROUND`] per round. Every node may run this: the rows are replaced whole, so two
+//! nodes computing the same day write the same row.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::domain::Program;
-use crate::store::{DayStats, StatsSnapshot, Store, StoreResult, WalletTotals};
+use crate::domain::{Program, TimeZone};
+use crate::store::{DayStats, StatsSnapshot, Store, StoreResult};
 use crate::telemetry::error_chain;
 
 /// How long after its end a day's row is computed once more and then kept for good.
@@ -39,20 +41,24 @@ pub struct Round {
     pub more: bool,
 }
 
-/// Midnight (UTC) at the start of `day`.
-pub fn start_of(day: NaiveDate) -> DateTime<Utc> {
-    day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+/// The first moment after `day` in `zone`: where the day ends.
+pub fn end_of(zone: TimeZone, day: NaiveDate) -> DateTime<Utc> {
+    day.succ_opt().map_or(DateTime::<Utc>::MAX_UTC, |next| zone.start_of(next))
 }
 
-/// Computes `day` of `program_id` from the ledger and the wallet events, and stores it.
-pub async fn compute_day(store: &dyn Store, program_id: &str, day: NaiveDate, now: DateTime<Utc>) -> StoreResult<()> {
-    let start = start_of(day);
-    let totals = store.ledger_totals(program_id, start, start + chrono::Duration::days(1)).await?;
-    let mut wallets = WalletTotals::default();
-    for (_, wallet, change, n) in store.wallet_changes_by_day(program_id, day, day).await? {
-        wallets.add(wallet, change, n);
-    }
-    store.put_day_stats(program_id, &DayStats { day, totals, wallets, computed_at: now }).await
+/// Computes `day` (in `zone`) of `program_id` from the ledger and the wallet events, and stores
+/// it.
+pub async fn compute_day(
+    store: &dyn Store,
+    program_id: &str,
+    zone: TimeZone,
+    day: NaiveDate,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let (start, end) = (zone.start_of(day), end_of(zone, day));
+    let totals = store.ledger_totals(program_id, start, end).await?;
+    let wallets = store.wallet_totals(program_id, start, end).await?;
+    store.put_day_stats(program_id, &DayStats { day, totals, wallets, computed_at: now, time_zone: zone }).await
 }
 
 /// Computes the present's counts of `program` and stores them.
@@ -77,20 +83,26 @@ pub async fn refresh_program(
     budget: usize,
 ) -> StoreResult<Round> {
     let mut round = Round::default();
+    let zone = program.time_zone;
     if let Some(first) = store.first_entry_at(&program.id).await? {
-        let (first, today) = (first.date_naive(), now.date_naive());
-        let computed: HashMap<NaiveDate, DateTime<Utc>> =
-            store.day_stats(&program.id, first, today).await?.into_iter().map(|d| (d.day, d.computed_at)).collect();
+        let (first, today) = (zone.date_of(first), zone.date_of(now));
+        // A row computed in another zone is another day: it counts as never computed.
+        let computed: HashMap<NaiveDate, DateTime<Utc>> = store
+            .day_stats(&program.id, first, today)
+            .await?
+            .into_iter()
+            .filter(|d| d.time_zone == zone)
+            .map(|d| (d.day, d.computed_at))
+            .collect();
         let mut day = today;
         while day >= first {
-            let end = start_of(day) + chrono::Duration::days(1);
-            let is_final = computed.get(&day).is_some_and(|at| *at >= end + FINAL_AFTER);
+            let is_final = computed.get(&day).is_some_and(|at| *at >= end_of(zone, day) + FINAL_AFTER);
             if !is_final {
                 if round.days == budget {
                     round.more = true;
                     break;
                 }
-                compute_day(store, &program.id, day, now).await?;
+                compute_day(store, &program.id, zone, day, now).await?;
                 round.days += 1;
             }
             let Some(before) = day.pred_opt() else { break };

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::StoreResult;
 use super::wallet_events::{DayCount, Wallet, WalletChange};
-use crate::domain::EntryKind;
+use super::{StoreError, StoreResult};
+use crate::domain::{EntryKind, TimeZone};
 
 /// What a span of a program's ledger adds up to. The one definition of each figure is
 /// [`LedgerTotals::add`], which both backends feed entry by entry.
@@ -92,7 +92,7 @@ impl WalletTotals {
     }
 }
 
-/// One program's day (UTC) as last computed.
+/// One program's day, in `time_zone`, as last computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DayStats {
     pub day: NaiveDate,
@@ -100,6 +100,16 @@ pub struct DayStats {
     pub wallets: WalletTotals,
     /// When it was computed: a day computed well after its end is final and never read again.
     pub computed_at: DateTime<Utc>,
+    /// The zone whose day it is: the program's when it was computed. A row of another zone is
+    /// computed again.
+    pub time_zone: TimeZone,
+}
+
+/// The zone of a stored day row: absent in rows from before days had one, which were UTC days.
+pub(in crate::store) fn stored_zone(name: Option<&str>) -> StoreResult<TimeZone> {
+    name.map_or(Ok(TimeZone::UTC), |name| {
+        TimeZone::parse(name).map_err(|_| StoreError::Corrupt(format!("stats day: unknown time zone {name}")))
+    })
 }
 
 /// The counts of a program that describe the present, as last computed.

@@ -6,13 +6,13 @@
 //! signed callback on save and delete (and the reconciliation reads the object when a callback
 //! was missed). Both may report the same change more than once — Google redelivers a callback,
 //! a device registers again — so each change carries a unique id and a second record with the
-//! same id is ignored. The console's charts read counts per day through an index on
-//! (program, day); nothing here scans every record.
+//! same id is ignored. The console's day rows read the counts of a span of time through an
+//! index on (program, time); nothing here scans every record.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::StoreResult;
+use super::{StoreResult, WalletTotals};
 use crate::domain::SerialNumber;
 
 /// The wallet a pass was added to or removed from (or a message sent to).
@@ -115,7 +115,8 @@ pub struct WalletEvent {
 }
 
 impl WalletEvent {
-    /// The day the change counts for in the charts (UTC).
+    /// The UTC day of the change, stored beside its time for reading the record by hand (the
+    /// charts count by time, in the program's zone).
     pub fn day(&self) -> NaiveDate {
         self.at.date_naive()
     }
@@ -139,14 +140,14 @@ pub trait WalletEventStore: Send + Sync + 'static {
     /// the reconciliation sets it).
     async fn record_wallet_event(&self, event: &WalletEvent) -> StoreResult<bool>;
 
-    /// Counts per day, wallet and change of one program's changes from `from` to `to` (both
-    /// days included, UTC), in that order; days without changes are absent.
-    async fn wallet_changes_by_day(
+    /// The counts per wallet and change of one program's changes made in `[from, to)`: a range
+    /// read on the (program, time) index.
+    async fn wallet_totals(
         &self,
         program_id: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> StoreResult<Vec<DayCount>>;
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<WalletTotals>;
 
     /// What Google last said about the card's pass; `None` when it never said anything.
     async fn google_wallet_state(&self, serial: &SerialNumber) -> StoreResult<Option<GoogleWalletState>>;

@@ -24,6 +24,7 @@ on_both_stores!(
     a_period_that_cannot_be_read_is_refused,
     a_stamps_program_chosen_on_the_page_shows_stamps_and_rewards,
     installs_segments_and_messages_have_their_charts,
+    a_programs_days_begin_at_midnight_in_its_time_zone,
 );
 
 async fn enroll(store: &dyn Store, program: &Program, phone: &str, when: DateTime<Utc>) -> Card {
@@ -71,7 +72,8 @@ async fn seeded(app: &TestApp) -> Seeded {
     let program = store.program("default").await.unwrap().unwrap();
     let now = app.clock_now();
     let today = now.date_naive();
-    let noon = |days_ago: i64| loy::stats::start_of(today - Duration::days(days_ago)) + Duration::hours(12);
+    let noon =
+        |days_ago: i64| loy::domain::TimeZone::UTC.start_of(today - Duration::days(days_ago)) + Duration::hours(12);
     enroll(store, &program, "+79990000040", noon(40)).await;
     let anna = enroll(store, &program, "+79990000001", noon(3)).await;
     let boris = enroll(store, &program, "+79990000002", noon(3)).await;
@@ -234,7 +236,7 @@ async fn a_stamps_program_chosen_on_the_page_shows_stamps_and_rewards(kind: Stor
     let cafe = crate::stamps::cafe(&app, |s| s.stamps_per_reward = 3).await;
     let store = app.store.as_ref();
     let yesterday = app.clock_now().date_naive() - Duration::days(1);
-    let at = loy::stats::start_of(yesterday) + Duration::hours(9);
+    let at = loy::domain::TimeZone::UTC.start_of(yesterday) + Duration::hours(9);
     let card = enroll(store, &cafe, "+79990000077", at).await;
     let stamp = Command::Stamp { stamps: Some(4), purchase_amount: Some(35_000), order_id: None, description: None };
     write(store, &cafe, &card.serial, stamp, at + Duration::hours(1)).await;
@@ -266,7 +268,7 @@ async fn installs_segments_and_messages_have_their_charts(kind: StoreKind) {
     let s = seeded(&app).await;
     let store = app.store.as_ref();
     let card = store.cards_after(None, 1).await.unwrap().remove(0);
-    let at = |d: NaiveDate| loy::stats::start_of(d) + Duration::hours(9);
+    let at = |d: NaiveDate| loy::domain::TimeZone::UTC.start_of(d) + Duration::hours(9);
     for (id, wallet, change, when) in [
         ("a1", Wallet::Apple, WalletChange::Installed, at(s.day_a)),
         ("a2", Wallet::Apple, WalletChange::Installed, at(s.day_a)),
@@ -287,7 +289,7 @@ async fn installs_segments_and_messages_have_their_charts(kind: StoreKind) {
     // Those days were final already (events carry the time they are recorded, so none lands in
     // a past day outside a test): they are computed again to count them.
     for d in [s.day_a, s.day_b] {
-        loy::stats::compute_day(store, "default", d, app.clock_now()).await.unwrap();
+        loy::stats::compute_day(store, "default", loy::domain::TimeZone::UTC, d, app.clock_now()).await.unwrap();
     }
     loy::segments::runner::run_due(&app.state).await.unwrap();
     let text = loy::messages::MessageText { body: "Hello".into(), ..Default::default() };
@@ -328,4 +330,62 @@ async fn installs_segments_and_messages_have_their_charts(kind: StoreKind) {
     }
     let today = app.clock_now().date_naive();
     assert_eq!(row(&page.body, "messages", &day(today)), ["1", "4"]);
+}
+
+/// In Vladivostok (UTC+10) a day begins at 14:00 UTC the day before: what happens at 00:30 there
+/// counts on that day, not on the UTC date; changing the zone computes the days again.
+async fn a_programs_days_begin_at_midnight_in_its_time_zone(kind: StoreKind) {
+    use loy::domain::TimeZone;
+    use loy::store::wallet_events::{Wallet, WalletChange, WalletEvent, WalletSource};
+    let app = spawn_app(kind).await;
+    let store = app.store.as_ref();
+    let vladivostok = TimeZone::parse("Asia/Vladivostok").unwrap();
+    let mut program = store.program("default").await.unwrap().unwrap();
+    let version = program.version;
+    program.time_zone = vladivostok;
+    program.version += 1;
+    assert!(app.state.save_program(&program, version).await.unwrap());
+    let local_day = vladivostok.date_of(app.clock_now()) - Duration::days(2);
+    let at = vladivostok.start_of(local_day) + Duration::minutes(30);
+    let utc_day = TimeZone::UTC.date_of(at);
+    assert_eq!(utc_day, local_day - Duration::days(1), "00:30 in Vladivostok is the day before in UTC");
+    let card = enroll(store, &program, "+79990000055", at).await;
+    let event = WalletEvent {
+        id: "a1".into(),
+        serial: card.serial.clone(),
+        program_id: "default".into(),
+        wallet: Wallet::Apple,
+        change: WalletChange::Installed,
+        at,
+        source: WalletSource::PassKit,
+    };
+    assert!(store.record_wallet_event(&event).await.unwrap());
+    loy::stats::try_execute_task(store, app.clock_now(), usize::MAX).await.unwrap();
+    let manager = app.signed_in(Role::Manager).await;
+
+    let page = manager.get("/admin?days=7&lang=en").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(row(&page.body, "registrations", &day(local_day)), ["1"]);
+    assert_eq!(row(&page.body, "registrations", &day(utc_day)), ["0"]);
+    assert_eq!(row(&page.body, "wallets", &day(local_day)), ["1", "0", "0", "0"]);
+    // The chart's time axis: each day's midnight there, drawn in that zone.
+    let x = vladivostok.start_of(local_day).timestamp();
+    assert!(page.body.contains(&format!(r#"<tr data-x="{x}"><th scope="row">{}</th>"#, day(local_day))));
+    assert!(page.body.contains(r#"data-time-zone="Asia/Vladivostok""#));
+    assert!(page.body.contains("(Asia/Vladivostok)"), "the figures' time, told there");
+    // The last 7 days end today there, which may already be tomorrow in UTC.
+    let today = vladivostok.date_of(app.clock_now());
+    assert!(page.body.contains(&format!(r#"name="to" type="date" value="{}""#, day(today))));
+
+    // Back to UTC: every day is computed again, the registration on its UTC date.
+    let mut program = store.program("default").await.unwrap().unwrap();
+    let version = program.version;
+    program.time_zone = TimeZone::UTC;
+    program.version += 1;
+    assert!(app.state.save_program(&program, version).await.unwrap());
+    loy::stats::try_execute_task(store, app.clock_now(), usize::MAX).await.unwrap();
+    let page = manager.get("/admin?days=7&lang=en").await;
+    assert_eq!(row(&page.body, "registrations", &day(utc_day)), ["1"]);
+    assert_eq!(row(&page.body, "registrations", &day(local_day)), ["0"]);
+    assert_eq!(row(&page.body, "wallets", &day(utc_day)), ["1", "0", "0", "0"]);
 }

@@ -123,11 +123,26 @@ async fn an_owner_creates_edits_archives_and_unarchives_a_program(kind: StoreKin
     );
     assert_eq!(stored.version, version.parse::<i64>().unwrap() + 1);
     assert!(app.card(&number).await.version > card_version, "the new name reaches the passes: every card moves");
+    assert!(stored.time_zone.is_utc(), "a form without a time zone leaves it as it was");
     let audit = owner.audit("program.updated").await;
     assert_eq!(audit[0].details["before"]["name"], "Bakery");
     assert_eq!(audit[0].details["after"]["name"], "Bakery & Co");
     assert_eq!(audit[0].details["before"]["currency"], "EUR");
     assert!(owner.get("/admin/programs/bakery?saved=1").await.body.contains("Saved."));
+    // The time zone: one of the IANA database's, offered in a list.
+    let page = owner.get("/admin/programs/bakery").await;
+    assert!(page.body.contains(r#"<option value="UTC" selected>UTC</option>"#), "UTC until chosen");
+    assert!(page.body.contains(r#"<option value="America/New_York">America/New York</option>"#));
+    let version = stored.version.to_string();
+    for (zone, status) in [("Europe/Atlantis", 422), ("America/New_York", 303)] {
+        let fields = [("name", "Bakery & Co"), ("currency", "RUB"), ("locale", "ru"), ("time_zone", zone)];
+        let answer = owner.post("/admin/programs/bakery", &[&fields[..], &[("version", &version)]].concat()).await;
+        assert_eq!(answer.status, status, "{zone}");
+        assert_eq!(answer.body.contains(r#"id="e-time_zone""#), status == 422);
+    }
+    let stored = app.store.program("bakery").await.unwrap().unwrap();
+    assert_eq!(stored.time_zone.name(), "America/New_York");
+    assert_eq!(owner.audit("program.updated").await[0].details["after"]["time_zone"], "America/New_York");
 
     let archived = owner.post("/admin/programs/bakery/archive", &[]).await;
     assert_eq!(archived.status, 303);

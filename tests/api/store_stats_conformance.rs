@@ -4,7 +4,7 @@
 //! round-trips.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use loy::domain::{Card, EntrySource, LedgerEntry, Program, SerialNumber};
+use loy::domain::{Card, EntrySource, LedgerEntry, Program, SerialNumber, TimeZone as Zone};
 use loy::ledger::{Actor, Command, WriteContext};
 use loy::store::{DayStats, LedgerTotals, StatsSnapshot, Store, WalletTotals};
 
@@ -95,22 +95,24 @@ async fn day_rows_round_trip_by_range_and_are_replaced_whole(kind: StoreKind) {
     };
     let wallets = WalletTotals { apple_installed: 5, apple_removed: 1, google_installed: 3, google_removed: 0 };
     for d in [1, 2, 3, 5] {
-        let row = DayStats { day: day(d), totals, wallets, computed_at: at(d, 8) };
+        let row = DayStats { day: day(d), totals, wallets, computed_at: at(d, 8), time_zone: Zone::UTC };
         store.put_day_stats("default", &row).await.unwrap();
     }
-    store.put_day_stats("other", &DayStats { day: day(2), totals, wallets, computed_at: at(2, 8) }).await.unwrap();
+    let other = DayStats { day: day(2), totals, wallets, computed_at: at(2, 8), time_zone: Zone::UTC };
+    store.put_day_stats("other", &other).await.unwrap();
     let replaced = DayStats {
         day: day(2),
         totals: LedgerTotals { registrations: 9, ..totals },
         wallets: WalletTotals { google_removed: 2, ..wallets },
         computed_at: at(4, 1),
+        time_zone: Zone::parse("Asia/Vladivostok").unwrap(),
     };
     store.put_day_stats("default", &replaced).await.unwrap();
 
     let rows = store.day_stats("default", day(2), day(5)).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.day).collect::<Vec<_>>(), [day(2), day(3), day(5)], "oldest first, both ends in");
-    assert_eq!(rows[0], replaced);
-    assert_eq!(rows[1], DayStats { day: day(3), totals, wallets, computed_at: at(3, 8) });
+    assert_eq!(rows[0], replaced, "with the zone it was computed in");
+    assert_eq!(rows[1], DayStats { day: day(3), totals, wallets, computed_at: at(3, 8), time_zone: Zone::UTC });
     assert!(store.day_stats("default", day(6), day(9)).await.unwrap().is_empty());
 }
 

@@ -3,9 +3,9 @@
 //! listed per card newest first, and Google changes set the card's Google state unless a later
 //! one is stored.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use loy::domain::SerialNumber;
-use loy::store::{GoogleWalletState, Wallet, WalletChange, WalletEvent, WalletSource};
+use loy::store::{GoogleWalletState, Wallet, WalletChange, WalletEvent, WalletSource, WalletTotals};
 
 use crate::helpers::StoreKind;
 use crate::on_both_stores;
@@ -13,16 +13,12 @@ use crate::store_conformance::test_store;
 
 on_both_stores!(
     a_change_is_recorded_once_per_id,
-    changes_are_counted_per_day_wallet_and_change_within_the_range_and_program,
+    changes_are_counted_per_wallet_and_change_within_the_span_and_program,
     google_changes_set_the_cards_state_unless_a_later_one_is_stored,
 );
 
 fn at(day: u32, hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, hour, 30, 0).unwrap()
-}
-
-fn date(day: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 11, day).unwrap()
 }
 
 fn change(
@@ -60,7 +56,7 @@ async fn a_change_is_recorded_once_per_id(kind: StoreKind) {
     assert!(t.store.card_wallet_events(&SerialNumber::generate(), 10).await.unwrap().is_empty());
 }
 
-async fn changes_are_counted_per_day_wallet_and_change_within_the_range_and_program(kind: StoreKind) {
+async fn changes_are_counted_per_wallet_and_change_within_the_span_and_program(kind: StoreKind) {
     let t = test_store(kind).await;
     let (a, b) = (SerialNumber::generate(), SerialNumber::generate());
     let events = [
@@ -77,20 +73,19 @@ async fn changes_are_counted_per_day_wallet_and_change_within_the_range_and_prog
         assert!(t.store.record_wallet_event(&change(id, serial, program, wallet, what, when)).await.unwrap());
     }
 
-    let counts = t.store.wallet_changes_by_day("default", date(2), date(4)).await.unwrap();
+    // From day 2 to day 5, each at 00:30: the start is inside, the end outside.
+    let counts = t.store.wallet_totals("default", at(2, 0), at(5, 0)).await.unwrap();
     assert_eq!(
         counts,
-        vec![
-            (date(2), Wallet::Apple, WalletChange::Installed, 2),
-            (date(2), Wallet::Apple, WalletChange::Removed, 1),
-            (date(2), Wallet::Google, WalletChange::Installed, 1),
-            (date(4), Wallet::Google, WalletChange::Removed, 1),
-        ],
-        "days 1 and 5 and the other program are outside; both ends of the range are inside"
+        WalletTotals { apple_installed: 2, apple_removed: 1, google_installed: 1, google_removed: 1 },
+        "days 1 and 5 and the other program are outside"
     );
-    let one_day = t.store.wallet_changes_by_day("bakery", date(2), date(2)).await.unwrap();
-    assert_eq!(one_day, vec![(date(2), Wallet::Google, WalletChange::Installed, 1)]);
-    assert!(t.store.wallet_changes_by_day("default", date(6), date(30)).await.unwrap().is_empty());
+    let one_day = t.store.wallet_totals("bakery", at(2, 0), at(3, 0)).await.unwrap();
+    assert_eq!(one_day, WalletTotals { google_installed: 1, ..WalletTotals::default() });
+    let (evening, morning) = (at(1, 23), at(2, 12) + Duration::milliseconds(1));
+    let span = t.store.wallet_totals("default", evening, morning).await.unwrap();
+    assert_eq!(span, WalletTotals { apple_installed: 3, ..WalletTotals::default() }, "any span, not only days");
+    assert_eq!(t.store.wallet_totals("default", at(6, 0), at(30, 0)).await.unwrap(), WalletTotals::default());
 }
 
 async fn google_changes_set_the_cards_state_unless_a_later_one_is_stored(kind: StoreKind) {

@@ -5,7 +5,7 @@
 
 use loy::domain::{Card, Role, SerialNumber};
 use loy::google::reconcile;
-use loy::store::{GoogleWalletState, Wallet, WalletChange, WalletSource};
+use loy::store::{GoogleWalletState, Wallet, WalletChange, WalletSource, WalletTotals};
 use serde_json::{Value, json};
 
 use crate::admin_cashier::test_id;
@@ -80,12 +80,11 @@ async fn a_save_then_a_delete_are_recorded_counted_and_set_the_cards_google_stat
     assert!(!state.saved, "the delete is the latest word: {state:?}");
     assert_eq!(metric(&app, r#"change="install",wallet="google""#).await.as_deref(), Some("1"));
     assert_eq!(metric(&app, r#"change="removal",wallet="google""#).await.as_deref(), Some("1"));
-    let today = app.clock_now().date_naive();
-    let by_day = app.store.wallet_changes_by_day("default", today, today).await.unwrap();
-    assert_eq!(
-        by_day,
-        [(today, Wallet::Google, WalletChange::Installed, 1), (today, Wallet::Google, WalletChange::Removed, 1)]
-    );
+    let today = loy::domain::TimeZone::UTC.date_of(app.clock_now());
+    let (start, end) =
+        (loy::domain::TimeZone::UTC.start_of(today), loy::stats::end_of(loy::domain::TimeZone::UTC, today));
+    let counted = app.store.wallet_totals("default", start, end).await.unwrap();
+    assert_eq!(counted, WalletTotals { google_installed: 1, google_removed: 1, ..WalletTotals::default() });
     assert_eq!(fake.root_key_requests(), 1, "the root keys are fetched once and kept");
     fake.assert_clean();
 }
@@ -219,12 +218,11 @@ async fn an_apple_registration_is_one_install_and_its_removal_one_removal(kind: 
     assert_eq!(changes(&app, &card).await, expected);
     assert_eq!(metric(&app, r#"change="install",wallet="apple""#).await.as_deref(), Some("2"));
     assert_eq!(metric(&app, r#"change="removal",wallet="apple""#).await.as_deref(), Some("1"));
-    let today = app.clock_now().date_naive();
-    let by_day = app.store.wallet_changes_by_day(&card.program_id, today, today).await.unwrap();
-    assert_eq!(
-        by_day,
-        [(today, Wallet::Apple, WalletChange::Installed, 2), (today, Wallet::Apple, WalletChange::Removed, 1)]
-    );
+    let today = loy::domain::TimeZone::UTC.date_of(app.clock_now());
+    let (start, end) =
+        (loy::domain::TimeZone::UTC.start_of(today), loy::stats::end_of(loy::domain::TimeZone::UTC, today));
+    let counted = app.store.wallet_totals(&card.program_id, start, end).await.unwrap();
+    assert_eq!(counted, WalletTotals { apple_installed: 2, apple_removed: 1, ..WalletTotals::default() });
     assert_eq!(app.store.google_wallet_state(&card.serial).await.unwrap(), None);
 }
 

@@ -382,6 +382,14 @@ ALTER TABLE day_stats ADD COLUMN apple_removed INTEGER;
 ALTER TABLE day_stats ADD COLUMN google_installed INTEGER;
 ALTER TABLE day_stats ADD COLUMN google_removed INTEGER;
 "#,
+    // Days are the program's own, in its time zone: a day row records the zone it was computed
+    // in (NULL, from before: UTC), and one of another zone is computed again. A day is a range
+    // of time, so the wallet changes are read by program and time, as the ledger is.
+    r#"
+ALTER TABLE day_stats ADD COLUMN time_zone TEXT;
+CREATE INDEX wallet_events_program_at ON wallet_events (program_id, at, wallet, change);
+DROP INDEX wallet_events_program_day;
+"#,
 ];
 
 /// Marks the migration after which the name keys of existing cards are computed in Rust.

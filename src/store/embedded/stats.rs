@@ -9,6 +9,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{EmbeddedStore, sql};
 use crate::domain::EntryKind;
 use crate::store::records::{from_millis, millis};
+use crate::store::stats::stored_zone as zone_of;
 use crate::store::{DayStats, LedgerTotals, StatsSnapshot, StatsStore, StoreError, StoreResult, WalletTotals};
 
 const DAY_FORMAT: &str = "%Y-%m-%d";
@@ -63,16 +64,17 @@ impl StatsStore for EmbeddedStore {
     async fn put_day_stats(&self, program_id: &str, stats: &DayStats) -> StoreResult<()> {
         let program_id = program_id.to_owned();
         let day = stats.day.format(DAY_FORMAT).to_string();
-        let (t, w, at) = (stats.totals, stats.wallets, millis(stats.computed_at));
+        let (t, w, at, zone) = (stats.totals, stats.wallets, millis(stats.computed_at), stats.time_zone.name());
         self.write(move |tx, _| {
             tx.execute(
                 "INSERT INTO day_stats (program_id, day, registrations, issued, redeemed, rewards_issued, \
                  rewards_redeemed, purchases, revenue, computed_at, apple_installed, apple_removed, \
-                 google_installed, google_removed) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+                 google_installed, google_removed, time_zone) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
                  ON CONFLICT (program_id, day) DO UPDATE SET registrations = ?3, issued = ?4, redeemed = ?5, \
                  rewards_issued = ?6, rewards_redeemed = ?7, purchases = ?8, revenue = ?9, computed_at = ?10, \
-                 apple_installed = ?11, apple_removed = ?12, google_installed = ?13, google_removed = ?14",
+                 apple_installed = ?11, apple_removed = ?12, google_installed = ?13, google_removed = ?14, \
+                 time_zone = ?15",
                 params![
                     program_id,
                     day,
@@ -87,7 +89,8 @@ impl StatsStore for EmbeddedStore {
                     signed(w.apple_installed),
                     signed(w.apple_removed),
                     signed(w.google_installed),
-                    signed(w.google_removed)
+                    signed(w.google_removed),
+                    zone
                 ],
             )
             .map_err(sql)?;
@@ -99,14 +102,14 @@ impl StatsStore for EmbeddedStore {
     async fn day_stats(&self, program_id: &str, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<DayStats>> {
         let program_id = program_id.to_owned();
         let (from, to) = (from.format(DAY_FORMAT).to_string(), to.format(DAY_FORMAT).to_string());
-        type Row = (String, [i64; 7], i64, [Option<i64>; 4]);
+        type Row = (String, [i64; 7], i64, [Option<i64>; 4], Option<String>);
         let rows: Vec<Row> = self
             .read(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(
                         "SELECT day, registrations, issued, redeemed, rewards_issued, rewards_redeemed, purchases, \
-                         revenue, computed_at, apple_installed, apple_removed, google_installed, google_removed \
-                         FROM day_stats WHERE program_id = ?1 AND day >= ?2 AND day <= ?3 \
+                         revenue, computed_at, apple_installed, apple_removed, google_installed, google_removed, \
+                         time_zone FROM day_stats WHERE program_id = ?1 AND day >= ?2 AND day <= ?3 \
                          ORDER BY day",
                     )
                     .map_err(sql)?;
@@ -117,6 +120,7 @@ impl StatsStore for EmbeddedStore {
                             [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?],
                             r.get(8)?,
                             [r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?],
+                            r.get(13)?,
                         ))
                     })
                     .map_err(sql)?;
@@ -124,7 +128,7 @@ impl StatsStore for EmbeddedStore {
             })
             .await?;
         rows.into_iter()
-            .map(|(day, n, at, w)| {
+            .map(|(day, n, at, w, zone)| {
                 // A row written before the wallet columns existed counts as never computed.
                 let at = if w[0].is_none() { 0 } else { at };
                 let w = w.map(|n| count(n.unwrap_or(0)));
@@ -147,6 +151,7 @@ impl StatsStore for EmbeddedStore {
                         google_removed: w[3],
                     },
                     computed_at: from_millis(at)?,
+                    time_zone: zone_of(zone.as_deref())?,
                 })
             })
             .collect()

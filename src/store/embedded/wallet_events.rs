@@ -1,17 +1,17 @@
 //! Wallet changes in the embedded store: one row per change (its id the primary key, so a
 //! repeated report inserts nothing), the Google state per card written in the same transaction,
-//! and the daily counts read through the (program, day) index.
+//! and the counts of a span of time read through the (program, time) index.
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{EmbeddedStore, sql};
 use crate::domain::SerialNumber;
 use crate::store::records::{from_millis, millis};
 use crate::store::{
-    DayCount, GoogleWalletState, StoreError, StoreResult, Wallet, WalletChange, WalletEvent, WalletEventStore,
-    WalletSource,
+    GoogleWalletState, StoreError, StoreResult, Wallet, WalletChange, WalletEvent, WalletEventStore, WalletSource,
+    WalletTotals,
 };
 
 const DAY_FORMAT: &str = "%Y-%m-%d";
@@ -80,45 +80,37 @@ impl WalletEventStore for EmbeddedStore {
         .await
     }
 
-    #[tracing::instrument(name = "store.wallet_changes_by_day", skip_all)]
-    async fn wallet_changes_by_day(
+    #[tracing::instrument(name = "store.wallet_totals", skip_all)]
+    async fn wallet_totals(
         &self,
         program_id: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> StoreResult<Vec<DayCount>> {
-        let (program, from, to) =
-            (program_id.to_owned(), from.format(DAY_FORMAT).to_string(), to.format(DAY_FORMAT).to_string());
-        let rows: Vec<(String, String, String, i64)> = self
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<WalletTotals> {
+        let (program, from, to) = (program_id.to_owned(), millis(from), millis(to));
+        let rows: Vec<(String, String, i64)> = self
             .read(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(
-                        "SELECT day, wallet, change, COUNT(*) FROM wallet_events \
-                         WHERE program_id = ?1 AND day >= ?2 AND day <= ?3 \
-                         GROUP BY day, wallet, change ORDER BY day, wallet, change",
+                        "SELECT wallet, change, COUNT(*) FROM wallet_events INDEXED BY wallet_events_program_at \
+                         WHERE program_id = ?1 AND at >= ?2 AND at < ?3 GROUP BY wallet, change",
                     )
                     .map_err(sql)?;
                 let rows = stmt
-                    .query_map(params![program, from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .query_map(params![program, from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .map_err(sql)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
             })
             .await?;
-        let mut counts = rows
-            .into_iter()
-            .map(|(day, wallet, change, n)| {
-                Ok((
-                    NaiveDate::parse_from_str(&day, DAY_FORMAT).map_err(|_| corrupt("day", &day))?,
-                    Wallet::parse(&wallet).ok_or_else(|| corrupt("wallet", &wallet))?,
-                    WalletChange::parse(&change).ok_or_else(|| corrupt("change", &change))?,
-                    u64::try_from(n).unwrap_or(0),
-                ))
-            })
-            .collect::<StoreResult<Vec<DayCount>>>()?;
-        // The text order of the columns is already this order; sorting the parsed values keeps
-        // it true whatever the names.
-        counts.sort();
-        Ok(counts)
+        let mut totals = WalletTotals::default();
+        for (wallet, change, n) in rows {
+            totals.add(
+                Wallet::parse(&wallet).ok_or_else(|| corrupt("wallet", &wallet))?,
+                WalletChange::parse(&change).ok_or_else(|| corrupt("change", &change))?,
+                u64::try_from(n).unwrap_or(0),
+            );
+        }
+        Ok(totals)
     }
 
     async fn google_wallet_state(&self, serial: &SerialNumber) -> StoreResult<Option<GoogleWalletState>> {

@@ -191,7 +191,7 @@ pub fn stats(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()
     copy(
         conn,
         "SELECT program_id, day, registrations, issued, redeemed, rewards_issued, rewards_redeemed, purchases, \
-         revenue, computed_at, apple_installed, apple_removed, google_installed, google_removed \
+         revenue, computed_at, apple_installed, apple_removed, google_installed, google_removed, time_zone \
          FROM day_stats ORDER BY program_id, day",
         [],
         "day_stats",
@@ -210,6 +210,10 @@ pub fn stats(conn: &Connection, send: &mut dyn FnMut(Batch) -> anyhow::Result<()
                 if let Some(n) = r.get::<_, Option<i64>>(10 + i)? {
                     row.insert(key, n);
                 }
+            }
+            // A row without a zone was computed in UTC, as the MongoDB store reads one without.
+            if let Some(zone) = r.get::<_, Option<String>>(14)? {
+                row.insert("time_zone", zone);
             }
             Ok(row)
         },

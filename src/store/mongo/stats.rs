@@ -12,6 +12,7 @@ use mongodb::{Collection, IndexModel};
 use super::{MongoStore, mongo};
 use crate::domain::EntryKind;
 use crate::store::records::{from_millis, millis};
+use crate::store::stats::stored_zone;
 use crate::store::{DayStats, LedgerTotals, StatsSnapshot, StatsStore, StoreError, StoreResult, WalletTotals};
 
 const DAY_FORMAT: &str = "%Y-%m-%d";
@@ -131,6 +132,7 @@ impl StatsStore for MongoStore {
             "apple_removed": signed(stats.wallets.apple_removed),
             "google_installed": signed(stats.wallets.google_installed),
             "google_removed": signed(stats.wallets.google_removed),
+            "time_zone": stats.time_zone.name(),
         };
         self.day_stats_collection()
             .replace_one(doc! { "_id": format!("{program_id}/{day}") }, row)
@@ -182,6 +184,7 @@ impl StatsStore for MongoStore {
                     } else {
                         DateTime::UNIX_EPOCH
                     },
+                    time_zone: stored_zone(d.get_str("time_zone").ok())?,
                 })
             })
             .collect()

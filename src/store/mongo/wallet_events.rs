@@ -1,13 +1,11 @@
 //! Wallet changes in the MongoDB store: `wallet_events` holds one document per change with the
 //! change's id as `_id` (a repeated report is a duplicate key, so nothing is written twice), and
 //! `google_wallet_state` one document per card, written after the change and only over an older
-//! state. Daily counts read the (program, day) index and count in the process.
-
-use std::collections::BTreeMap;
+//! state. The counts of a span of time read the (program, time) index and count in the process.
 
 use async_trait::async_trait;
 use bson::{Document, doc};
-use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
@@ -16,8 +14,8 @@ use super::{MongoStore, duplicate_index, mongo};
 use crate::domain::SerialNumber;
 use crate::store::records::{from_millis, millis};
 use crate::store::{
-    DayCount, GoogleWalletState, StoreError, StoreResult, Wallet, WalletChange, WalletEvent, WalletEventStore,
-    WalletSource,
+    GoogleWalletState, StoreError, StoreResult, Wallet, WalletChange, WalletEvent, WalletEventStore, WalletSource,
+    WalletTotals,
 };
 
 const DAY_FORMAT: &str = "%Y-%m-%d";
@@ -34,13 +32,14 @@ pub(super) async fn create_indexes(db: &Database) -> mongodb::error::Result<()> 
     let named = |name: &str| IndexOptions::builder().name(name.to_owned()).build();
     events(db)
         .create_indexes([
-            IndexModel::builder()
-                .keys(doc! { "program_id": 1, "day": 1, "wallet": 1, "change": 1 })
-                .options(named("program_day"))
-                .build(),
+            IndexModel::builder().keys(doc! { "program_id": 1, "at": 1 }).options(named("program_at")).build(),
             IndexModel::builder().keys(doc! { "serial": 1, "at": -1 }).options(named("serial_at")).build(),
         ])
         .await?;
+    // The (program, day) index of earlier versions: the charts count by time now.
+    if let Err(e) = events(db).drop_index("program_day").await {
+        tracing::debug!(error = %e, "no (program, day) index of wallet changes to drop");
+    }
     Ok(())
 }
 
@@ -108,37 +107,30 @@ impl WalletEventStore for MongoStore {
         Ok(true)
     }
 
-    #[tracing::instrument(name = "store.wallet_changes_by_day", skip_all)]
-    async fn wallet_changes_by_day(
+    #[tracing::instrument(name = "store.wallet_totals", skip_all)]
+    async fn wallet_totals(
         &self,
         program_id: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> StoreResult<Vec<DayCount>> {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<WalletTotals> {
         self.faults.step()?;
-        // Up to the day after `to`, exclusive: the same range as `$lte: to`, which the
-        // MongoDB-protocol server of the tests answers as `$lt` on this index.
-        let until = to.succ_opt().map_or_else(|| "~".to_owned(), |d| d.format(DAY_FORMAT).to_string());
-        let filter = doc! {
-            "program_id": program_id,
-            "day": { "$gte": from.format(DAY_FORMAT).to_string(), "$lt": until },
-        };
+        let filter = doc! { "program_id": program_id, "at": { "$gte": millis(from), "$lt": millis(to) } };
         let mut cursor = events(&self.db)
             .find(filter)
-            .projection(doc! { "_id": 0, "day": 1, "wallet": 1, "change": 1 })
+            .projection(doc! { "_id": 0, "wallet": 1, "change": 1 })
             .await
             .map_err(mongo)?;
-        let mut counts: BTreeMap<(NaiveDate, Wallet, WalletChange), u64> = BTreeMap::new();
+        let mut totals = WalletTotals::default();
         while let Some(doc) = cursor.try_next().await.map_err(mongo)? {
-            let (day, wallet, change) = (text(&doc, "day")?, text(&doc, "wallet")?, text(&doc, "change")?);
-            let key = (
-                NaiveDate::parse_from_str(day, DAY_FORMAT).map_err(|_| corrupt("day", day))?,
+            let (wallet, change) = (text(&doc, "wallet")?, text(&doc, "change")?);
+            totals.add(
                 Wallet::parse(wallet).ok_or_else(|| corrupt("wallet", wallet))?,
                 WalletChange::parse(change).ok_or_else(|| corrupt("change", change))?,
+                1,
             );
-            *counts.entry(key).or_default() += 1;
         }
-        Ok(counts.into_iter().map(|((day, wallet, change), n)| (day, wallet, change, n)).collect())
+        Ok(totals)
     }
 
     async fn google_wallet_state(&self, serial: &SerialNumber) -> StoreResult<Option<GoogleWalletState>> {
