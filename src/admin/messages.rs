@@ -253,7 +253,7 @@ async fn audience_of(state: &AppState, program: &Program, d: &Draft) -> Result<A
             Ok(days) if (1..=3650).contains(&days) => Audience::Inactive { days },
             _ => return Err(("days", "message_days")),
         },
-        "birthdays" => Audience::birthdays_this_month(state.clock.now()),
+        "birthdays" => Audience::birthdays_this_month(program.time_zone, state.clock.now()),
         "segment" => match crate::segments::rfm::Segment::parse(&d.segment) {
             Some(segment) => Audience::Segment { segment: segment.as_str().to_owned() },
             None => return Err(("segment", "message_segment")),

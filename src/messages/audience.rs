@@ -66,9 +66,9 @@ impl Audience {
         }
     }
 
-    /// Birthdays of the month of `now`.
-    pub fn birthdays_this_month(now: DateTime<Utc>) -> Self {
-        Self::Birthdays { month: now.month() }
+    /// Birthdays of the month it is at `now` in `zone` (the program's).
+    pub fn birthdays_this_month(zone: TimeZone, now: DateTime<Utc>) -> Self {
+        Self::Birthdays { month: zone.date_of(now).month() }
     }
 
     /// Whether `card` belongs to the audience at `now`.

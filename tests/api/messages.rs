@@ -554,7 +554,13 @@ async fn audiences_count_what_they_say(kind: StoreKind) {
         .await
         .unwrap();
     assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap());
-    assert_eq!(Audience::birthdays_this_month(later).count(&app.store, "default", later).await.unwrap(), 1);
+    assert_eq!(
+        Audience::birthdays_this_month(loy::domain::TimeZone::UTC, later)
+            .count(&app.store, "default", later)
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 async fn the_api_refuses_what_it_cannot_send(kind: StoreKind) {
