@@ -155,6 +155,7 @@ pub fn describe(p: &Program, public_url: &str) -> String {
     let _ = writeln!(out, "name                {}", p.name);
     let _ = writeln!(out, "currency            {}", p.currency.code);
     let _ = writeln!(out, "default language    {}", p.locale.map_or("LOY_DEFAULT_LOCALE", |l| l.code()));
+    let _ = writeln!(out, "time zone           {}", p.time_zone);
     let _ = writeln!(out, "mechanic            {}", r.mechanic.as_str());
     let archived = p.archived_at.map(|t| format!("archived since {}", t.format("%Y-%m-%d %H:%M UTC")));
     let _ = writeln!(out, "status              {}", archived.unwrap_or_else(|| "active".into()));

@@ -328,6 +328,7 @@ async fn programs_are_created_listed_shown_and_archived_from_the_command_line(ki
     for part in [
         "id                  default",
         "currency            RUB",
+        "time zone           UTC",
         "bronze",
         "Бронза / Bronze",
         "5 %",
