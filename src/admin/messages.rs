@@ -4,7 +4,7 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{NaiveDateTime, TimeZone, Utc};
+use chrono::{NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -12,7 +12,7 @@ use super::AdminError;
 use super::audit::{self, actions};
 use super::page::{Choice, FieldErrors};
 use super::session::{CsrfForm, Manager, NoFields, StaffSession};
-use crate::domain::{Locale, LocalizedText, Program};
+use crate::domain::{Locale, LocalizedText, Program, TimeZone};
 use crate::messages::compose::{ComposeError, check_audience, compose};
 use crate::messages::{Audience, Message, MessageText, Wallet};
 use crate::state::AppState;
@@ -95,10 +95,13 @@ struct ListPage {
     preview: Option<Preview>,
     max_title: usize,
     max_body: usize,
+    /// The program's time zone: the times shown and typed are its clock's.
+    time_zone: &'static str,
 }
 
-fn when(t: chrono::DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M").to_string()
+/// `t` as the clocks of `zone` show it.
+fn when(zone: TimeZone, t: chrono::DateTime<Utc>) -> String {
+    zone.format(t, "%Y-%m-%d %H:%M")
 }
 
 /// The audience in words, for the list and the message's page.
@@ -172,7 +175,7 @@ async fn render(
     for m in state.store.messages(Some(&program.id), 50).await? {
         let counts = state.store.send_counts(&m.id).await?;
         messages.push(Row {
-            created_at: when(m.created_at),
+            created_at: when(program.time_zone, m.created_at),
             title: title_of(&m, locale),
             audience: describe(&m.audience, program, locale),
             audience_size: m.audience_size,
@@ -203,6 +206,7 @@ async fn render(
         preview,
         max_title: crate::messages::MAX_TITLE,
         max_body: crate::messages::MAX_BODY,
+        time_zone: program.time_zone.name(),
     };
     Ok(session.page_with(req, status, "messages.html", page))
 }
@@ -283,8 +287,9 @@ async fn audience_of(state: &AppState, program: &Program, d: &Draft) -> Result<A
     })
 }
 
-/// The form's time to send, read as UTC (`datetime-local`); `None` for now.
-fn send_at_of(d: &Draft) -> Result<Option<chrono::DateTime<Utc>>, ()> {
+/// The form's time to send (`datetime-local`), read on the clocks of `zone`, the program's;
+/// `None` for now.
+fn send_at_of(d: &Draft, zone: TimeZone) -> Result<Option<chrono::DateTime<Utc>>, ()> {
     let raw = d.send_at.trim();
     if raw.is_empty() {
         return Ok(None);
@@ -292,7 +297,7 @@ fn send_at_of(d: &Draft) -> Result<Option<chrono::DateTime<Utc>>, ()> {
     let parsed = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
         .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M"))
         .map_err(|_| ())?;
-    Ok(Some(Utc.from_utc_datetime(&parsed)))
+    Ok(Some(zone.instant_of(parsed)))
 }
 
 fn text_of(d: &Draft) -> MessageText {
@@ -338,7 +343,7 @@ pub async fn submit(
             None
         }
     };
-    let send_at = send_at_of(&draft).unwrap_or_else(|()| {
+    let send_at = send_at_of(&draft, program.time_zone).unwrap_or_else(|()| {
         errors.add("send_at", "message_send_at");
         None
     });
@@ -396,6 +401,8 @@ pub async fn submit(
 #[derive(Serialize)]
 struct Detail {
     id: String,
+    /// The program's time zone, whose clocks the times are.
+    time_zone: &'static str,
     program: String,
     state: &'static str,
     running: bool,
@@ -428,9 +435,10 @@ async fn detail(state: &AppState, req: &HttpRequest, id: &str) -> Result<Option<
         audience: describe(&m.audience, &program, locale),
         audience_size: m.audience_size,
         reached: m.fan_out.reached,
-        send_at: when(m.send_at),
-        created_at: when(m.created_at),
-        finished_at: m.finished_at.map(when).unwrap_or_default(),
+        send_at: when(program.time_zone, m.send_at),
+        created_at: when(program.time_zone, m.created_at),
+        finished_at: m.finished_at.map(|t| when(program.time_zone, t)).unwrap_or_default(),
+        time_zone: program.time_zone.name(),
         author: m.author.clone(),
         link: m.text.link.clone().unwrap_or_default(),
         title: m.text.title,

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, TimeZone as _, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Timelike, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeZone(chrono_tz::Tz);
@@ -59,14 +59,19 @@ impl TimeZone {
         at.with_timezone(&self.0).format(format).to_string()
     }
 
+    /// The moment a clock here shows `local`: the earlier one when the clocks go back and it
+    /// shows twice, and where daylight saving skips it, the first whole hour after it that exists.
+    pub fn instant_of(self, local: NaiveDateTime) -> DateTime<Utc> {
+        (0..=24)
+            .find_map(|hour| self.0.from_local_datetime(&(local + chrono::Duration::hours(hour))).earliest())
+            .map_or_else(|| local.and_utc(), |at| at.with_timezone(&Utc))
+    }
+
     /// The first moment of `day` here: its midnight, or where daylight saving skips midnight,
     /// the first hour that exists. Days a zone skipped whole (Samoa's 30 December 2011) begin
     /// where the next one does.
     pub fn start_of(self, day: NaiveDate) -> DateTime<Utc> {
-        let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-        (0..=24)
-            .find_map(|hour| self.0.from_local_datetime(&(midnight + chrono::Duration::hours(hour))).earliest())
-            .map_or_else(|| midnight.and_utc(), |at| at.with_timezone(&Utc))
+        self.instant_of(day.and_hms_opt(0, 0, 0).unwrap_or_default())
     }
 }
 
@@ -138,5 +143,18 @@ mod tests {
         let havana = TimeZone::parse("America/Havana").unwrap();
         assert_eq!(havana.start_of(NaiveDate::from_ymd_opt(2026, 3, 8).unwrap()), at("2026-03-08T05:00:00Z"));
         assert_eq!(TimeZone::UTC.start_of(NaiveDate::from_ymd_opt(2026, 6, 1).unwrap()), at("2026-06-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_local_time_is_the_moment_the_clocks_there_show_it() {
+        let local = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
+        let moscow = TimeZone::parse("Europe/Moscow").unwrap();
+        assert_eq!(moscow.instant_of(local("2026-12-24 18:00")), at("2026-12-24T15:00:00Z"));
+        let berlin = TimeZone::parse("Europe/Berlin").unwrap();
+        // 02:30 does not exist on 29 March 2026 in Berlin (02:00 → 03:00): an hour later does.
+        assert_eq!(berlin.instant_of(local("2026-03-29 02:30")), at("2026-03-29T01:30:00Z"));
+        // 02:30 on 25 October 2026 exists twice (summer time, then winter time): the first.
+        assert_eq!(berlin.instant_of(local("2026-10-25 02:30")), at("2026-10-25T00:30:00Z"));
+        assert_eq!(moscow.format(at("2026-12-24T15:00:00Z"), "%Y-%m-%d %H:%M"), "2026-12-24 18:00");
     }
 }

@@ -12,6 +12,7 @@ on_both_stores!(
     a_manager_previews_sends_and_watches_a_message_to_a_tier,
     problems_are_shown_next_to_their_fields_and_nothing_is_sent,
     a_scheduled_message_is_cancelled_from_its_page,
+    a_time_to_send_is_read_and_shown_on_the_programs_clock,
     cashiers_get_the_consoles_403_for_messages,
 );
 
@@ -116,6 +117,30 @@ async fn a_scheduled_message_is_cancelled_from_its_page(kind: StoreKind) {
     app.clock.advance(chrono::Duration::days(2));
     loy::messages::fanout::run_due(&app.state).await.unwrap();
     assert_eq!(app.store.send_counts(id).await.unwrap().cards, 0, "a cancelled message never goes out");
+}
+
+/// In a Moscow program (UTC+3) "18:00" is 15:00 UTC, and the message's page says 18:00 again.
+async fn a_time_to_send_is_read_and_shown_on_the_programs_clock(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    app.new_card().await;
+    let mut program = app.store.program("default").await.unwrap().unwrap();
+    let version = program.version;
+    program.time_zone = loy::domain::TimeZone::parse("Europe/Moscow").unwrap();
+    program.version += 1;
+    assert!(app.state.save_program(&program, version).await.unwrap());
+    let owner = app.signed_in(Role::Owner).await;
+    assert!(owner.get("/admin/messages?lang=en").await.body.contains("Send at (Europe/Moscow)"));
+    let day = (app.clock_now() + chrono::Duration::days(2)).date_naive();
+    let at = format!("{day}T18:00");
+    let form = [("text_en", "Tonight"), ("audience", "all"), ("send_at", at.as_str()), ("action", "send")];
+    let page = owner.post("/admin/messages", &form).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let location = page.location.unwrap();
+    let id = location.rsplit('/').next().unwrap();
+    let stored = app.store.message(id).await.unwrap().unwrap();
+    assert_eq!(stored.send_at, day.and_hms_opt(15, 0, 0).unwrap().and_utc());
+    let page = owner.get(&format!("{location}?lang=en")).await;
+    assert!(page.body.contains(&format!("<dt>Send at (Europe/Moscow)</dt><dd>{day} 18:00</dd>")), "{}", page.body);
 }
 
 async fn cashiers_get_the_consoles_403_for_messages(kind: StoreKind) {
