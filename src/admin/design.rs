@@ -257,7 +257,7 @@ pub async fn render<R: RoleRequirement>(
         .into_iter()
         .map(|v| HistoryRow {
             revision: v.revision,
-            published_at: v.published_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            published_at: program.time_zone.format(v.published_at, "%Y-%m-%d %H:%M %Z"),
             published_by: v.published_by,
             live: v.revision == program.design.revision,
         })

@@ -20,8 +20,9 @@ use crate::store::segments::all_counts;
 /// Cards per page of a segment.
 const PAGE: usize = 25;
 
-fn when(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M").to_string()
+/// `t` on the clocks of the program's zone, with the zone's abbreviation (`MSK`, `+10`).
+fn when(zone: crate::domain::TimeZone, t: chrono::DateTime<chrono::Utc>) -> String {
+    zone.format(t, "%Y-%m-%d %H:%M %Z")
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,7 +88,7 @@ pub async fn overview(
             .iter()
             .map(|p| ProgramChoice { id: p.id.clone(), name: p.name.clone(), selected: p.id == program.id })
             .collect(),
-        computed_at: run.as_ref().and_then(|r| r.computed_at).map(when),
+        computed_at: run.as_ref().and_then(|r| r.computed_at).map(|t| when(program.time_zone, t)),
         took_ms: run.as_ref().map_or(0, |r| r.took_ms),
         cards: run.as_ref().map_or(0, |r| r.cards),
         computing: run.as_ref().is_some_and(|r| r.computing(now)),
@@ -185,7 +186,7 @@ pub async fn members(
             name: card.holder.as_ref().map(|h| h.full_name()).unwrap_or_default(),
             card_number: card.card_number.grouped(),
             balance: card.balance,
-            last_activity: when(card.last_entry.as_ref().map_or(card.created_at, |e| e.at)),
+            last_activity: when(program.time_zone, card.last_entry.as_ref().map_or(card.created_at, |e| e.at)),
             scores: scores.unwrap_or_default(),
         });
     }

@@ -155,6 +155,9 @@ mod tests {
         assert_eq!(berlin.instant_of(local("2026-03-29 02:30")), at("2026-03-29T01:30:00Z"));
         // 02:30 on 25 October 2026 exists twice (summer time, then winter time): the first.
         assert_eq!(berlin.instant_of(local("2026-10-25 02:30")), at("2026-10-25T00:30:00Z"));
-        assert_eq!(moscow.format(at("2026-12-24T15:00:00Z"), "%Y-%m-%d %H:%M"), "2026-12-24 18:00");
+        assert_eq!(moscow.format(at("2026-12-24T15:00:00Z"), "%Y-%m-%d %H:%M %Z"), "2026-12-24 18:00 MSK");
+        let vladivostok = TimeZone::parse("Asia/Vladivostok").unwrap();
+        assert_eq!(vladivostok.format(at("2026-12-24T15:00:00Z"), "%H:%M %Z"), "01:00 +10");
+        assert_eq!(TimeZone::UTC.format(at("2026-12-24T15:00:00Z"), "%H:%M %Z"), "15:00 UTC");
     }
 }
