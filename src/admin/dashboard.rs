@@ -131,7 +131,7 @@ pub struct Figures<'a> {
 }
 
 fn dash(t: &Catalog, key: &str) -> String {
-    t.texts.get("dash").and_then(|d| d.get(key)).and_then(|v| v.as_str()).map_or_else(|| key.to_owned(), str::to_owned)
+    t.in_section("dash", key)
 }
 
 fn number(n: i64) -> Cell {

@@ -132,11 +132,8 @@ fn describe(audience: &Audience, program: &Program, locale: Locale) -> String {
         Audience::Wallet { wallet: Wallet::Google } => "Google Wallet".to_owned(),
         Audience::Customer { .. } => (if ru { "один клиент" } else { "one customer" }).to_owned(),
         Audience::Segment { segment } => {
-            if ru {
-                format!("сегмент {segment}")
-            } else {
-                format!("segment {segment}")
-            }
+            let name = segment_name(locale, segment);
+            if ru { format!("сегмент «{name}»") } else { format!("segment “{name}”") }
         }
         Audience::BirthdayOn { month, day } => {
             if ru {
@@ -192,7 +189,7 @@ async fn render(
         .iter()
         .map(|s| {
             let n = counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n);
-            Choice { value: s.as_str().to_owned(), label: format!("{} ({n})", s.as_str().replace('_', " ")) }
+            Choice { value: s.as_str().to_owned(), label: format!("{} ({n})", segment_name(locale, s.as_str())) }
         })
         .collect();
     let page = ListPage {
@@ -209,6 +206,11 @@ async fn render(
         time_zone: program.time_zone.name(),
     };
     Ok(session.page_with(req, status, "messages.html", page))
+}
+
+/// A segment's name as the segments page says it (`champions` → "Champions", "Чемпионы").
+fn segment_name(locale: Locale, segment: &str) -> String {
+    super::page::pages().catalog(locale).in_section("seg", &format!("name_{segment}"))
 }
 
 fn tier_label(t: &crate::domain::TierRule, locale: Locale) -> String {

@@ -24,7 +24,12 @@ impl Catalog {
     }
 
     pub fn error(&self, code: &str) -> String {
-        self.texts.get("errors").and_then(|e| e.get(code)).and_then(toml::Value::as_str).unwrap_or(code).to_owned()
+        self.in_section("errors", code)
+    }
+
+    /// The text of `key` in the catalog's `[section]`; the key itself when it has none.
+    pub fn in_section(&self, section: &str, key: &str) -> String {
+        self.texts.get(section).and_then(|s| s.get(key)).and_then(toml::Value::as_str).unwrap_or(key).to_owned()
     }
 }
 

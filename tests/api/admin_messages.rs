@@ -26,6 +26,8 @@ async fn a_manager_previews_sends_and_watches_a_message_to_a_tier(kind: StoreKin
     let page = manager.get("/admin/messages").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains(r#"href="/admin/messages" aria-current="page""#), "the section is in the navigation");
+    let ru = manager.get("/admin/messages?lang=ru").await;
+    assert!(ru.body.contains(r#"<option value="champions">Чемпионы (0)</option>"#), "segments by their names");
 
     let form = [
         ("program", "default"),
