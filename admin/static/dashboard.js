@@ -48,6 +48,13 @@
         font: (width < 400 ? '10px' : '12px') + ' system-ui, sans-serif',
         rotate: slanted ? -45 : 0,
         size: slanted ? Math.ceil(longest(t) * charWidth(width) * 0.72) + 24 : 30 };
+      if (slanted) {
+        // The last label slants out to the right of its bar: room for it inside the canvas
+        // (Cyrillic letters run wider than charWidth's Latin average, hence no 0.72 here).
+        var last = t.labels[n - 1] || '';
+        var slot = (width - 60) / Math.max(1, n);
+        opts.padding = [null, Math.max(0, Math.ceil(last.length * charWidth(width) - slot / 2)), null, null];
+      }
     }
     return opts;
   }
